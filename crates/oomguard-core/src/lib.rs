@@ -1,0 +1,8 @@
+//! oomguard-core: the pure half of oomguard.
+//!
+//! Everything here takes kernel text (`&[u8]`/`&str`) and returns typed values, or takes typed
+//! values and returns a decision. Nothing in this crate opens a file, reads a clock or sends a
+//! signal; the `oomguard` crate does the I/O and calls in here. That split keeps every parser
+//! trivially testable on literal kernel text and fuzzable (see `fuzz/`).
+
+pub mod units;

@@ -1,0 +1,6 @@
+//! oomguard: the I/O half. Readers of the live system (each with an injectable root), the
+//! subcommands' bodies, and the sinks that turn events into text, JSON and metrics. Parsing and
+//! policy live in `oomguard-core`; `main.rs` only parses the command line and maps errors to exit
+//! codes.
+
+pub mod cli;
