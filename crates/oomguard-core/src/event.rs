@@ -1,0 +1,170 @@
+//! The one event type: an OOM kill (or an OOM that killed nothing), as read from kernel text or
+//! produced by the daemon. `docs/event-schema.md` is its contract; field names are stable.
+//!
+//! Every field is an `Option`: what the text does not show stays `None` (`null` in JSON), never a
+//! guess. Units are in the names (`_kb` is the kernel's "kB", i.e. KiB).
+
+use serde::Serialize;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A process was killed.
+    Kill,
+    /// The OOM killer found nothing it may kill ("Out of memory and no killable processes").
+    NoKillable,
+    /// The kernel panicked on the OOM (`panic_on_oom`, or nothing killable in a global OOM).
+    Panic,
+    /// A report whose kill line is missing (log truncated, or its lines were lost).
+    Incomplete,
+}
+
+/// Where the event comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Kernel,
+    Oomguard,
+}
+
+/// What the oom_reaper said it left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reaped {
+    pub pid: i64,
+    pub comm: String,
+    pub anon_rss_kb: Option<u64>,
+    pub file_rss_kb: Option<u64>,
+    pub shmem_rss_kb: Option<u64>,
+}
+
+/// One row of the kernel's task dump (`vm.oom_dump_tasks`). Columns an era does not print are
+/// `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TaskRow {
+    pub pid: i64,
+    pub uid: Option<u64>,
+    pub tgid: Option<i64>,
+    pub total_vm_pages: Option<u64>,
+    pub rss_pages: Option<u64>,
+    pub rss_anon_pages: Option<u64>,
+    pub rss_file_pages: Option<u64>,
+    pub rss_shmem_pages: Option<u64>,
+    pub pgtables_bytes: Option<u64>,
+    pub nr_ptes_pages: Option<u64>,
+    pub nr_pmds_pages: Option<u64>,
+    pub swapents_pages: Option<u64>,
+    pub oom_score_adj: Option<i64>,
+    pub oom_adj: Option<i64>,
+    pub cpu: Option<u64>,
+    pub name: String,
+}
+
+/// One OOM event. See `docs/event-schema.md` for where each field comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OomEvent {
+    pub kind: EventKind,
+    pub source: Source,
+    pub message: Option<String>,
+    pub pid: Option<i64>,
+    pub comm: Option<String>,
+    pub selected_pid: Option<i64>,
+    pub selected_comm: Option<String>,
+    pub score: Option<i64>,
+    pub total_vm_kb: Option<u64>,
+    pub anon_rss_kb: Option<u64>,
+    pub file_rss_kb: Option<u64>,
+    pub shmem_rss_kb: Option<u64>,
+    pub pgtables_kb: Option<u64>,
+    pub uid: Option<u64>,
+    pub oom_score_adj: Option<i64>,
+    pub constraint: Option<String>,
+    pub oom_memcg: Option<String>,
+    pub task_memcg: Option<String>,
+    pub oom_group: Option<String>,
+    pub cpuset: Option<String>,
+    pub mems_allowed: Option<String>,
+    pub nodemask: Option<String>,
+    pub trigger_comm: Option<String>,
+    pub gfp_mask: Option<String>,
+    pub order: Option<i64>,
+    pub trigger_oom_score_adj: Option<i64>,
+    pub memcg_usage_kb: Option<u64>,
+    pub memcg_limit_kb: Option<u64>,
+    pub memcg_failcnt: Option<u64>,
+    pub memsw_usage_kb: Option<u64>,
+    pub memsw_limit_kb: Option<u64>,
+    pub swap_usage_kb: Option<u64>,
+    pub swap_limit_kb: Option<u64>,
+    pub kmem_usage_kb: Option<u64>,
+    pub kmem_limit_kb: Option<u64>,
+    pub reaped: Option<Reaped>,
+    pub tasks: Vec<TaskRow>,
+    /// Rows of the task dump beyond the per-event cap, counted but not kept.
+    pub tasks_dropped: u64,
+    pub host: Option<String>,
+    pub time: Option<String>,
+    pub kernel_time_s: Option<f64>,
+    pub line: Option<u64>,
+}
+
+impl OomEvent {
+    /// An empty event of `kind` from the kernel; the parser fills in what the text shows.
+    pub fn new(kind: EventKind) -> Self {
+        OomEvent {
+            kind,
+            source: Source::Kernel,
+            message: None,
+            pid: None,
+            comm: None,
+            selected_pid: None,
+            selected_comm: None,
+            score: None,
+            total_vm_kb: None,
+            anon_rss_kb: None,
+            file_rss_kb: None,
+            shmem_rss_kb: None,
+            pgtables_kb: None,
+            uid: None,
+            oom_score_adj: None,
+            constraint: None,
+            oom_memcg: None,
+            task_memcg: None,
+            oom_group: None,
+            cpuset: None,
+            mems_allowed: None,
+            nodemask: None,
+            trigger_comm: None,
+            gfp_mask: None,
+            order: None,
+            trigger_oom_score_adj: None,
+            memcg_usage_kb: None,
+            memcg_limit_kb: None,
+            memcg_failcnt: None,
+            memsw_usage_kb: None,
+            memsw_limit_kb: None,
+            swap_usage_kb: None,
+            swap_limit_kb: None,
+            kmem_usage_kb: None,
+            kmem_limit_kb: None,
+            reaped: None,
+            tasks: Vec::new(),
+            tasks_dropped: 0,
+            host: None,
+            time: None,
+            kernel_time_s: None,
+            line: None,
+        }
+    }
+
+    /// True when a memory cgroup's limit, not the whole machine, ran out.
+    pub fn is_memcg(&self) -> bool {
+        self.constraint.as_deref() == Some("CONSTRAINT_MEMCG") || self.oom_memcg.is_some()
+    }
+
+    /// The victim's resident memory (anon + file + shmem) in kB, when the kill line shows it.
+    pub fn rss_kb(&self) -> Option<u64> {
+        let anon = self.anon_rss_kb?;
+        Some(anon + self.file_rss_kb.unwrap_or(0) + self.shmem_rss_kb.unwrap_or(0))
+    }
+}

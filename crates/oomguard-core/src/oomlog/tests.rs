@@ -1,0 +1,187 @@
+//! Parser tests on literal kernel text; the fixture corpus is tested in `tests/`.
+
+use super::*;
+
+fn parse(text: &str) -> Vec<OomEvent> {
+    let mut p = Parser::new();
+    for (i, l) in text.lines().enumerate() {
+        p.push(l.as_bytes(), i as u64 + 1);
+    }
+    let mut out = Vec::new();
+    p.finish(&mut out);
+    out
+}
+
+#[test]
+fn seed_incident_one_line() {
+    let seed = "Jun 4 07:41:59 plumbr kernel: [70667120.897649] Out of memory: Kill process 29957 \
+                (java) score 366 or sacrifice child Jun 4 07:41:59 plumbr kernel: \
+                [70667120.897701] Killed process 29957 (java) total-vm:2532680kB, \
+                anon-rss:1416508kB, file-rss:0kB";
+    let ev = parse(seed);
+    assert_eq!(ev.len(), 1);
+    let e = &ev[0];
+    assert_eq!(e.kind, EventKind::Kill);
+    assert_eq!(e.message.as_deref(), Some("Out of memory"));
+    assert_eq!((e.pid, e.comm.as_deref()), (Some(29957), Some("java")));
+    assert_eq!((e.selected_pid, e.score), (Some(29957), Some(366)));
+    assert_eq!(
+        (e.total_vm_kb, e.anon_rss_kb, e.file_rss_kb),
+        (Some(2532680), Some(1416508), Some(0))
+    );
+    assert_eq!(e.shmem_rss_kb, None);
+    assert_eq!(e.host.as_deref(), Some("plumbr"));
+    assert_eq!(e.time.as_deref(), Some("Jun 4 07:41:59"));
+    assert_eq!(e.kernel_time_s, Some(70667120.897701));
+    assert_eq!(e.constraint, None);
+    assert_eq!(e.line, Some(1));
+}
+
+#[test]
+fn header_belongs_to_the_following_kill() {
+    let log = "\
+[  10.000000] a invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0
+[  10.100000] Out of memory: Killed process 1 (one) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0
+[  10.200000] b invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_ZERO), order=2, oom_score_adj=5
+[  10.300000] oom_reaper: reaped process 1 (one), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB
+[  10.400000] Out of memory: Killed process 2 (two) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0
+";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0].trigger_comm.as_deref(), Some("a"));
+    assert_eq!(ev[0].reaped.as_ref().map(|r| r.pid), Some(1));
+    assert_eq!(ev[1].trigger_comm.as_deref(), Some("b"));
+    assert_eq!(ev[1].order, Some(2));
+    assert_eq!(ev[1].reaped, None);
+}
+
+#[test]
+fn interleaved_hosts_do_not_mix() {
+    let log = "\
+May  1 10:00:00 alpha kernel: java invoked oom-killer: gfp_mask=0x0(), order=0, oom_score_adj=0
+May  1 10:00:00 beta kernel: node invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=3, oom_score_adj=0
+May  1 10:00:00 beta systemd[1]: Killed process 1 (init) by a liar
+May  1 10:00:01 alpha kernel: Out of memory: Killed process 10 (java) total-vm:1kB, anon-rss:1kB, file-rss:0kB
+May  1 10:00:01 beta kernel: Memory cgroup out of memory: Killed process 20 (node) total-vm:1kB, anon-rss:1kB, file-rss:0kB
+";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 2);
+    let a = ev
+        .iter()
+        .find(|e| e.host.as_deref() == Some("alpha"))
+        .unwrap();
+    let b = ev
+        .iter()
+        .find(|e| e.host.as_deref() == Some("beta"))
+        .unwrap();
+    assert_eq!(
+        (a.pid, a.trigger_comm.as_deref(), a.order),
+        (Some(10), Some("java"), Some(0))
+    );
+    assert_eq!(
+        (b.pid, b.trigger_comm.as_deref(), b.order),
+        (Some(20), Some("node"), Some(3))
+    );
+    assert_eq!(b.constraint.as_deref(), Some("CONSTRAINT_MEMCG"));
+}
+
+#[test]
+fn wrapped_kill_line_is_rejoined() {
+    let log = "\
+[  818.356297] Out of memory: Killed process 1234 (java) total-vm:2532680kB, anon-rss:14165
+08kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:3000kB oom_score_adj:0
+[  818.400000] something else
+";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].anon_rss_kb, Some(1416508));
+    assert_eq!(ev[0].oom_score_adj, Some(0));
+}
+
+#[test]
+fn truncated_report_is_incomplete_not_invented() {
+    let log =
+        "[ 5.000000] x invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0\n";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].kind, EventKind::Incomplete);
+    assert_eq!(ev[0].pid, None);
+    assert_eq!(ev[0].trigger_comm.as_deref(), Some("x"));
+}
+
+#[test]
+fn no_killable_then_panic_is_one_event() {
+    let log = "\
+[ 5.0] x invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0
+[ 5.1] Out of memory and no killable processes...
+[ 5.2] Kernel panic - not syncing: System is deadlocked on memory
+";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].kind, EventKind::Panic);
+}
+
+#[test]
+fn group_kill_gives_one_event_per_member() {
+    let log = "\
+[ 5.0] x invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0
+[ 5.1] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/g,task_memcg=/g,task=x,pid=5,uid=0
+[ 5.2] Memory cgroup out of memory: Killed process 5 (x) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0
+[ 5.3] Tasks in /g are going to be killed due to memory.oom.group set
+[ 5.4] Memory cgroup out of memory: Killed process 6 (y) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0
+[ 5.5] Memory cgroup out of memory: Killed process 7 (z) total-vm:1kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0
+";
+    let ev = parse(log);
+    let pids: Vec<_> = ev.iter().map(|e| e.pid).collect();
+    assert_eq!(pids, vec![Some(5), Some(6), Some(7)]);
+    assert_eq!(ev[1].oom_group.as_deref(), Some("/g"));
+    assert_eq!(ev[2].oom_memcg.as_deref(), Some("/g"));
+}
+
+#[test]
+fn kmsg_escapes_are_undone() {
+    let ev = parse("3,9,5000000,-;Memory cgroup out of memory: Killed process 5 (a\\x5cb) total-vm:1kB, anon-rss:1kB, file-rss:0kB");
+    assert_eq!(ev[0].comm.as_deref(), Some("a\\b"));
+    assert_eq!(ev[0].kernel_time_s, Some(5.0));
+}
+
+#[test]
+fn journal_json_kernel_only() {
+    let log = r#"{"_TRANSPORT":"kernel","MESSAGE":"Out of memory: Killed process 9 (x) total-vm:1kB, anon-rss:1kB, file-rss:0kB","_HOSTNAME":"h","__REALTIME_TIMESTAMP":"1700000000000000","_SOURCE_MONOTONIC_TIMESTAMP":"12500000"}
+{"_TRANSPORT":"syslog","MESSAGE":"Out of memory: Killed process 1 (init) total-vm:1kB","_HOSTNAME":"h"}"#;
+    let ev = parse(log);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].pid, Some(9));
+    assert_eq!(ev[0].host.as_deref(), Some("h"));
+    assert_eq!(
+        ev[0].time.as_deref(),
+        Some("2023-11-14T22:13:20.000000+00:00")
+    );
+    assert_eq!(ev[0].kernel_time_s, Some(12.5));
+}
+
+#[test]
+fn garbage_never_panics() {
+    for s in [
+        "",
+        "[",
+        "[]",
+        "[ ]",
+        "Killed process",
+        "Killed process 1 (",
+        "oom-kill:",
+        ",,,;",
+        "\u{0}\u{1}",
+        "[ pid ] name",
+        "Jun  4 07:41:59 h kernel:",
+        "> > >",
+        "{",
+        "{\"MESSAGE\":1}",
+        "Killed process 99999999999999999999999 (x)",
+        "x invoked oom-killer:",
+        "\\x",
+        "1,2,3,;\\x0",
+    ] {
+        let _ = parse(s);
+    }
+}
