@@ -4,3 +4,5 @@
 //! codes.
 
 pub mod cli;
+pub mod explain;
+pub mod term;

@@ -1,8 +1,21 @@
-use clap::Parser;
+//! The `oomguard` binary: parse the command line, run the subcommand, map the outcome to the
+//! documented exit status. Everything else lives in the library.
 
-fn main() {
-    let cli = oomguard::cli::Cli::parse();
-    match cli.command {
-        oomguard::cli::Command::Explain(_) => {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use oomguard::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Explain(args) => oomguard::explain::run(args).map(|s| s as u8),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("oomguard: error: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }

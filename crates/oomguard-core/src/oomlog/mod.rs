@@ -51,6 +51,36 @@ pub const TRIGGERS: [&str; 7] = [
     "No available memory",
 ];
 
+/// Finds the next line worth pushing while no report is open: a SIMD multi-substring search
+/// (aho-corasick's Teddy) over a whole buffer, so unrelated lines cost a few bytes' scan each.
+#[derive(Debug)]
+pub struct Prefilter {
+    ac: Option<aho_corasick::AhoCorasick>,
+}
+
+impl Prefilter {
+    pub fn new() -> Self {
+        // Building from seven literals cannot fail; if it ever did, every line is checked.
+        Prefilter {
+            ac: aho_corasick::AhoCorasick::new(TRIGGERS).ok(),
+        }
+    }
+
+    /// Offset of the first trigger in `hay`, if any.
+    pub fn find(&self, hay: &[u8]) -> Option<usize> {
+        match &self.ac {
+            Some(ac) => ac.find(hay).map(|m| m.start()),
+            None => (!hay.is_empty()).then_some(0),
+        }
+    }
+}
+
+impl Default for Prefilter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The owned form of [`Meta`], for records held across lines.
 #[derive(Debug, Clone, Default)]
 struct OwnedMeta {

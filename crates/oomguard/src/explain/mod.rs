@@ -1,0 +1,103 @@
+//! `oomguard explain`: kernel OOM reports in logs → events, explained in plain words or as JSON
+//! lines (`docs/event-schema.md`).
+//!
+//! Exit status: 0 events found, 1 none found, 2 usage or I/O error (see `ExitStatus`).
+
+pub mod input;
+pub mod render;
+pub mod scan;
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use oomguard_core::event::OomEvent;
+use oomguard_core::oomlog::{Parser, Prefilter};
+
+use crate::cli::ExplainArgs;
+use crate::term::Style;
+
+/// `explain`'s documented exit statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Found = 0,
+    NoneFound = 1,
+    Error = 2,
+}
+
+/// Runs `explain`. Errors (unreadable input) are returned with the path in the message.
+pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
+    let style = Style::for_stdout(args.color);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let prefilter = Prefilter::new();
+    let mut summary = render::Summary::default();
+    let mut count = 0usize;
+    let mut inputs = Vec::new();
+    if args.files.is_empty() {
+        let (input, note) = input::system_log(Path::new("/"))?;
+        eprintln!("oomguard: {note}");
+        inputs.push(Ok(input));
+    } else {
+        for f in &args.files {
+            inputs.push(input::open_arg(f));
+        }
+    }
+    let mut failed = false;
+    let mut none_in = Vec::new();
+    for input in inputs {
+        let input = match input {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("oomguard: {e:#}");
+                failed = true;
+                continue;
+            }
+        };
+        let name = input.name.clone();
+        let before = count;
+        let mut parser = Parser::new();
+        let mut sink = |ev: OomEvent| -> io::Result<()> {
+            count += 1;
+            summary.add(&ev);
+            if args.json {
+                serde_json::to_writer(&mut out, &ev).map_err(io::Error::other)?;
+                out.write_all(b"\n")?;
+                // Each event is flushed whole, so a reader of a pipe sees complete lines.
+                out.flush()
+            } else {
+                out.write_all(render::event(&ev, count, &name, &style).as_bytes())?;
+                out.write_all(b"\n")
+            }
+        };
+        match scan::scan(input.reader, &mut parser, &prefilter, &mut sink) {
+            Ok(stats) => {
+                if count == before {
+                    none_in.push(format!("{name} ({} lines read)", stats.lines));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitStatus::Found),
+            Err(e) => {
+                eprintln!("oomguard: cannot read {name}: {e}");
+                failed = true;
+            }
+        }
+    }
+    if !args.json && summary.total() > 1 {
+        let _ = out.write_all(summary.render(&style).as_bytes());
+    }
+    if let Err(e) = out.flush() {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    for n in &none_in {
+        eprintln!("oomguard: no OOM events in {n}");
+    }
+    Ok(if failed {
+        ExitStatus::Error
+    } else if count > 0 {
+        ExitStatus::Found
+    } else {
+        ExitStatus::NoneFound
+    })
+}
