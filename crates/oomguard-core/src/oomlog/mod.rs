@@ -675,9 +675,13 @@ mod journal {
                 }
                 _ => return None,
             };
-            let kernel = text("_TRANSPORT").as_deref() == Some("kernel")
-                || (text("_TRANSPORT").is_none()
-                    && text("SYSLOG_IDENTIFIER").as_deref() == Some("kernel"));
+            // journald files userspace writes to /dev/kmsg under _TRANSPORT=kernel too, with
+            // their own facility (seen on 6.18: SYSLOG_FACILITY=1): only facility 0 is the kernel.
+            let facility_ok = text("SYSLOG_FACILITY").is_none_or(|f| f == "0");
+            let kernel = facility_ok
+                && (text("_TRANSPORT").as_deref() == Some("kernel")
+                    || (text("_TRANSPORT").is_none()
+                        && text("SYSLOG_IDENTIFIER").as_deref() == Some("kernel")));
             Some(Record {
                 kernel,
                 message,

@@ -148,7 +148,8 @@ fn kmsg_escapes_are_undone() {
 #[test]
 fn journal_json_kernel_only() {
     let log = r#"{"_TRANSPORT":"kernel","MESSAGE":"Out of memory: Killed process 9 (x) total-vm:1kB, anon-rss:1kB, file-rss:0kB","_HOSTNAME":"h","__REALTIME_TIMESTAMP":"1700000000000000","_SOURCE_MONOTONIC_TIMESTAMP":"12500000"}
-{"_TRANSPORT":"syslog","MESSAGE":"Out of memory: Killed process 1 (init) total-vm:1kB","_HOSTNAME":"h"}"#;
+{"_TRANSPORT":"syslog","MESSAGE":"Out of memory: Killed process 1 (init) total-vm:1kB","_HOSTNAME":"h"}
+{"_TRANSPORT":"kernel","SYSLOG_FACILITY":"1","MESSAGE":"Out of memory: Killed process 1 (init) total-vm:1kB","_HOSTNAME":"h"}"#;
     let ev = parse(log);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].pid, Some(9));
