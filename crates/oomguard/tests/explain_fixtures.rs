@@ -4,6 +4,8 @@
 //! against what the producing script knew independently: pids, cgroups, limits), never by
 //! running oomguard.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
