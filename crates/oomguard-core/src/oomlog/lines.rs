@@ -46,10 +46,13 @@ pub enum Line<'a> {
     TaskColumns(Vec<Column>),
     /// A task dump row, still unparsed: its columns depend on the header seen before it.
     TaskRow(&'a str),
-    /// `Out of memory and no killable processes...`.
-    NoKillable,
-    /// `Kernel panic - not syncing: ...` about memory.
-    Panic,
+    /// `Out of memory and no killable processes...`, as printed.
+    NoKillable(&'a str),
+    /// `Kernel panic - not syncing: REASON` about memory; the reason as printed.
+    Panic(&'a str),
+    /// `Kernel panic - not syncing: Attempted to kill init!`: an OOM consequence only when the
+    /// OOM killer has just killed pid 1 (a memory.oom.group kill of a container's init).
+    InitPanic(&'a str),
     /// `Mem-Info:`, the start of the global memory dump.
     MemInfo,
 }
@@ -57,6 +60,7 @@ pub enum Line<'a> {
 /// The OOM header line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header<'a> {
+    /// Empty on ≤2.6.17, which printed no comm.
     pub trigger_comm: &'a str,
     pub gfp_mask: Option<&'a str>,
     pub nodemask: Option<&'a str>,
@@ -181,6 +185,10 @@ pub fn classify(text: &str) -> Option<Line<'_>> {
     if let Some(i) = text.find(" invoked oom-killer:") {
         return header(text, i).map(Line::Header);
     }
+    // ≤2.6.17 printed no comm: "oom-killer: gfp_mask=0x200d2, order=0".
+    if let Some(rest) = t.strip_prefix("oom-killer: ") {
+        return header_fields("", rest).map(Line::Header);
+    }
     if let Some(i) = text.find("oom-kill:") {
         return Some(Line::Summary(summary(&text[i + "oom-kill:".len()..])));
     }
@@ -199,13 +207,17 @@ pub fn classify(text: &str) -> Option<Line<'_>> {
     if t.starts_with("Tasks state (memory values in pages)") {
         return Some(Line::TasksState);
     }
-    if text.contains("Out of memory and no killable processes") {
-        return Some(Line::NoKillable);
+    if let Some(i) = text.find("Out of memory and no killable processes") {
+        return Some(Line::NoKillable(text[i..].trim_end()));
     }
     if let Some(i) = text.find("Kernel panic - not syncing:") {
-        let why = &text[i..];
+        let why = text[i + "Kernel panic - not syncing:".len()..].trim();
         let about_memory = why.contains("emory") || why.contains("panic_on_oom");
-        return about_memory.then_some(Line::Panic);
+        let why_trimmed = why.trim_end_matches('.').trim_end();
+        if why.starts_with("Attempted to kill init!") {
+            return Some(Line::InitPanic(why_trimmed));
+        }
+        return about_memory.then_some(Line::Panic(why_trimmed));
     }
     if t.starts_with("Mem-Info:") {
         return Some(Line::MemInfo);
@@ -246,8 +258,13 @@ fn inum_after(s: &str, key: &str) -> Option<i64> {
 }
 
 fn header(text: &str, at: usize) -> Option<Header<'_>> {
-    let trigger_comm = text[..at].trim_start();
-    let rest = &text[at + " invoked oom-killer:".len()..];
+    header_fields(
+        text[..at].trim_start(),
+        &text[at + " invoked oom-killer:".len()..],
+    )
+}
+
+fn header_fields<'a>(trigger_comm: &'a str, rest: &'a str) -> Option<Header<'a>> {
     let keys = [
         "nodemask=",
         "order=",

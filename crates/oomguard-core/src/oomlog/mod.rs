@@ -333,6 +333,23 @@ impl Parser {
             self.attach_reaper(r);
             return;
         }
+        if let Line::InitPanic(reason) = &line {
+            // Only an OOM consequence if this host's OOM killer just killed pid 1.
+            let killed_init = self
+                .pending
+                .iter()
+                .any(|e| e.host == meta.host && e.pid == Some(1) && e.kind == EventKind::Kill);
+            if killed_init {
+                let mut ev = OomEvent::new(EventKind::Panic);
+                ev.message = Some((*reason).to_owned());
+                ev.host = meta.host.clone();
+                ev.time = meta.time.clone();
+                ev.kernel_time_s = meta.kernel_time_s;
+                ev.line = Some(line_no);
+                self.push_event(ev);
+            }
+            return;
+        }
         let i = self.report_index(&meta.host, line_no);
         // A kill closes the report; anything but another kill of a multi-kill report (and the
         // reaper, handled above) starts the next one.
@@ -352,7 +369,8 @@ impl Parser {
                 r.has_header = true;
                 r.header_meta = meta.clone();
                 r.header_line = line_no;
-                r.ctx.trigger_comm = Some(h.trigger_comm.to_owned());
+                r.ctx.trigger_comm =
+                    (!h.trigger_comm.is_empty()).then(|| h.trigger_comm.to_owned());
                 r.ctx.gfp_mask = h.gfp_mask.map(str::to_owned);
                 r.ctx.order = h.order;
                 r.ctx.trigger_oom_score_adj = h.trigger_adj;
@@ -390,7 +408,10 @@ impl Parser {
                 }
             }
             Line::Select(s) => {
-                r.multi_kill |= body_has_children_form(&s);
+                // Before 5.1 one selection could print several kill lines: the sacrificed child,
+                // then (≤2.6.3x) every process sharing its mm, or (≤2.6.19) "and children".
+                // They all belong to this selection until the next header or selection.
+                r.multi_kill = true;
                 r.select = Some(Select {
                     message: s.message.map(str::to_owned),
                     pid: s.pid,
@@ -462,11 +483,13 @@ impl Parser {
                         ev.message = sel.message.clone();
                     }
                 }
-                ev.uid = k.uid.or(if r.summary_pid == Some(k.pid) {
-                    r.summary_uid
-                } else {
-                    None
-                });
+                let is_summary_task = r.summary_pid == Some(k.pid);
+                ev.uid = k.uid.or(if is_summary_task { r.summary_uid } else { None });
+                // The summary's task_memcg is its task's cgroup; another member of an oom.group
+                // kill may sit in a sub-cgroup: say nothing rather than guess.
+                if r.summary_pid.is_some() && !is_summary_task {
+                    ev.task_memcg = None;
+                }
                 ev.oom_score_adj = k.oom_score_adj.or_else(|| {
                     r.ctx
                         .tasks
@@ -482,9 +505,10 @@ impl Parser {
                 r.killed_any = true;
                 self.push_event(ev);
             }
-            Line::NoKillable => {
+            Line::NoKillable(text) => {
                 let mut ev = r.ctx.clone();
                 ev.kind = EventKind::NoKillable;
+                ev.message = Some(text.to_owned());
                 ev.host = meta.host.clone();
                 ev.time = meta.time.clone();
                 ev.kernel_time_s = meta.kernel_time_s;
@@ -493,17 +517,19 @@ impl Parser {
                 r.killed_any = true;
                 self.push_event(ev);
             }
-            Line::Panic => {
+            Line::Panic(reason) => {
                 // "no killable processes" followed by the panic is one event: upgrade it.
                 let host = meta.host.clone();
                 if let Some(prev) = self.pending.iter_mut().rev().find(|e| e.host == host) {
                     if prev.kind == EventKind::NoKillable {
                         prev.kind = EventKind::Panic;
+                        prev.message = Some(reason.to_owned());
                         return;
                     }
                 }
                 let mut ev = r.ctx.clone();
                 ev.kind = EventKind::Panic;
+                ev.message = Some(reason.to_owned());
                 ev.host = host;
                 ev.time = meta.time.clone();
                 ev.kernel_time_s = meta.kernel_time_s;
@@ -512,7 +538,7 @@ impl Parser {
                 r.killed_any = true;
                 self.push_event(ev);
             }
-            Line::Reaped(_) => {}
+            Line::Reaped(_) | Line::InitPanic(_) => {}
         }
     }
 
@@ -567,11 +593,6 @@ impl Parser {
             }
         }
     }
-}
-
-fn body_has_children_form(s: &lines::Select<'_>) -> bool {
-    // ≤2.6.19 "Kill process N (comm) score S and children." kills the children as well.
-    s.message == Some("Out of Memory")
 }
 
 fn set(slot: &mut Option<String>, v: Option<&str>) {

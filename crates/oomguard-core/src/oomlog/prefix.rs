@@ -72,6 +72,15 @@ pub fn strip(record: &str) -> Stripped<'_> {
         meta.prefixed = true;
         s = rest;
     }
+    // `grep -H` output puts "FILE:" in front of a syslog line ("messages-20150510:May  9 ...").
+    if syslog_header(s).is_none() {
+        if let Some(colon) = s.find(':') {
+            let file = &s[..colon];
+            if !file.is_empty() && !file.contains(' ') && syslog_header(&s[colon + 1..]).is_some() {
+                s = &s[colon + 1..];
+            }
+        }
+    }
     // Syslog / journal short forms, with a month name or an ISO date in front.
     match syslog_header(s) {
         Some(Ok((time, host, rest))) => {
@@ -328,15 +337,28 @@ type SyslogHeader<'a> = Result<(&'a str, Option<&'a str>, &'a str), NotKernel>;
 
 /// `Jun  4 07:41:59 host kernel: ` or `2024-05-01T10:00:00+02:00 host kernel: `.
 fn syslog_header(s: &str) -> Option<SyslogHeader<'_>> {
-    let n = month_day_clock_len(s).or_else(|| iso_len(s))?;
+    let month_form = month_day_clock_len(s);
+    let n = month_form.or_else(|| iso_len(s))?;
     let time = &s[..n];
     let rest = &s[n..];
     if !rest.starts_with(' ') {
         return None;
     }
-    match host_tag(rest)? {
-        Ok((host, body)) => Some(Ok((time, host, body))),
-        Err(e) => Some(Err(e)),
+    match host_tag(rest) {
+        Some(Ok((host, body))) => Some(Ok((time, host, body))),
+        Some(Err(e)) => Some(Err(e)),
+        // Some old sysklogd setups log kernel lines with no tag: "Sep 13 15:31:25 host text".
+        // Not for ISO stamps: `dmesg --time-format=iso` puts the message right after the time.
+        None if month_form.is_some() => {
+            let r = rest.trim_start_matches(' ');
+            let host_end = r.find(' ')?;
+            let host = &r[..host_end];
+            if host.is_empty() || host.ends_with(':') || host.starts_with('[') {
+                return None;
+            }
+            Some(Ok((time, Some(host), &r[host_end + 1..])))
+        }
+        None => None,
     }
 }
 
@@ -604,6 +626,11 @@ mod tests {
         assert_eq!(t, "Killed process 1 (a)");
         let (_, t) = kernel("июл 24 01:20:00 PC kernel: Killed process 1 (a)");
         assert_eq!(t, "Killed process 1 (a)");
+        let (m, t) = kernel("Sep 13 15:31:25 escabot init invoked oom-killer: gfp_mask=0xd0,");
+        assert_eq!(
+            (m.host, t),
+            (Some("escabot"), "init invoked oom-killer: gfp_mask=0xd0,")
+        );
     }
 
     #[test]
