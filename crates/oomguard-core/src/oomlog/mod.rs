@@ -41,11 +41,14 @@ const STALE_LINES: u64 = 5000;
 /// Substrings of which a line must contain one to open or close a report. Any other line matters
 /// only while a report is open ([`Parser::wants_every_line`]). Kept short and distinctive so the
 /// byte scan over a large log is fast; checked against every format in `kernel-oom-formats.md`.
-pub const TRIGGERS: [&str; 7] = [
+pub const TRIGGERS: [&str; 8] = [
     "oom-",
     "oom_",
     "oom.",
+    // "Kill process"/"kill process" (≤5.0 selection) and "Killed process": the latter does not
+    // contain the former ("Kill-ed process").
     "ill process",
+    "illed process",
     "ut of memory",
     "ut of Memory",
     "No available memory",
@@ -233,8 +236,14 @@ impl Parser {
                 Stripped::Kernel(meta, body) => {
                     if body.contains("\\x") && is_kmsg_record(rec) {
                         let unescaped = unescape_kmsg(body);
-                        for part in unescaped.split('\n') {
-                            self.record(&meta, part, line_no);
+                        // A multi-line record (`\x0a`) is several lines, except a line naming a
+                        // process: a comm may itself contain a newline, and must stay whole.
+                        if names_a_process(&unescaped) {
+                            self.record(&meta, &unescaped, line_no);
+                        } else {
+                            for part in unescaped.split('\n') {
+                                self.record(&meta, part, line_no);
+                            }
                         }
                     } else {
                         self.record(&meta, body, line_no);
@@ -636,6 +645,19 @@ fn is_continuable(l: &Line<'_>) -> bool {
             | Line::Usage { .. }
             | Line::Reaped(_)
     )
+}
+
+fn names_a_process(text: &str) -> bool {
+    [
+        "ill process ",
+        "illed process ",
+        "oom-kill:",
+        " invoked oom-killer:",
+        "oom_reaper: ",
+        "cpuset=",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
 }
 
 fn is_kmsg_record(rec: &str) -> bool {

@@ -186,3 +186,50 @@ fn garbage_never_panics() {
         let _ = parse(s);
     }
 }
+
+#[test]
+fn bare_killed_line() {
+    let ev = parse("[ 1.0] Killed process 7 (abad) total-vm:1kB");
+    assert_eq!(ev.len(), 1, "{ev:?}");
+}
+
+#[test]
+fn prefilter_finds_every_trigger() {
+    let pf = Prefilter::new();
+    for t in TRIGGERS {
+        let hay = format!("[ 1.0] xx {t} yy");
+        assert_eq!(pf.find(hay.as_bytes()), Some(10), "{t}");
+    }
+    // Every line that can open or close a report, in every era's form, is found.
+    for line in [
+        "Killed process 7 (abad) total-vm:1kB",
+        "Killed process 4860 (xfs).",
+        "Killed process 12, UID 48, (a) total-vm:10kB",
+        "Out of memory: Kill process 29957 (java) score 366 or sacrifice child",
+        "Out of memory: kill process 1 (a) score 9 or a child",
+        "Out of Memory: Kill process 2 (x) score 9 and children.",
+        "Memory cgroup out of memory: Killed process 7231 (python3)",
+        "No available memory (MPOL_BIND): Killed process 1 (a)",
+        "bash invoked oom-killer: gfp_mask=0x84d0, order=0, oomkilladj=0",
+        "oom-killer: gfp_mask=0x200d2, order=0",
+        "oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null)",
+        "oom_reaper: reaped process 1 (one), now anon-rss:0kB",
+        "Tasks in /g are going to be killed due to memory.oom.group set",
+        "Out of memory and no killable processes...",
+        "Kernel panic - not syncing: Out of memory: compulsory panic_on_oom is enabled",
+    ] {
+        assert!(
+            pf.find(line.as_bytes()).is_some(),
+            "prefilter misses {line:?}"
+        );
+    }
+}
+
+#[test]
+fn kmsg_comm_with_escaped_newline_stays_one_record() {
+    let ev = parse(
+        r"3,9,5000000,-;Out of memory: Killed process 67 (x\x0a#2 OOM kill\x1b[2J) total-vm:1kB, anon-rss:1kB, file-rss:0kB",
+    );
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].comm.as_deref(), Some("x\n#2 OOM kill\x1b[2J"));
+}
