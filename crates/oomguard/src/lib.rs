@@ -4,3 +4,4 @@
 //! codes.
 
 pub mod cli;
+pub mod sys;
