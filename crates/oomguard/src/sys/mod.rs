@@ -7,6 +7,7 @@
 //! anything: parsing lives in `oomguard_core`, policy in the daemon that sits on these.
 //! Design notes and measurements: `docs/kill-path.md`.
 
+pub mod actuator;
 pub mod pidfd;
 
 #[cfg(test)]

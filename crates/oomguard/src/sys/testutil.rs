@@ -6,8 +6,6 @@
 //! through their pidfd; every hog writes oom_score_adj 1000 and joins its memory cgroup before
 //! exec (so its whole image is charged there), and allocates a capped amount.
 
-#![allow(dead_code)] // TEMP: users land in the next commits
-
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
