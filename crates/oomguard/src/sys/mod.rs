@@ -9,6 +9,7 @@
 
 pub mod actuator;
 pub mod pidfd;
+pub mod psi;
 
 #[cfg(test)]
 pub(crate) mod testutil;
