@@ -8,6 +8,7 @@
 //! Design notes and measurements: `docs/kill-path.md`.
 
 pub mod actuator;
+pub mod kmsg;
 pub mod memcg_v1;
 pub mod pidfd;
 pub mod psi;
