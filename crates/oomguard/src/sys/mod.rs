@@ -10,6 +10,7 @@
 pub mod actuator;
 pub mod kmsg;
 pub mod memcg_v1;
+pub mod mlock;
 pub mod pidfd;
 pub mod psi;
 
