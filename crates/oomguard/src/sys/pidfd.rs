@@ -490,4 +490,74 @@ mod tests {
         assert!(pinned.wait_exit(Duration::from_secs(5)).unwrap());
         hog.reap();
     }
+
+    fn memcg_usage(cg: &testutil::TempCgroup) -> u64 {
+        std::fs::read_to_string(cg.dir.join("memory.usage_in_bytes"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Time from `pidfd_send_signal(SIGKILL)` to POLLIN on the pidfd, with and without
+    /// `process_mrelease` in between, for hogs of several sizes inside a 128 MiB memcg (the
+    /// test cap; 200 MiB would need a larger memcg). The two modes alternate kill by kill so
+    /// that drift hits both alike. Also samples the memcg's usage right after mrelease returns
+    /// (plain: right after the signal was sent), to show how much is still charged.
+    /// Run: `cargo test -p oomguard --lib measure_kill -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "measurement; prints figures for docs/kill-path.md"]
+    fn measure_kill_to_exit_latency() {
+        let Some(cg) = testutil::TempCgroup::memory_v1("measure", testutil::MEMCG_LIMIT_CAP_BYTES)
+        else {
+            return;
+        };
+        let rounds = 21;
+        let fmt = |v: &mut Vec<u128>| -> String {
+            if v.is_empty() {
+                return "-".into();
+            }
+            v.sort_unstable();
+            format!("{} ({}-{})", v[v.len() / 2], v[0], v[v.len() - 1])
+        };
+        println!("median (min-max) over {rounds} kills each; times in microseconds");
+        println!(
+            "{:>8} | {:<8} | {:>22} | {:>18} | {:>22}",
+            "size", "mode", "kill->mrelease returns", "charged then, MiB", "kill->pidfd POLLIN"
+        );
+        for mib in [32usize, 64, 120] {
+            // [plain, mrelease] × (mrelease return, usage MiB, pollin)
+            let mut series: [[Vec<u128>; 3]; 2] = Default::default();
+            for round in 0..rounds * 2 {
+                let with_mrelease = round % 2 == 1;
+                let mut hog = testutil::Hog::spawn(mib << 20, Some(&cg), false).unwrap();
+                assert!(hog.wait_ready());
+                let pinned = Pinned::open(hog.pid()).unwrap();
+                let s = &mut series[usize::from(with_mrelease)];
+                let t0 = Instant::now();
+                pinned.send_signal(Signal::KILL).unwrap();
+                if with_mrelease {
+                    let m = pinned.release_memory().unwrap();
+                    s[0].push(t0.elapsed().as_micros());
+                    assert!(
+                        matches!(m, MreleaseOutcome::Released | MreleaseOutcome::AlreadyFreed),
+                        "{m:?}"
+                    );
+                }
+                let usage = memcg_usage(&cg);
+                assert!(pinned.wait_exit(Duration::from_secs(10)).unwrap());
+                s[2].push(t0.elapsed().as_micros());
+                s[1].push(u128::from(usage >> 20));
+                hog.reap();
+            }
+            for (mode, s) in ["plain", "mrelease"].iter().zip(series.iter_mut()) {
+                let [mrel, usage, exit] = s;
+                println!(
+                    "{mib:>4} MiB | {mode:<8} | {:>22} | {:>18} | {:>22}",
+                    fmt(mrel),
+                    fmt(usage),
+                    fmt(exit),
+                );
+            }
+        }
+    }
 }
