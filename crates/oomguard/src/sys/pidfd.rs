@@ -440,6 +440,66 @@ mod tests {
         ));
     }
 
+    /// A real pid reuse, forced with `kernel.ns_last_pid`: the old pin must neither signal nor
+    /// describe the new holder, and pinning with the old start time must say `Reused`.
+    #[test]
+    fn real_pid_reuse_is_detected() {
+        const NS_LAST_PID: &str = "/proc/sys/kernel/ns_last_pid";
+        let mut old = sleeper();
+        let pid = old.id() as i32;
+        let old_pin = Pinned::open(pid).unwrap();
+        let old_start = old_pin.start_time_ticks();
+        old_pin.send_signal(Signal::KILL).unwrap();
+        old.wait().unwrap();
+        // Start times have clock-tick (10 ms) resolution; make sure the new process gets a
+        // later tick, as any real reuse (cycling through pid_max) would.
+        std::thread::sleep(Duration::from_millis(30));
+        let mut reused = None;
+        for _ in 0..50 {
+            if std::fs::write(NS_LAST_PID, (pid - 1).to_string()).is_err() {
+                testutil::skip("real_pid_reuse_is_detected", "cannot write ns_last_pid");
+                return;
+            }
+            let mut candidate = sleeper();
+            if candidate.id() as i32 == pid {
+                reused = Some(candidate);
+                break;
+            }
+            // Another fork on the machine took the pid first; try again.
+            Pinned::open(candidate.id() as i32)
+                .unwrap()
+                .send_signal(Signal::KILL)
+                .unwrap();
+            candidate.wait().unwrap();
+        }
+        let Some(mut new) = reused else {
+            testutil::skip("real_pid_reuse_is_detected", "could not get the pid reused");
+            return;
+        };
+        // The old pin reaches nobody: not the new holder of the number.
+        assert_eq!(
+            old_pin.send_signal(Signal::KILL).unwrap(),
+            SignalOutcome::AlreadyGone
+        );
+        assert!(matches!(
+            old_pin.read_proc_file("stat"),
+            Err(PinError::Gone { .. })
+        ));
+        let err = Pinned::open_expecting(pid, old_start).unwrap_err();
+        assert!(
+            matches!(err, PinError::Reused { expected_ticks, found_ticks, .. }
+                if expected_ticks == old_start && found_ticks > old_start),
+            "{err}"
+        );
+        let new_pin = Pinned::open(pid).unwrap();
+        assert!(
+            !new_pin.has_exited().unwrap(),
+            "the new holder was not touched"
+        );
+        new_pin.send_signal(Signal::KILL).unwrap();
+        new.wait().unwrap();
+    }
+
     #[test]
     fn invalid_pids() {
         assert!(matches!(Pinned::open(0), Err(PinError::NotAProcess { .. })));
