@@ -28,6 +28,13 @@ use super::pidfd::{MreleaseOutcome, PinError, Pinned, SignalOutcome};
 /// Errors of actuator operations beyond a single process.
 #[derive(Debug, thiserror::Error)]
 pub enum ActuatorError {
+    /// The unit contains the guard itself (its cgroup or process group): killing it would kill
+    /// the guard, so nothing is done.
+    #[error("refusing to kill {unit}: it contains oomguard itself")]
+    WouldKillSelf {
+        /// The unit, e.g. `process group 42` or a cgroup path.
+        unit: String,
+    },
     /// A per-process operation failed.
     #[error(transparent)]
     Pin(#[from] PinError),
@@ -72,8 +79,28 @@ pub trait Actuator {
 #[derive(Debug, Default)]
 pub struct RealActuator;
 
+/// Processes no kill path may signal, whatever the policy says: init and the guard itself.
+/// (Kernel threads cannot be pinned by `pidfd_open`'s callers in a useful way and ignore
+/// signals; the scanner filters them.)
+pub fn refuse_reason(pid: i32) -> Option<&'static str> {
+    if pid == 1 {
+        Some("pid 1 (init) is never killed")
+    } else if u32::try_from(pid).is_ok_and(|p| p == std::process::id()) {
+        Some("the guard never kills itself")
+    } else {
+        None
+    }
+}
+
 impl Actuator for RealActuator {
     fn signal(&mut self, target: &Pinned, sig: Signal) -> Result<SignalOutcome, PinError> {
+        // Defence in depth: the unit builders already skip these.
+        if let Some(why) = refuse_reason(target.pid()) {
+            return Err(PinError::Refused {
+                pid: target.pid(),
+                why,
+            });
+        }
         target.send_signal(sig)
     }
     fn release(&mut self, target: &Pinned) -> Result<MreleaseOutcome, PinError> {
@@ -555,7 +582,8 @@ pub fn pin_process_group(pgid: i32) -> Result<Vec<Pinned>, ActuatorError> {
     })?;
     let mut members = Vec::new();
     for entry in entries.flatten() {
-        let Some(pid) = is_numeric_dir(&entry.file_name()) else {
+        let Some(pid) = is_numeric_dir(&entry.file_name()).filter(|&p| refuse_reason(p).is_none())
+        else {
             continue;
         };
         // A vanished process is skipped, never an error (STYLE: scans do not abort).
@@ -587,6 +615,11 @@ pub fn kill_process_group<A: Actuator + ?Sized>(
     escalate_now: &mut dyn FnMut() -> bool,
 ) -> Result<KillOutcome, ActuatorError> {
     let started = Instant::now();
+    if pgid <= 1 || rustix::process::getpgrp().as_raw_pid() == pgid {
+        return Err(ActuatorError::WouldKillSelf {
+            unit: format!("process group {pgid}"),
+        });
+    }
     let members = pin_process_group(pgid)?;
     let mut outcome = kill_escalating_many(act, &members, plan, escalate_now);
     let deadline = Instant::now() + plan.kill_wait;
@@ -670,11 +703,23 @@ impl CgroupTarget {
         Ok(pids)
     }
 
+    /// True when the guard itself is in this cgroup or below it.
+    pub fn contains_self(&self) -> bool {
+        std::fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .as_deref()
+            .and_then(|text| cgroup_path(text, self.hierarchy()))
+            .is_some_and(|own| cgroup_is_within(own, &self.rel_path))
+    }
+
     /// Pins every listed process that, checked through its pin, is in this cgroup (or below).
     /// A pid that left the cgroup or was reused by an outsider after the listing is dropped.
     pub fn pin_members(&self) -> Result<Vec<Pinned>, ActuatorError> {
         let mut members = Vec::new();
         for pid in self.listed_pids()? {
+            if refuse_reason(pid).is_some() {
+                continue;
+            }
             let Ok(pinned) = Pinned::open(pid) else {
                 continue;
             };
@@ -705,6 +750,12 @@ pub fn kill_cgroup<A: Actuator + ?Sized>(
     escalate_now: &mut dyn FnMut() -> bool,
 ) -> Result<KillOutcome, ActuatorError> {
     let started = Instant::now();
+    // cgroup.kill would take the guard with it; a v1 sweep would skip it but kill its siblings.
+    if target.contains_self() {
+        return Err(ActuatorError::WouldKillSelf {
+            unit: target.dir.display().to_string(),
+        });
+    }
     let members = target.pin_members()?;
     let mut outcomes: Vec<TargetOutcome> = members.iter().map(new_outcome).collect();
     let mut escalated_early = false;
@@ -1069,6 +1120,38 @@ mod tests {
         assert_eq!(kids[1].reap(), Some(libc::SIGTERM));
         assert_eq!(kids[2].reap(), Some(libc::SIGTERM));
         assert!(cg.procs().is_empty());
+    }
+
+    #[test]
+    fn never_kills_itself_or_init() {
+        let me = Pinned::open(std::process::id() as i32).unwrap();
+        let err = RealActuator.signal(&me, Signal::TERM).unwrap_err();
+        assert!(matches!(err, PinError::Refused { .. }), "{err}");
+        if let Ok(init) = Pinned::open(1) {
+            let err = RealActuator.signal(&init, Signal::TERM).unwrap_err();
+            assert!(matches!(err, PinError::Refused { .. }), "{err}");
+        }
+        // Our own process group and our own cgroup are refused as units, before any call.
+        let mut rec = RecordingActuator::new(Simulated::ExitsOnTerm);
+        let own_pgid = rustix::process::getpgrp().as_raw_pid();
+        assert!(matches!(
+            kill_process_group(&mut rec, own_pgid, &plan(Some(10)), &mut || false),
+            Err(ActuatorError::WouldKillSelf { .. })
+        ));
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let rel = cgroup_path(&own, Hierarchy::Unified)
+            .unwrap_or("/")
+            .to_owned();
+        let target = CgroupTarget {
+            dir: PathBuf::from("/nonexistent-oomguard-test"),
+            rel_path: rel,
+            v1_controller: None,
+        };
+        assert!(matches!(
+            kill_cgroup(&mut rec, &target, &plan(Some(10)), &mut || false),
+            Err(ActuatorError::WouldKillSelf { .. })
+        ));
+        assert!(rec.calls.is_empty(), "{:?}", rec.calls);
     }
 
     #[test]

@@ -68,6 +68,14 @@ pub enum PinError {
         /// The pid asked for.
         pid: i32,
     },
+    /// The actuator refuses to signal this process (init, or the guard itself).
+    #[error("refusing to signal pid {pid}: {why}")]
+    Refused {
+        /// The pid.
+        pid: i32,
+        /// Which rule.
+        why: &'static str,
+    },
     /// `/proc/PID/stat` could not be parsed.
     #[error("malformed {path}: {detail}")]
     Malformed {
