@@ -333,8 +333,10 @@ pub struct TargetOutcome {
     pub mrelease: Option<MreleaseOutcome>,
     /// Time from the first signal to the observed exit.
     pub exited_after: Option<Duration>,
-    /// The error behind `Failed`, or a failed mrelease.
+    /// The error behind `Failed` (signal) or behind a wait that could not continue.
     pub error: Option<PinError>,
+    /// A failed `process_mrelease` (the SIGKILL was delivered; exit frees the memory later).
+    pub mrelease_error: Option<PinError>,
 }
 
 /// The outcome of an escalating kill of one or more processes.
@@ -377,6 +379,7 @@ fn new_outcome(t: &Pinned) -> TargetOutcome {
         mrelease: None,
         exited_after: None,
         error: None,
+        mrelease_error: None,
     }
 }
 
@@ -395,7 +398,9 @@ struct Phase {
 }
 
 /// Waits until every open target exited or `deadline` passed (or `escalate_now` is true).
-/// Returns true if cut short by `escalate_now`.
+/// Returns true if cut short by `escalate_now`. Blocks on the first open target's pidfd for one
+/// slice and sweeps the others without blocking, so with several targets an exit is noticed
+/// within one slice (20 ms by default).
 fn wait_phase<A: Actuator + ?Sized>(
     act: &mut A,
     targets: &[Pinned],
@@ -561,8 +566,9 @@ fn release_killed<A: Actuator + ?Sized>(
         if o.kill_sent && o.mrelease.is_none() && o.result == KillResult::StillAlive {
             match act.release(t) {
                 Ok(m) => o.mrelease = Some(m),
-                // The SIGKILL is delivered; a failed mrelease only delays the freeing.
-                Err(e) => o.error = Some(e),
+                // The SIGKILL is delivered; a failed mrelease only delays the freeing, so the
+                // target stays open and is still waited for.
+                Err(e) => o.mrelease_error = Some(e),
             }
         }
     }
