@@ -267,6 +267,37 @@ mod tests {
         assert_eq!(lost_between(10, 10), 0);
     }
 
+    /// Poor man's fuzzing until a cargo-fuzz target exists: random and mutated records must
+    /// never panic, and valid ones must round-trip their numbers.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"0123456789,;-+c\\x \n=abcAZ\xff";
+        for _ in 0..20_000 {
+            let len = (next() % 48) as usize;
+            let raw: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let _ = parse_record(&raw);
+            if let Ok(text) = std::str::from_utf8(&raw) {
+                let _ = unescape(text);
+            }
+            let _ = crate::killpath::parse_stat_identity(&raw);
+            let _ = crate::killpath::parse_pid_list(&raw);
+        }
+        for seq in [0u64, 1, u64::MAX] {
+            let raw = format!("190,{seq},{},-;t\n K=v\n", u64::MAX);
+            let r = parse_record(raw.as_bytes()).unwrap();
+            assert_eq!((r.facility, r.level, r.seq), (23, 6, seq));
+        }
+    }
+
     #[test]
     fn unescaping() {
         assert_eq!(&*unescape("plain"), b"plain");

@@ -1128,6 +1128,79 @@ mod tests {
         assert!(cg.procs().is_empty());
     }
 
+    /// A member that joins the group after the kill started (spawned from `escalate_now`,
+    /// during the grace) is caught by the re-scan and SIGKILLed.
+    #[test]
+    fn process_group_late_joiner_is_swept() {
+        let mut leader_cmd = Command::new("sleep");
+        leader_cmd.arg("1000").process_group(0);
+        let mut leader = spawn_kid(leader_cmd, None, false, true).unwrap();
+        let pgid = leader.pid();
+        let mut late: Option<testutil::Kid> = None;
+        let out = kill_process_group(&mut RealActuator, pgid, &plan(Some(200)), &mut || {
+            if late.is_none() {
+                let mut cmd = Command::new("sleep");
+                cmd.arg("1000").process_group(pgid);
+                late = spawn_kid(cmd, None, false, false).ok();
+            }
+            false
+        })
+        .unwrap();
+        let mut late = late.unwrap();
+        assert!(out.all_gone(), "{out:?}");
+        assert!(
+            out.targets
+                .iter()
+                .any(|t| t.pid == late.pid() && t.kill_sent),
+            "late joiner not swept: {out:?}"
+        );
+        assert_eq!(leader.reap(), Some(libc::SIGKILL));
+        assert_eq!(late.reap(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn cgroup_v1_late_joiner_is_swept() {
+        let Some(cg) = TempCgroup::memory_v1("v1late", 64 << 20) else {
+            return;
+        };
+        let mut first = sleeper(Some(&cg), true);
+        let target = cgroup_unit(&cg, Some("memory"));
+        let mut late: Option<testutil::Kid> = None;
+        let out = kill_cgroup(&mut RealActuator, &target, &plan(Some(200)), &mut || {
+            if late.is_none() {
+                late = Some(sleeper(Some(&cg), false));
+            }
+            false
+        })
+        .unwrap();
+        let mut late = late.unwrap();
+        assert!(out.all_gone(), "{out:?}");
+        assert!(out
+            .targets
+            .iter()
+            .any(|t| t.pid == late.pid() && t.kill_sent));
+        assert_eq!(first.reap(), Some(libc::SIGKILL));
+        assert_eq!(late.reap(), Some(libc::SIGKILL));
+        assert!(cg.procs().is_empty());
+    }
+
+    #[test]
+    fn cgroup_v2_term_grace_then_cgroup_kill() {
+        let Some(cg) = TempCgroup::unified("v2grace") else {
+            return;
+        };
+        if !cg.dir.join("cgroup.kill").exists() {
+            return;
+        }
+        let mut stubborn = sleeper(Some(&cg), true);
+        let mut polite = sleeper(Some(&cg), false);
+        let target = cgroup_unit(&cg, None);
+        let out = kill_cgroup(&mut RealActuator, &target, &plan(Some(200)), &mut || false).unwrap();
+        assert!(out.cgroup_kill_written && out.all_gone(), "{out:?}");
+        assert_eq!(stubborn.reap(), Some(libc::SIGKILL));
+        assert_eq!(polite.reap(), Some(libc::SIGTERM));
+    }
+
     #[test]
     fn never_kills_itself_or_init() {
         let me = Pinned::open(std::process::id() as i32).unwrap();
