@@ -283,6 +283,19 @@ impl PsiTrigger {
         })
     }
 
+    /// Plans the trigger for this process's privileges ([`has_cap_sys_resource`]) and arms it:
+    /// the one call the daemon makes per pressure file.
+    pub fn arm_planned(
+        path: &Path,
+        kind: StallKind,
+        stall: Duration,
+        window: Duration,
+        rounding: WindowRounding,
+    ) -> Result<Self, PsiError> {
+        let spec = plan_trigger(kind, stall, window, has_cap_sys_resource(), rounding)?;
+        Self::arm(path, spec)
+    }
+
     /// The armed spec.
     pub fn spec(&self) -> TriggerSpec {
         self.spec
@@ -438,6 +451,30 @@ mod tests {
         let mut f = trig.file.try_clone().unwrap();
         let err = f.write_all(spec.to_kernel_text().as_bytes()).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EBUSY));
+    }
+
+    #[test]
+    fn arm_planned_rounds_up_without_cap_sys_resource() {
+        let path = Path::new(PROC_PRESSURE_MEMORY);
+        if !path.exists() || has_cap_sys_resource() {
+            skip("arm_planned_rounds_up", "needs PSI and no CAP_SYS_RESOURCE");
+            return;
+        }
+        let trig = match PsiTrigger::arm_planned(
+            path,
+            StallKind::Some,
+            ms(100),
+            ms(1000),
+            WindowRounding::RoundUp,
+        ) {
+            Ok(t) => t,
+            Err(PsiError::PermissionDenied { .. }) => return,
+            Err(e) => panic!("{e}"),
+        };
+        let spec = trig.spec();
+        assert!(spec.rounded);
+        assert_eq!((spec.stall_us, spec.window_us), (200_000, 2_000_000));
+        assert_eq!(trig.wait(ms(10)).unwrap(), PsiWake::Timeout);
     }
 
     #[test]
