@@ -513,6 +513,29 @@ mod tests {
         new.wait().unwrap();
     }
 
+    /// POLLIN on a pidfd works for a process that is not our child (a grandchild here, which
+    /// exits on its own: it is never signalled).
+    #[test]
+    fn wait_exit_works_for_non_children() {
+        use std::io::BufRead;
+        let mut sh = Command::new("sh")
+            .args(["-c", "sleep 0.3 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(sh.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grandchild: i32 = line.trim().parse().unwrap();
+        let pinned = Pinned::open(grandchild).unwrap();
+        let id = pinned.read_identity().unwrap();
+        assert_eq!(id.ppid, sh.id() as i32, "not our child");
+        assert!(!pinned.has_exited().unwrap());
+        assert!(pinned.wait_exit(Duration::from_secs(5)).unwrap());
+        assert!(sh.wait().unwrap().success());
+    }
+
     #[test]
     fn invalid_pids() {
         assert!(matches!(Pinned::open(0), Err(PinError::NotAProcess { .. })));
