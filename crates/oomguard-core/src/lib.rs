@@ -7,6 +7,8 @@
 
 pub mod diagnosis;
 pub mod event;
+pub mod killpath;
+pub mod kmsg;
 pub mod oomlog;
 pub mod time;
 pub mod units;

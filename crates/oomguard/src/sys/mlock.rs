@@ -1,0 +1,240 @@
+//! Self-protection: keep the guard's own memory resident and make the kernel OOM killer
+//! avoid it. Both degrade instead of failing: a guard that could not lock its memory is still
+//! better running than not.
+//!
+//! - `mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT)` (ONFAULT: Linux 4.4) locks pages as they
+//!   are touched instead of faulting in every mapping up front, which keeps RSS at the working
+//!   set (measured in research/ecosystem.md: 1.9 MB with ONFAULT vs 2.9 MB without). Kernels
+//!   without ONFAULT answer EINVAL, and then we retry without it. It needs CAP_IPC_LOCK or an
+//!   RLIMIT_MEMLOCK large enough for the whole process (`LimitMEMLOCK=infinity`).
+//! - `/proc/self/oom_score_adj`: lowering it below the process's `oom_score_adj_min` needs
+//!   CAP_SYS_RESOURCE; without it the write fails with EACCES (root here lacks that
+//!   capability). systemd's `OOMScoreAdjust=` sets it before the daemon starts, which is the
+//!   recommended way.
+
+use std::io;
+use std::path::Path;
+
+use rustix::mm::MlockAllFlags;
+
+const OWN_OOM_SCORE_ADJ: &str = "/proc/self/oom_score_adj";
+
+/// What [`lock_all_memory`] achieved.
+#[derive(Debug)]
+pub enum MlockStatus {
+    /// `MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT`.
+    LockedOnFault,
+    /// `MCL_CURRENT | MCL_FUTURE` after ONFAULT was refused (older kernel): every mapping is
+    /// faulted in and locked, so RSS is higher.
+    LockedWithoutOnFault {
+        /// Why ONFAULT failed.
+        onfault_error: io::Error,
+    },
+    /// Not locked; the guard runs but may be paged out under the very pressure it guards
+    /// against.
+    Failed {
+        /// The error of the last attempt (EPERM: no CAP_IPC_LOCK; ENOMEM: RLIMIT_MEMLOCK too
+        /// small).
+        error: io::Error,
+    },
+}
+
+impl MlockStatus {
+    /// True when memory is locked in either mode.
+    pub fn is_locked(&self) -> bool {
+        !matches!(self, Self::Failed { .. })
+    }
+
+    /// A one-line explanation with what to change.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::LockedOnFault => "memory locked (mlockall CURRENT|FUTURE|ONFAULT)".into(),
+            Self::LockedWithoutOnFault { onfault_error } => format!(
+                "memory locked without MCL_ONFAULT ({onfault_error}); RSS includes every mapping"
+            ),
+            Self::Failed { error } => format!(
+                "memory NOT locked: mlockall failed ({error}); grant CAP_IPC_LOCK or set \
+                 LimitMEMLOCK=infinity"
+            ),
+        }
+    }
+}
+
+fn errno(e: rustix::io::Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+/// Locks all current and future memory, preferring lock-on-fault.
+pub fn lock_all_memory() -> MlockStatus {
+    let base = MlockAllFlags::CURRENT | MlockAllFlags::FUTURE;
+    match rustix::mm::mlockall(base | MlockAllFlags::ONFAULT) {
+        Ok(()) => MlockStatus::LockedOnFault,
+        Err(onfault) => match rustix::mm::mlockall(base) {
+            Ok(()) => MlockStatus::LockedWithoutOnFault {
+                onfault_error: errno(onfault),
+            },
+            Err(e) => MlockStatus::Failed { error: errno(e) },
+        },
+    }
+}
+
+/// Undoes [`lock_all_memory`].
+pub fn unlock_all_memory() -> io::Result<()> {
+    rustix::mm::munlockall().map_err(errno)
+}
+
+/// What [`set_own_oom_score_adj`] achieved.
+#[derive(Debug)]
+pub enum OomScoreAdjStatus {
+    /// The value was written.
+    Set {
+        /// The value now in effect.
+        value: i32,
+    },
+    /// The write failed; the guard runs with `current`.
+    Degraded {
+        /// What we asked for.
+        requested: i32,
+        /// The value in effect (None if unreadable).
+        current: Option<i32>,
+        /// The write error.
+        error: io::Error,
+    },
+}
+
+impl OomScoreAdjStatus {
+    /// A one-line explanation with what to change.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Set { value } => format!("oom_score_adj set to {value}"),
+            Self::Degraded {
+                requested,
+                current,
+                error,
+            } => {
+                let now = current.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+                let hint = match error.raw_os_error() {
+                    Some(libc::EACCES) | Some(libc::EPERM) => {
+                        "; lowering oom_score_adj needs CAP_SYS_RESOURCE: set \
+                         OOMScoreAdjust= in the systemd unit instead"
+                    }
+                    Some(libc::EINVAL) => "; the valid range is -1000..=1000",
+                    _ => "",
+                };
+                format!("oom_score_adj NOT set to {requested} ({error}), running with {now}{hint}")
+            }
+        }
+    }
+}
+
+fn read_adj(path: &Path) -> io::Result<i32> {
+    std::fs::read_to_string(path)?
+        .trim()
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// The process's own `oom_score_adj`.
+pub fn own_oom_score_adj() -> io::Result<i32> {
+    read_adj(Path::new(OWN_OOM_SCORE_ADJ))
+}
+
+/// Sets the process's own `oom_score_adj` (-1000 = never chosen by the kernel OOM killer).
+/// Never fails: a refusal comes back as [`OomScoreAdjStatus::Degraded`].
+pub fn set_own_oom_score_adj(value: i32) -> OomScoreAdjStatus {
+    set_oom_score_adj_at(Path::new(OWN_OOM_SCORE_ADJ), value)
+}
+
+fn set_oom_score_adj_at(path: &Path, value: i32) -> OomScoreAdjStatus {
+    match std::fs::write(path, value.to_string()) {
+        Ok(()) => OomScoreAdjStatus::Set { value },
+        Err(error) => OomScoreAdjStatus::Degraded {
+            requested: value,
+            current: read_adj(path).ok(),
+            error,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::psi::has_cap_sys_resource;
+    use crate::sys::testutil::skip;
+
+    fn vm_lck_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    #[test]
+    fn mlockall_onfault_then_unlock() {
+        let status = lock_all_memory();
+        eprintln!("{}", status.describe());
+        if !status.is_locked() {
+            skip("mlockall_onfault_then_unlock", &status.describe());
+            return;
+        }
+        assert!(matches!(status, MlockStatus::LockedOnFault), "{status:?}");
+        // Touch a fresh page so something is locked even with ONFAULT.
+        let v = std::hint::black_box(vec![1u8; 1 << 16]);
+        assert!(vm_lck_kib() > 0);
+        drop(v);
+        unlock_all_memory().unwrap();
+        assert_eq!(vm_lck_kib(), 0);
+    }
+
+    #[test]
+    fn oom_score_adj_minus_1000_degrades_without_cap_sys_resource() {
+        let before = own_oom_score_adj().unwrap();
+        if has_cap_sys_resource() {
+            // Would really protect the test binary; not what this test is about.
+            skip(
+                "oom_score_adj_minus_1000",
+                "has CAP_SYS_RESOURCE; would succeed",
+            );
+            return;
+        }
+        let status = set_own_oom_score_adj(-1000);
+        eprintln!("{}", status.describe());
+        match &status {
+            OomScoreAdjStatus::Degraded {
+                requested: -1000,
+                current,
+                error,
+            } => {
+                assert_eq!(error.raw_os_error(), Some(libc::EACCES));
+                assert_eq!(*current, Some(before));
+                assert!(status.describe().contains("CAP_SYS_RESOURCE"));
+            }
+            other => panic!("expected Degraded, got {other:?}"),
+        }
+        // Writing the current value is always allowed.
+        assert!(matches!(
+            set_own_oom_score_adj(before),
+            OomScoreAdjStatus::Set { .. }
+        ));
+    }
+
+    #[test]
+    fn out_of_range_is_degraded_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oom_score_adj");
+        std::fs::write(&path, "0\n").unwrap();
+        assert!(matches!(
+            set_oom_score_adj_at(&path, 500),
+            OomScoreAdjStatus::Set { value: 500 }
+        ));
+        let status = set_own_oom_score_adj(5000);
+        assert!(matches!(status, OomScoreAdjStatus::Degraded { .. }));
+        assert!(
+            status.describe().contains("-1000..=1000"),
+            "{}",
+            status.describe()
+        );
+    }
+}
