@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, with everything it needs installed first, on a fresh Debian 12 machine
+# with Rust: formatting and lints, unit tests, integration tests that run the real binary, the
+# real-kernel tests (memory cgroups, pidfd kills, PSI triggers, /dev/kmsg; they skip with a reason
+# when not root or when the machine lacks the feature), and a short fuzz smoke run.
+#
+# Usage: scripts/test.sh            (FUZZ_SECONDS=0 skips the fuzz smoke run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the tests use. Installed only when missing, so a second run needs no network.
+need=()
+for pair in gzip:gzip python3:python3 time:/usr/bin/time; do
+  pkg=${pair%%:*} cmd=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  fi
+fi
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test"
+cargo test --workspace --locked
+
+fuzz_seconds=${FUZZ_SECONDS:-60}
+if [ "$fuzz_seconds" -gt 0 ] && cargo +nightly --version >/dev/null 2>&1; then
+  log "fuzz smoke run: ${fuzz_seconds}s of the OOM log parser from the kept corpus"
+  command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+  # Run on a copy of the corpus so the checked-in one stays as committed.
+  corpus=$(mktemp -d)
+  cp -r fuzz/corpus/oomlog/. "$corpus/"
+  (cd fuzz && cargo +nightly fuzz run oomlog "$corpus" -- \
+      -max_total_time="$fuzz_seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 2>&1 | tail -n 3)
+  rm -rf "$corpus"
+else
+  log "fuzz smoke run skipped (no nightly toolchain, or FUZZ_SECONDS=0)"
+fi
+log "all tests passed"
