@@ -10,5 +10,7 @@ pub mod event;
 pub mod killpath;
 pub mod kmsg;
 pub mod oomlog;
+pub mod size;
 pub mod time;
+pub mod trigger;
 pub mod units;

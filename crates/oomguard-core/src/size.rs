@@ -1,0 +1,193 @@
+//! Sizes, percentages and durations as people write them in flags and config files:
+//! `512M`, `1.5GiB`, `10%`, `250ms`, `2s`. One parser for every subcommand, with an error that
+//! says what was expected (`12 parsecs` is refused, not read as 12 bytes).
+
+use std::fmt;
+use std::time::Duration;
+
+/// A memory amount: absolute, or a percentage of a total (MemTotal, a cgroup's limit).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    Bytes(u64),
+    Percent(f64),
+}
+
+impl Amount {
+    /// The amount in bytes against `total_bytes` (percentages round down).
+    pub fn resolve(self, total_bytes: u64) -> u64 {
+        match self {
+            Amount::Bytes(b) => b,
+            Amount::Percent(p) => ((total_bytes as f64) * p / 100.0) as u64,
+        }
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Amount::Bytes(b) => write!(f, "{}", format_bytes(*b)),
+            Amount::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Why a size, percentage or duration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {input:?}: {why}")]
+pub struct ParseError {
+    what: &'static str,
+    input: String,
+    why: &'static str,
+}
+
+fn err(what: &'static str, input: &str, why: &'static str) -> ParseError {
+    ParseError {
+        what,
+        input: input.to_owned(),
+        why,
+    }
+}
+
+/// Splits `"1.5 GiB"` into (1.5, "GiB").
+fn number_and_unit(s: &str) -> Option<(f64, &str)> {
+    let s = s.trim();
+    let end = s
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
+        .map_or(s.len(), |(i, _)| i);
+    let num: f64 = s[..end].parse().ok()?;
+    if !num.is_finite() || num < 0.0 {
+        return None;
+    }
+    Some((num, s[end..].trim()))
+}
+
+/// Parses a byte size: a number with an optional unit `B`, `K`/`KB`/`KiB`, `M`..., `G`..., `T`...
+/// (all powers of 1024, as the kernel and earlyoom mean them). A bare number is bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, ParseError> {
+    const WHAT: &str = "size";
+    let (num, unit) = number_and_unit(s)
+        .ok_or_else(|| err(WHAT, s, "expected a number and a unit, like 512M or 1.5GiB"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(err(
+                WHAT,
+                s,
+                "unknown unit (use B, K, M, G or T; KiB etc. also work)",
+            ))
+        }
+    };
+    let bytes = num * mult as f64;
+    if bytes > u64::MAX as f64 {
+        return Err(err(WHAT, s, "too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses `10%` as a percentage (0–100) or anything else as a byte size.
+pub fn parse_amount(s: &str) -> Result<Amount, ParseError> {
+    match s.trim().strip_suffix('%') {
+        Some(p) => {
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| err("percentage", s, "expected a number before %"))?;
+            if !(0.0..=100.0).contains(&v) {
+                return Err(err("percentage", s, "must be between 0 and 100"));
+            }
+            Ok(Amount::Percent(v))
+        }
+        None => parse_bytes(s).map(Amount::Bytes),
+    }
+}
+
+/// Parses a duration: `250ms`, `2s`, `1.5s`, `3m`, `1h`, `500us`. A bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
+    const WHAT: &str = "duration";
+    let (num, unit) =
+        number_and_unit(s).ok_or_else(|| err(WHAT, s, "expected a number and a unit, like 2s"))?;
+    let secs = match unit {
+        "" | "s" | "sec" => num,
+        "ms" => num / 1e3,
+        "us" | "µs" => num / 1e6,
+        "m" | "min" => num * 60.0,
+        "h" => num * 3600.0,
+        _ => return Err(err(WHAT, s, "unknown unit (use us, ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| err(WHAT, s, "out of range"))
+}
+
+/// `1.5 GiB`-style text for a byte count, for messages and `--check` output.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (name, size) in UNITS {
+        if b >= size {
+            let v = b as f64 / size as f64;
+            return if (v - v.round()).abs() < 0.005 {
+                format!("{} {name}", v.round() as u64)
+            } else {
+                format!("{v:.2} {name}")
+            };
+        }
+    }
+    format!("{b} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("1.5 GiB"), Ok(3 << 29));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64kb"), Ok(65536));
+        let e = parse_bytes("12 parsecs").unwrap_err().to_string();
+        assert!(
+            e.contains("\"12 parsecs\"") && e.contains("unknown unit"),
+            "{e}"
+        );
+        assert!(parse_bytes("").is_err());
+        assert!(parse_bytes("-1M").is_err());
+        assert!(parse_bytes("1e400").is_err());
+        assert!(parse_bytes("99999999999T").is_err());
+    }
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("10%"), Ok(Amount::Percent(10.0)));
+        assert_eq!(parse_amount("2G"), Ok(Amount::Bytes(2 << 30)));
+        assert!(parse_amount("101%").is_err());
+        assert!(parse_amount("x%").is_err());
+        assert_eq!(Amount::Percent(10.0).resolve(1000), 100);
+        assert_eq!(Amount::Bytes(5).resolve(1000), 5);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("2 fortnights").is_err());
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(format_bytes(512 << 20), "512 MiB");
+        assert_eq!(format_bytes(3 << 29), "1.50 GiB");
+        assert_eq!(format_bytes(100), "100 B");
+    }
+}
