@@ -5,4 +5,6 @@
 //! signal; the `oomguard` crate does the I/O and calls in here. That split keeps every parser
 //! trivially testable on literal kernel text and fuzzable (see `fuzz/`).
 
+pub mod badness;
+pub mod host;
 pub mod units;
