@@ -4,3 +4,6 @@
 //! codes.
 
 pub mod cli;
+pub mod doctor;
+pub mod host;
+pub mod rank;
