@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: a fake /proc + cgroupfs tree builder made of real
 //! kernel text, and (for the real-kernel tests) a throwaway v1 memory cgroup and python hogs.
-#![allow(dead_code)]
+// Test-only helpers: a failed setup step should panic loudly, as in a #[test].
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
