@@ -23,6 +23,7 @@ macro_rules! skip_unless_real {
     };
 }
 
+#[allow(clippy::unwrap_used)] // test helper
 fn era() -> Era {
     let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     Era::for_version(KernelVersion::parse(&rel).unwrap()).unwrap()
