@@ -197,10 +197,66 @@ impl ProcRoot {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// Reads `/proc/PID/FILE` into `buf` with one `openat` relative to the `/proc` fd (no
+    /// per-process directory fd: the scan path, where pinning is not needed; the kill path uses
+    /// [`PidDir`]).
+    pub fn read_pid_file(&self, pid: i32, file: &str, buf: &mut Vec<u8>) -> Result<(), ReadError> {
+        let mut name = [0u8; 64];
+        let len = fmt_pid(pid, &mut name);
+        let f = file.as_bytes();
+        if len + 1 + f.len() + 1 > name.len() {
+            return Err(ReadError::NotPresent { path: self.root.join(file) });
+        }
+        name[len] = b'/';
+        name[len + 1..len + 1 + f.len()].copy_from_slice(f);
+        name[len + 1 + f.len()] = 0;
+        let path = || self.root.join(pid.to_string()).join(file);
+        let c = CStr::from_bytes_with_nul(&name[..len + f.len() + 2])
+            .map_err(|_| ReadError::NotPresent { path: path() })?;
+        let fd = open_c(Some(&self.fd), c, libc::O_RDONLY | libc::O_CLOEXEC)
+            .map_err(|e| ReadError::from_io(path(), e, true))?;
+        read_fd(fd, buf).map_err(|e| ReadError::from_io(path(), e, true))?;
+        if buf.is_empty() && file != "cmdline" {
+            return Err(ReadError::Vanished { path: path() });
+        }
+        Ok(())
+    }
 }
 
-/// Writes `pid` in decimal plus a NUL into `buf`; returns the digits' length.
-fn fmt_pid(pid: i32, buf: &mut [u8; 16]) -> usize {
+/// Reads an fd to the end into `buf` (cleared first); a short read is taken as the end (see
+/// [`PidDir::read_into`]).
+fn read_fd(fd: OwnedFd, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let mut f = File::from(fd);
+    if buf.capacity() < 4096 {
+        buf.reserve(4096);
+    }
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity());
+        }
+        let start = buf.len();
+        let cap = buf.capacity();
+        buf.resize(cap, 0);
+        let offered = cap - start;
+        match f.read(&mut buf[start..]) {
+            Ok(n) if n < offered => {
+                buf.truncate(start + n);
+                return Ok(());
+            }
+            Ok(n) => buf.truncate(start + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Writes `pid` in decimal plus a NUL into `buf` (at least 12 bytes); returns the digits' length.
+fn fmt_pid(pid: i32, buf: &mut [u8]) -> usize {
     let mut tmp = [0u8; 12];
     let mut v = pid.unsigned_abs();
     let mut i = tmp.len();
@@ -253,9 +309,18 @@ impl PidDir {
             let start = buf.len();
             let cap = buf.capacity();
             buf.resize(cap, 0);
+            let offered = buf.len() - start;
             match f.read(&mut buf[start..]) {
                 Ok(0) => {
                     buf.truncate(start);
+                    return Ok(());
+                }
+                // A short read is the end: regular files return less than asked only at EOF, and
+                // procfs seq_files (stat, status, oom_score_adj, ...) hand out everything they
+                // generated in one read when the buffer is big enough. Skipping the confirming
+                // read saves a syscall per file in the scan.
+                Ok(n) if n < offered => {
+                    buf.truncate(start + n);
                     return Ok(());
                 }
                 Ok(n) => buf.truncate(start + n),

@@ -122,6 +122,7 @@ pub struct Scanner {
     proc_root: ProcRoot,
     pids: Vec<i32>,
     buf: Vec<u8>,
+    page_size_bytes: u64,
 }
 
 /// Result of sampling one process.
@@ -137,6 +138,7 @@ impl Scanner {
             proc_root: procfs.open_root()?,
             pids: Vec::with_capacity(1024),
             buf: Vec::with_capacity(8192),
+            page_size_bytes: super::page_size_bytes(),
         })
     }
 
@@ -198,26 +200,24 @@ impl Scanner {
     /// Samples one process: `stat` (kernel-thread check, flags, start time), then `status` and
     /// `oom_score_adj`.
     pub fn sample(&mut self, pid: i32) -> Result<Sampled, ReadError> {
-        let dir = self.proc_root.open_pid(pid)?;
-        let root = self.proc_root.root();
+        let root = &self.proc_root;
+        let malformed = |file: &str, e| ReadError::malformed(root.root().join(pid.to_string()).join(file), e);
+        root.read_pid_file(pid, "stat", &mut self.buf)?;
         let (ppid, comm, state, flags, start_time_ticks) = {
-            let st = dir.read_parsed(root, c"stat", &mut self.buf, process::parse_stat)?;
+            let st = process::parse_stat(&self.buf).map_err(|e| malformed("stat", e))?;
             if st.is_kernel_thread() {
                 return Ok(Sampled::KernelThread);
             }
-            (
-                st.ppid,
-                Comm::new(st.comm),
-                st.state,
-                st.flags,
-                st.start_time_ticks,
-            )
+            (st.ppid, Comm::new(st.comm), st.state, st.flags, st.start_time_ticks)
         };
-        let status: ProcStatus = dir.read_status(root, &mut self.buf)?;
+        root.read_pid_file(pid, "status", &mut self.buf)?;
+        let status: ProcStatus = process::parse_status(&self.buf).map_err(|e| malformed("status", e))?;
         if status.kthread == Some(true) {
             return Ok(Sampled::KernelThread);
         }
-        let oom_score_adj = dir.read_oom_score_adj(root, &mut self.buf)?;
+        root.read_pid_file(pid, "oom_score_adj", &mut self.buf)?;
+        let oom_score_adj =
+            process::parse_oom_score_adj(&self.buf).map_err(|e| malformed("oom_score_adj", e))?;
         Ok(Sampled::Process(ProcSample {
             pid,
             ppid,
@@ -227,7 +227,7 @@ impl Scanner {
             start_time_ticks,
             exiting: flags & process::PF_EXITING != 0,
             oom_score_adj,
-            mem: TaskMemPages::from_status(&status, super::page_size_bytes()),
+            mem: TaskMemPages::from_status(&status, self.page_size_bytes),
             cap_sys_admin: status.has_cap_sys_admin().unwrap_or(false),
         }))
     }
