@@ -206,7 +206,9 @@ impl ProcRoot {
         let len = fmt_pid(pid, &mut name);
         let f = file.as_bytes();
         if len + 1 + f.len() + 1 > name.len() {
-            return Err(ReadError::NotPresent { path: self.root.join(file) });
+            return Err(ReadError::NotPresent {
+                path: self.root.join(file),
+            });
         }
         name[len] = b'/';
         name[len + 1..len + 1 + f.len()].copy_from_slice(f);

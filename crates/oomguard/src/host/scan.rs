@@ -201,17 +201,25 @@ impl Scanner {
     /// `oom_score_adj`.
     pub fn sample(&mut self, pid: i32) -> Result<Sampled, ReadError> {
         let root = &self.proc_root;
-        let malformed = |file: &str, e| ReadError::malformed(root.root().join(pid.to_string()).join(file), e);
+        let malformed =
+            |file: &str, e| ReadError::malformed(root.root().join(pid.to_string()).join(file), e);
         root.read_pid_file(pid, "stat", &mut self.buf)?;
         let (ppid, comm, state, flags, start_time_ticks) = {
             let st = process::parse_stat(&self.buf).map_err(|e| malformed("stat", e))?;
             if st.is_kernel_thread() {
                 return Ok(Sampled::KernelThread);
             }
-            (st.ppid, Comm::new(st.comm), st.state, st.flags, st.start_time_ticks)
+            (
+                st.ppid,
+                Comm::new(st.comm),
+                st.state,
+                st.flags,
+                st.start_time_ticks,
+            )
         };
         root.read_pid_file(pid, "status", &mut self.buf)?;
-        let status: ProcStatus = process::parse_status(&self.buf).map_err(|e| malformed("status", e))?;
+        let status: ProcStatus =
+            process::parse_status(&self.buf).map_err(|e| malformed("status", e))?;
         if status.kthread == Some(true) {
             return Ok(Sampled::KernelThread);
         }
