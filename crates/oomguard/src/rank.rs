@@ -350,6 +350,16 @@ pub fn write_table(r: &Ranking, raw: bool, out: &mut impl Write) -> std::io::Res
             r.era
         )?,
     }
+    if let Scope::Memcg {
+        limit_bytes: None, ..
+    } = &r.scope
+    {
+        writeln!(
+            out,
+            "note: no limit on this cgroup, so it cannot have a memcg OOM of its own; an OOM here \
+             would be a limited ancestor's (rank that one) or global"
+        )?;
+    }
     writeln!(
         out,
         "{:>7} {:<10} {:<16} {:>8} {:>8} {:>7} {:>5} {:>9} {:>6} {:>6}  CGROUP",
