@@ -64,6 +64,9 @@ pub struct Candidate {
     pub exiting: bool,
     /// Reserved for the policy's adjusted score (`None` until the daemon's policy config exists).
     pub adjusted: Option<Adjusted>,
+    /// The next candidate's points are within [`Ranking::counter_drift_pages`] of this one's:
+    /// the kernel's per-CPU RSS counters could order the two either way.
+    pub too_close_to_call: bool,
 }
 
 /// A ranking snapshot.
@@ -81,6 +84,9 @@ pub struct Ranking {
     pub candidates: Vec<Candidate>,
     /// Candidates before truncation to `-n`.
     pub total_candidates: usize,
+    /// How far the kernel's per-CPU RSS counters may be from `/proc/PID/status`, in pages
+    /// (`oomguard_core::badness::rss_counter_drift_pages`).
+    pub counter_drift_pages: u64,
     pub scan: ScanStats,
 }
 
@@ -130,6 +136,8 @@ pub fn kernel_era(procfs: &ProcFs) -> anyhow::Result<(String, Era)> {
 /// Builds the ranking. `limit` truncates the candidate list (all with `None`).
 pub fn rank(roots: &Roots, cgroup: Option<&str>, limit: Option<usize>) -> anyhow::Result<Ranking> {
     let (kernel, era) = kernel_era(&roots.proc)?;
+    let drift = KernelVersion::parse(&kernel)
+        .map_or(0, |v| badness::rss_counter_drift_pages(v, online_cpus()));
     let meminfo = roots.proc.read_meminfo().context("reading meminfo")?;
     let pressure = optional(roots.proc.read_pressure_memory()).ok().flatten();
     let ps = page_size_bytes();
@@ -182,9 +190,19 @@ pub fn rank(roots: &Roots, cgroup: Option<&str>, limit: Option<usize>) -> anyhow
         .collect();
     scored.sort_by(|a, b| badness::victim_order((a.0, a.1), (b.0, b.1)));
     let total_candidates = scored.len();
+    let next_points: Vec<Option<i64>> = scored
+        .iter()
+        .skip(1)
+        .map(|s| s.0.points())
+        .chain(std::iter::once(None))
+        .collect();
     let take = limit.unwrap_or(usize::MAX);
     let mut candidates = Vec::with_capacity(total_candidates.min(take));
-    for (verdict, _, s) in scored.into_iter().take(take) {
+    for ((verdict, _, s), next) in scored.into_iter().zip(next_points).take(take) {
+        let too_close_to_call = match (verdict.points(), next) {
+            (Some(a), Some(b)) => a.abs_diff(b) <= 2 * drift,
+            _ => false,
+        };
         let mem = s.mem.unwrap_or_default();
         let global_verdict = badness::badness(era, &s.facts(true), global_tp);
         let cgroup = scanner
@@ -217,6 +235,7 @@ pub fn rank(roots: &Roots, cgroup: Option<&str>, limit: Option<usize>) -> anyhow
             },
             exiting: s.exiting,
             adjusted: None,
+            too_close_to_call,
         });
     }
     Ok(Ranking {
@@ -230,8 +249,16 @@ pub fn rank(roots: &Roots, cgroup: Option<&str>, limit: Option<usize>) -> anyhow
         pressure,
         candidates,
         total_candidates,
+        counter_drift_pages: drift,
         scan: stats,
     })
+}
+
+/// Online CPUs (`sysconf(_SC_NPROCESSORS_ONLN)`), 1 if unknown.
+fn online_cpus() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(1)
 }
 
 /// Finds a cgroup's directory: an absolute path under the cgroup root, or a hierarchy path as
@@ -366,10 +393,11 @@ pub fn write_table(r: &Ranking, raw: bool, out: &mut impl Write) -> std::io::Res
         "PID", "USER", "NAME", "RSS", "SWAP", "PGTBL", "ADJ", "SCORE", "SHARE", "RANK"
     )?;
     for (i, c) in r.candidates.iter().enumerate() {
-        let rank = match (c.unkillable, c.exiting) {
-            (Some(u), _) => format!("never: {}", u.reason()),
-            (None, true) => format!("{} (exiting)", i + 1),
-            (None, false) => (i + 1).to_string(),
+        let rank = match (c.unkillable, c.exiting, c.too_close_to_call) {
+            (Some(u), _, _) => format!("never: {}", u.reason()),
+            (None, true, _) => format!("{} (exiting)", i + 1),
+            (None, false, true) => format!("{}~", i + 1),
+            (None, false, false) => (i + 1).to_string(),
         };
         let score = match &r.scope {
             Scope::Global => c.oom_score.to_string(),
@@ -389,6 +417,13 @@ pub fn write_table(r: &Ranking, raw: bool, out: &mut impl Write) -> std::io::Res
             c.share_pct,
             rank,
             c.cgroup.as_deref().unwrap_or("?"),
+        )?;
+    }
+    if r.candidates.iter().any(|c| c.too_close_to_call) {
+        writeln!(
+            out,
+            "~ within {} pages of the next: the kernel's per-CPU RSS counters could swap the two",
+            2 * r.counter_drift_pages
         )?;
     }
     if r.total_candidates > r.candidates.len() {
