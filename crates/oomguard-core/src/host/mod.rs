@@ -118,6 +118,20 @@ pub fn trim(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
 }
 
+/// The kernel ends every line of these files with `\n`; text that does not was cut short (a
+/// partial read, a truncated copy), and its last number may be missing digits.
+pub(crate) fn require_final_newline(file: &'static str, text: &[u8]) -> Result<(), ParseError> {
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        let line = text.iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(ParseError::new(
+            file,
+            line,
+            ParseErrorKind::Malformed("truncated: last line has no newline"),
+        ));
+    }
+    Ok(())
+}
+
 /// Iterates the lines of kernel text with 1-based numbers, skipping a final empty line.
 pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     text.split(|&b| b == b'\n')

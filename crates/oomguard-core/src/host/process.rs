@@ -172,6 +172,7 @@ impl ProcStatus {
 /// that is an error (a score computed without it would be silently wrong).
 pub fn parse_status(text: &[u8]) -> Result<ProcStatus, ParseError> {
     const FILE: &str = "status";
+    super::require_final_newline(FILE, text)?;
     let mut s = ProcStatus::default();
     let mut seen_tgid = false;
     for (n, line) in lines(text) {

@@ -45,6 +45,7 @@ pub struct MemInfo {
 /// `HugePages_Total`); unknown keys are ignored, a known key with a garbled value is an error.
 pub fn parse_meminfo(text: &[u8]) -> Result<MemInfo, ParseError> {
     const FILE: &str = "meminfo";
+    super::require_final_newline(FILE, text)?;
     let mut m = MemInfo::default();
     for (n, line) in lines(text) {
         let colon = memchr::memchr(b':', line).ok_or(ParseError::new(
