@@ -140,6 +140,10 @@ pub enum Unkillable {
     InVfork,
     /// The mm was already reaped (`MMF_OOM_SKIP`). Same inference as [`Unkillable::InVfork`].
     OomSkip,
+    /// `/proc/PID/oom_score` reads 0 although the task's memory and adjustment give a positive
+    /// display score: the kernel found it ineligible for a reason `/proc` does not show
+    /// (`in_vfork()` or `MMF_OOM_SKIP`).
+    KernelReportsIneligible,
 }
 
 impl Unkillable {
@@ -152,6 +156,7 @@ impl Unkillable {
             Unkillable::NoMm => "no memory (exited/zombie)",
             Unkillable::InVfork => "in vfork",
             Unkillable::OomSkip => "already reaped",
+            Unkillable::KernelReportsIneligible => "kernel: ineligible (vfork/reaped)",
         }
     }
 }
@@ -254,6 +259,14 @@ pub fn oom_score_display(era: Era, verdict: Verdict, global_totalpages: u64) -> 
         // 3.10-5.8: oom_badness() * 1000 / totalpages in unsigned long.
         (_, Verdict::Points(p)) => (p as u64).saturating_mul(1000) / (tp as u64),
     }
+}
+
+/// Infers a hidden ineligibility from the kernel's own `/proc/PID/oom_score`: the kernel shows 0
+/// only for `LONG_MIN` or for badness so negative that the display rounds to 0. If oomguard's
+/// display is 2 or more (one step more than per-CPU counter drift can move it), a 0 from the
+/// kernel means `in_vfork()` or `MMF_OOM_SKIP`.
+pub fn hidden_ineligibility(computed_display: u64, kernel_oom_score: u64) -> Option<Unkillable> {
+    (kernel_oom_score == 0 && computed_display >= 2).then_some(Unkillable::KernelReportsIneligible)
 }
 
 /// `totalpages` for a global OOM (`CONSTRAINT_NONE`): `totalram_pages() + total_swap_pages`.
@@ -475,6 +488,16 @@ mod tests {
             oom_score_display(Era::Signed59, Verdict::Unkillable(Unkillable::NoMm), TP),
             0
         );
+    }
+
+    #[test]
+    fn hidden_ineligible() {
+        assert_eq!(
+            hidden_ineligibility(666, 0),
+            Some(Unkillable::KernelReportsIneligible)
+        );
+        assert_eq!(hidden_ineligibility(1, 0), None);
+        assert_eq!(hidden_ineligibility(666, 666), None);
     }
 
     #[test]

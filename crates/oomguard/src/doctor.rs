@@ -633,11 +633,15 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     let r = audit(&proc, &CgroupFs::new(&args.cgroup_root), &args.critical);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &r)?;
-        writeln!(out)?;
+    let written: std::io::Result<()> = if args.json {
+        serde_json::to_writer_pretty(&mut out, &r)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
     } else {
-        write_plain(&r, &mut out)?;
+        write_plain(&r, &mut out)
+    };
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(r.exit_code()),
     }
-    Ok(r.exit_code())
 }

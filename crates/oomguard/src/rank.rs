@@ -189,6 +189,36 @@ pub fn rank(roots: &Roots, cgroup: Option<&str>, limit: Option<usize>) -> anyhow
         .map(|(i, s)| (badness::badness(era, &s.facts(true), totalpages), i, s))
         .collect();
     scored.sort_by(|a, b| badness::victim_order((a.0, a.1), (b.0, b.1)));
+    // Cross-check the likeliest victims with the kernel's own oom_score: a 0 there where the
+    // computation says otherwise is an ineligibility /proc does not show (vfork, reaped mm).
+    // Only as many as will be shown (plus the ones demoted), to keep the cost at a few reads.
+    let want = limit.unwrap_or(usize::MAX);
+    let mut confirmed = 0usize;
+    for entry in scored.iter_mut() {
+        if confirmed >= want {
+            break;
+        }
+        if entry.0.points().is_none() {
+            continue;
+        }
+        let global = badness::oom_score_display(
+            era,
+            badness::badness(era, &entry.2.facts(true), global_tp),
+            global_tp,
+        );
+        let kernel = scanner.open_pid(entry.2.pid).and_then(|d| {
+            let root = roots.proc.root().to_path_buf();
+            d.read_oom_score(&root, scanner.buf())
+        });
+        match kernel
+            .ok()
+            .and_then(|k| badness::hidden_ineligibility(global, k))
+        {
+            Some(u) => entry.0 = Verdict::Unkillable(u),
+            None => confirmed += 1,
+        }
+    }
+    scored.sort_by(|a, b| badness::victim_order((a.0, a.1), (b.0, b.1)));
     let total_candidates = scored.len();
     let next_points: Vec<Option<i64>> = scored
         .iter()
@@ -227,7 +257,10 @@ pub fn rank(roots: &Roots, cgroup: Option<&str>, limit: Option<usize>) -> anyhow
             pgtables_bytes: mem.pgtables_pages * ps,
             oom_score_adj: s.oom_score_adj,
             badness_points: verdict.points(),
-            oom_score: badness::oom_score_display(era, global_verdict, global_tp),
+            oom_score: match verdict {
+                Verdict::Unkillable(_) => 0,
+                Verdict::Points(_) => badness::oom_score_display(era, global_verdict, global_tp),
+            },
             share_pct: mem.total_pages() as f64 * 100.0 / totalpages.max(1) as f64,
             unkillable: match verdict {
                 Verdict::Unkillable(u) => Some(u),
@@ -499,8 +532,23 @@ fn scan_only(roots: &Roots, out: &mut impl Write) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// True if the error is a closed stdout (`oomguard rank | head`): not a failure.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// `oomguard rank`'s body. Returns the exit code.
 pub fn run(args: &RankArgs) -> anyhow::Result<i32> {
+    match run_inner(args) {
+        Err(e) if is_broken_pipe(&e) => Ok(0),
+        r => r,
+    }
+}
+
+fn run_inner(args: &RankArgs) -> anyhow::Result<i32> {
     let roots = Roots {
         proc: ProcFs::new(&args.proc_root),
         cgroup: CgroupFs::new(&args.cgroup_root),

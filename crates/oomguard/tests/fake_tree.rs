@@ -93,6 +93,17 @@ fn rank_global_order_and_unkillable_reasons() {
     assert_eq!(r.candidates[0].cgroup.as_deref(), Some("/app.slice"));
     assert_eq!(r.candidates[0].user, "root");
     assert!(matches!(r.scope, Scope::Global));
+    // The kernel's own oom_score of 0 for an otherwise eligible task: vfork or reaped.
+    h.write("proc/300/oom_score", "0\n");
+    h.write("proc/400/oom_score", "1000\n");
+    let r = rank(&roots(&h), None, None).unwrap();
+    let app = r.candidates.iter().find(|c| c.pid == 300).unwrap();
+    assert_eq!(app.unkillable, Some(Unkillable::KernelReportsIneligible));
+    assert_eq!(app.oom_score, 0);
+    assert_eq!(
+        r.candidates[1].pid, 150,
+        "app drops out of the killable ranks"
+    );
     // totalpages = (MemTotal + 4 GiB swap) / 4 KiB.
     assert_eq!(r.totalpages, (24_684_092 + (4 << 20)) / 4);
 }
