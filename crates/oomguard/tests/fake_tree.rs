@@ -101,7 +101,7 @@ fn rank_global_order_and_unkillable_reasons() {
     assert_eq!(app.unkillable, Some(Unkillable::KernelReportsIneligible));
     assert_eq!(app.oom_score, 0);
     assert_eq!(
-        r.candidates[1].pid, 150,
+        r.candidates[1].pid, 200,
         "app drops out of the killable ranks"
     );
     // totalpages = (MemTotal + 4 GiB swap) / 4 KiB.
