@@ -5,6 +5,9 @@
 //! limit, caps its own allocation, and uses a high oom_score_adj; all are killed by pid and the
 //! cgroup removed at the end (see `common::TestCgroup`).
 
+// Test helpers here panic on failed setup, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{real_kernel_skip_reason, TestCgroup};
@@ -23,7 +26,6 @@ macro_rules! skip_unless_real {
     };
 }
 
-#[allow(clippy::unwrap_used)] // test helper
 fn era() -> Era {
     let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     Era::for_version(KernelVersion::parse(&rel).unwrap()).unwrap()
@@ -158,12 +160,24 @@ fn within_drift(
 #[test]
 fn memcg_oom_victim_matches_prediction() {
     skip_unless_real!();
+    memcg_scenario("adj", 960, false);
+}
+
+/// The same with equal adjustments: the largest process must be the prediction and the victim.
+#[test]
+fn memcg_oom_victim_matches_prediction_sizes_only() {
+    skip_unless_real!();
+    memcg_scenario("size", 1000, true);
+}
+
+fn memcg_scenario(name: &str, big_adj: i16, big_dies: bool) {
     let limit: u64 = 400 << 20;
-    let mut cg = TestCgroup::new("oomguard-memcg-oom", limit);
+    let mut cg = TestCgroup::new(&format!("oomguard-memcg-oom-{name}"), limit);
     let _idle0 = cg.spawn_hog(0, 0, 0.0, true);
     let _idle500 = cg.spawn_hog(500, 0, 0.0, true);
-    let big = cg.spawn_hog(960, 100, 0.0, true);
-    let expected = cg.spawn_hog(1000, 92, 0.0, true);
+    let big = cg.spawn_hog(big_adj, 100, 0.0, true);
+    let other = cg.spawn_hog(1000, 92, 0.0, true);
+    let expected = if big_dies { big } else { other };
     let _small = cg.spawn_hog(1000, 60, 0.0, true);
     // Fill to ~12 MiB below the limit with small fillers (each well below the candidates), so
     // the trigger stays small. Each filler costs ~13 MiB of interpreter on top of its chunk.
@@ -230,7 +244,7 @@ fn memcg_oom_victim_matches_prediction() {
     // The kernel's own task dump (vm.oom_dump_tasks=1) of this OOM gives, per task, the page
     // counts oom_badness() summed. For the idle candidates (unchanged since the snapshot) they
     // should equal what oomguard read from /proc/PID/status.
-    let dump = last_oom_task_dump();
+    let dump = last_oom_task_dump(&cg.rel);
     // Also re-read the survivors now: memcg reclaim before the OOM may have dropped their
     // file-backed pages, which the snapshot could not know.
     let mut scanner = Scanner::new(&ProcFs::default()).unwrap();
@@ -290,14 +304,17 @@ fn memcg_oom_victim_matches_prediction() {
     );
 }
 
-/// pid -> rss + pgtables_bytes / PAGE_SIZE + swapents from the last "Tasks state" block of the
-/// kernel log (empty if dmesg is unavailable).
-fn last_oom_task_dump() -> std::collections::HashMap<i32, u64> {
+/// pid -> rss + pgtables_bytes / PAGE_SIZE + swapents from the "Tasks state" block of the last
+/// OOM of memcg `rel` in the kernel log (empty if dmesg is unavailable).
+fn last_oom_task_dump(rel: &str) -> std::collections::HashMap<i32, u64> {
     let out = std::process::Command::new("dmesg").output();
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    let Some(start) = text.rfind("Tasks state (memory values in pages)") else {
+    let Some(end) = text.rfind(&format!("oom_memcg={rel},")) else {
+        return Default::default();
+    };
+    let Some(start) = text[..end].rfind("Tasks state (memory values in pages)") else {
         return Default::default();
     };
     let ps = page_size_bytes();
