@@ -74,3 +74,43 @@ pub fn page_size_bytes() -> u64 {
     let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(v).ok().filter(|v| *v > 0).unwrap_or(4096)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_are_classified_for_the_caller() {
+        let p = || PathBuf::from("/proc/42/status");
+        let e = |n| io::Error::from_raw_os_error(n);
+        assert!(matches!(
+            ReadError::from_io(p(), e(libc::ENOENT), true),
+            ReadError::Vanished { .. }
+        ));
+        assert!(matches!(
+            ReadError::from_io(p(), e(libc::ESRCH), true),
+            ReadError::Vanished { .. }
+        ));
+        assert!(matches!(
+            ReadError::from_io(p(), e(libc::ENOENT), false),
+            ReadError::NotPresent { .. }
+        ));
+        assert!(matches!(
+            ReadError::from_io(p(), e(libc::EACCES), true),
+            ReadError::PermissionDenied { .. }
+        ));
+        assert!(matches!(
+            ReadError::from_io(p(), e(libc::EPERM), false),
+            ReadError::PermissionDenied { .. }
+        ));
+        let io = ReadError::from_io(p(), e(libc::EIO), true);
+        assert_eq!(
+            io.to_string(),
+            "/proc/42/status: Input/output error (os error 5)"
+        );
+        assert!(matches!(
+            optional::<u8>(Err(ReadError::NotPresent { path: p() })),
+            Ok(None)
+        ));
+    }
+}
