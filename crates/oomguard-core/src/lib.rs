@@ -5,8 +5,10 @@
 //! signal; the `oomguard` crate does the I/O and calls in here. That split keeps every parser
 //! trivially testable on literal kernel text and fuzzable (see `fuzz/`).
 
+pub mod badness;
 pub mod diagnosis;
 pub mod event;
+pub mod host;
 pub mod killpath;
 pub mod kmsg;
 pub mod oomlog;

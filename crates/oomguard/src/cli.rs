@@ -23,6 +23,13 @@ pub enum Command {
     /// says what died, why, and what to change. Exit status: 0 events found, 1 none found,
     /// 2 usage or I/O error.
     Explain(ExplainArgs),
+    /// Who dies next: every process as the kernel's OOM killer would rank it, most likely first.
+    Rank(RankArgs),
+    /// Audit this machine's OOM risk: each finding with severity, evidence and fix.
+    ///
+    /// Exit status: 0 nothing above info, 1 worst finding is a warning, 2 worst is critical,
+    /// 3 the audit could not run.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,4 +43,53 @@ pub struct ExplainArgs {
     /// Colour the text output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RankArgs {
+    /// Rank as the memcg OOM killer of this cgroup would (a path as in /proc/PID/cgroup, or a
+    /// directory under the cgroup root).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// Show the top N candidates (0 = all).
+    #[arg(short = 'n', default_value_t = 20)]
+    pub count: usize,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh in place like top, with MemAvailable, swap and PSI.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// Raw byte counts instead of human-readable sizes.
+    #[arg(long)]
+    pub bytes: bool,
+    /// Root of the proc filesystem (for tests and containers).
+    #[arg(long, default_value = "/proc", hide = true)]
+    pub proc_root: std::path::PathBuf,
+    /// Root of the cgroup filesystems.
+    #[arg(long, default_value = "/sys/fs/cgroup", hide = true)]
+    pub cgroup_root: std::path::PathBuf,
+    /// Benchmark mode: one full scan with scores, printed as `pid rss comm` lines (bench/scan.sh).
+    #[arg(long, hide = true)]
+    pub scan_only: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// A process name that must be protected (negative oom_score_adj); repeatable. Defaults:
+    /// sshd, systemd-journald, systemd, init.
+    #[arg(long = "critical", value_name = "NAME")]
+    pub critical: Vec<String>,
+    /// Root of the proc filesystem (for tests and containers).
+    #[arg(long, default_value = "/proc", hide = true)]
+    pub proc_root: std::path::PathBuf,
+    /// Root of the cgroup filesystems.
+    #[arg(long, default_value = "/sys/fs/cgroup", hide = true)]
+    pub cgroup_root: std::path::PathBuf,
 }

@@ -4,6 +4,9 @@
 //! codes.
 
 pub mod cli;
+pub mod doctor;
 pub mod explain;
+pub mod host;
+pub mod rank;
 pub mod sys;
 pub mod term;

@@ -8,14 +8,18 @@ use oomguard::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Explain(args) => oomguard::explain::run(args).map(|s| s as u8),
+    // Each subcommand documents its own exit statuses; this is the status for "could not run"
+    // (explain: 2 = usage or I/O error; rank and doctor: 3, since doctor uses 0-2 for severities).
+    let (result, error_code) = match &cli.command {
+        Command::Explain(args) => (oomguard::explain::run(args).map(|s| s as i32), 2),
+        Command::Rank(args) => (oomguard::rank::run(args), 3),
+        Command::Doctor(args) => (oomguard::doctor::run(args), 3),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(error_code)),
         Err(e) => {
             eprintln!("oomguard: error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(error_code)
         }
     }
 }

@@ -1,0 +1,247 @@
+//! Memory-cgroup files, v1 (`memory.usage_in_bytes`, `limit_in_bytes`, `memsw.*`, `oom_control`,
+//! `stat`, `failcnt`) and v2 (`memory.current`, `max`, `high`, `low`, `min`, `swap.current`,
+//! `swap.max`, `events`, `events.local`, `stat`, `pressure`, `oom.group`).
+
+use super::{for_each_kv, parse_single_u64, ParseError, ParseErrorKind};
+use serde::Serialize;
+
+/// v1's "no limit": `PAGE_COUNTER_MAX * PAGE_SIZE` reads back as 9223372036854771712 on 64-bit
+/// with 4 KiB pages. Anything at or above 2^62 is treated as unlimited.
+const V1_UNLIMITED_FLOOR: u64 = 1 << 62;
+
+/// A memory limit: a byte count, or none (`max` in v2, the page-counter maximum in v1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Limit {
+    Bytes(u64),
+    Unlimited,
+}
+
+impl Limit {
+    /// The limit in bytes, `None` when unlimited.
+    pub fn bytes(self) -> Option<u64> {
+        match self {
+            Limit::Bytes(b) => Some(b),
+            Limit::Unlimited => None,
+        }
+    }
+}
+
+/// Parses a v1 `*limit_in_bytes` file.
+pub fn parse_v1_limit(file: &'static str, text: &[u8]) -> Result<Limit, ParseError> {
+    let v = parse_single_u64(file, text)?;
+    Ok(if v >= V1_UNLIMITED_FLOOR {
+        Limit::Unlimited
+    } else {
+        Limit::Bytes(v)
+    })
+}
+
+/// Parses a v2 `memory.max` / `high` / `swap.max` file: a byte count or `max`.
+pub fn parse_v2_limit(file: &'static str, text: &[u8]) -> Result<Limit, ParseError> {
+    if text.trim_ascii() == b"max" {
+        return Ok(Limit::Unlimited);
+    }
+    parse_single_u64(file, text).map(Limit::Bytes)
+}
+
+/// Parses a single byte count (`memory.usage_in_bytes`, `memory.current`, `memory.low`,
+/// `memory.min`, `memory.swap.current`, `memory.failcnt`, `memory.swappiness`).
+pub fn parse_counter(file: &'static str, text: &[u8]) -> Result<u64, ParseError> {
+    parse_single_u64(file, text)
+}
+
+/// v1 `memory.oom_control`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OomControlV1 {
+    pub oom_kill_disable: bool,
+    pub under_oom: bool,
+    /// OOM kills in this memcg (4.13+).
+    pub oom_kill: Option<u64>,
+}
+
+/// Parses v1 `memory.oom_control`.
+pub fn parse_v1_oom_control(text: &[u8]) -> Result<OomControlV1, ParseError> {
+    const FILE: &str = "memory.oom_control";
+    let mut c = OomControlV1::default();
+    let mut disable = None;
+    for_each_kv(FILE, text, |k, v| match k {
+        b"oom_kill_disable" => disable = Some(v != 0),
+        b"under_oom" => c.under_oom = v != 0,
+        b"oom_kill" => c.oom_kill = Some(v),
+        _ => {}
+    })?;
+    c.oom_kill_disable = disable.ok_or(ParseError::missing(FILE, "oom_kill_disable"))?;
+    Ok(c)
+}
+
+/// v2 `memory.events` / `memory.events.local`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryEventsV2 {
+    pub low: u64,
+    pub high: u64,
+    pub max: u64,
+    pub oom: u64,
+    pub oom_kill: Option<u64>,
+    pub oom_group_kill: Option<u64>,
+}
+
+/// Parses v2 `memory.events` or `memory.events.local` (`file` names which, for errors).
+pub fn parse_v2_events(file: &'static str, text: &[u8]) -> Result<MemoryEventsV2, ParseError> {
+    let mut e = MemoryEventsV2::default();
+    let mut have_oom = false;
+    for_each_kv(file, text, |k, v| match k {
+        b"low" => e.low = v,
+        b"high" => e.high = v,
+        b"max" => e.max = v,
+        b"oom" => {
+            e.oom = v;
+            have_oom = true;
+        }
+        b"oom_kill" => e.oom_kill = Some(v),
+        b"oom_group_kill" => e.oom_group_kill = Some(v),
+        _ => {}
+    })?;
+    if !have_oom {
+        return Err(ParseError::missing(file, "oom"));
+    }
+    Ok(e)
+}
+
+/// The `memory.stat` fields oomguard uses (v1 names in bytes; v2 names in bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryStat {
+    /// v2 `anon` / v1 `rss`.
+    pub anon_bytes: Option<u64>,
+    /// v2 `file` / v1 `cache`.
+    pub file_bytes: Option<u64>,
+    pub shmem_bytes: Option<u64>,
+    /// v1 `swap`.
+    pub swap_bytes: Option<u64>,
+    /// v1 `hierarchical_memory_limit`: the effective limit including ancestors.
+    pub hierarchical_memory_limit_bytes: Option<u64>,
+    /// v1 `hierarchical_memsw_limit`.
+    pub hierarchical_memsw_limit_bytes: Option<u64>,
+    /// v1 `total_rss` (hierarchical).
+    pub total_anon_bytes: Option<u64>,
+    pub pgmajfault: Option<u64>,
+}
+
+/// Parses `memory.stat` of either hierarchy.
+pub fn parse_memory_stat(text: &[u8]) -> Result<MemoryStat, ParseError> {
+    let mut s = MemoryStat::default();
+    for_each_kv("memory.stat", text, |k, v| {
+        let slot = match k {
+            b"anon" | b"rss" => &mut s.anon_bytes,
+            b"file" | b"cache" => &mut s.file_bytes,
+            b"shmem" => &mut s.shmem_bytes,
+            b"swap" => &mut s.swap_bytes,
+            b"hierarchical_memory_limit" => &mut s.hierarchical_memory_limit_bytes,
+            b"hierarchical_memsw_limit" => &mut s.hierarchical_memsw_limit_bytes,
+            b"total_rss" => &mut s.total_anon_bytes,
+            b"pgmajfault" => &mut s.pgmajfault,
+            _ => return,
+        };
+        *slot = Some(v);
+    })?;
+    Ok(s)
+}
+
+/// Parses v2 `memory.oom.group` (0 or 1).
+pub fn parse_v2_oom_group(text: &[u8]) -> Result<bool, ParseError> {
+    match parse_single_u64("memory.oom.group", text)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(ParseError::new(
+            "memory.oom.group",
+            1,
+            ParseErrorKind::OutOfRange("expected 0 or 1"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! fx {
+        ($n:literal) => {
+            include_bytes!(concat!("../../tests/fixtures/host/", $n))
+        };
+    }
+
+    #[test]
+    fn v1_real_6_18() {
+        assert_eq!(
+            parse_v1_limit(
+                "memory.limit_in_bytes",
+                fx!("v1-memory.limit_in_bytes-6.18.txt")
+            ),
+            Ok(Limit::Unlimited)
+        );
+        assert!(parse_counter(
+            "memory.usage_in_bytes",
+            fx!("v1-memory.usage_in_bytes-6.18.txt")
+        )
+        .is_ok());
+        assert!(parse_counter("memory.failcnt", fx!("v1-memory.failcnt-6.18.txt")).is_ok());
+        let c = parse_v1_oom_control(fx!("v1-memory.oom_control-6.18.txt")).unwrap();
+        assert_eq!(
+            c,
+            OomControlV1 {
+                oom_kill_disable: false,
+                under_oom: false,
+                oom_kill: Some(0)
+            }
+        );
+        let s = parse_memory_stat(fx!("v1-memory.stat-6.18.txt")).unwrap();
+        assert!(s.anon_bytes.is_some());
+        assert_eq!(
+            s.hierarchical_memory_limit_bytes,
+            Some(9_223_372_036_854_771_712)
+        );
+        assert_eq!(
+            parse_v1_limit("x", b"104857600\n"),
+            Ok(Limit::Bytes(104_857_600))
+        );
+    }
+
+    #[test]
+    fn v1_oom_control_pre_4_13_has_no_oom_kill() {
+        let c = parse_v1_oom_control(b"oom_kill_disable 1\nunder_oom 0\n").unwrap();
+        assert!(c.oom_kill_disable);
+        assert_eq!(c.oom_kill, None);
+        assert!(parse_v1_oom_control(b"under_oom 0\n").is_err());
+        assert!(parse_v1_oom_control(b"oom_kill_disable\n").is_err());
+    }
+
+    #[test]
+    fn v2_files() {
+        // Formats as printed by mm/memcontrol.c (6.x): memory.max "max\n" or a number.
+        assert_eq!(parse_v2_limit("memory.max", b"max\n"), Ok(Limit::Unlimited));
+        assert_eq!(
+            parse_v2_limit("memory.max", b"268435456\n"),
+            Ok(Limit::Bytes(268_435_456))
+        );
+        assert!(parse_v2_limit("memory.max", b"maximum\n").is_err());
+        let e = parse_v2_events(
+            "memory.events",
+            b"low 0\nhigh 12\nmax 40\noom 3\noom_kill 2\noom_group_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!((e.high, e.max, e.oom, e.oom_kill), (12, 40, 3, Some(2)));
+        // 4.19-era memory.events had no oom_group_kill.
+        let e = parse_v2_events(
+            "memory.events.local",
+            b"low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!(e.oom_group_kill, None);
+        assert!(parse_v2_events("memory.events", b"low 0\n").is_err());
+        assert_eq!(parse_v2_oom_group(b"1\n"), Ok(true));
+        assert!(parse_v2_oom_group(b"2\n").is_err());
+        let s = parse_memory_stat(b"anon 1048576\nfile 2097152\nkernel 0\nshmem 0\n").unwrap();
+        assert_eq!(s.anon_bytes, Some(1_048_576));
+        let p = crate::host::system::parse_pressure(fx!("v2-memory.pressure-6.18.txt")).unwrap();
+        assert!(p.full.is_some());
+    }
+}
