@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 use crate::size::{self, Amount};
 
 /// The whole file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Log decisions but never signal anything.
@@ -35,27 +35,6 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub hooks: Vec<HookConfig>,
     pub notify: NotifyConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            dry_run: false,
-            memory: MemoryConfig::default(),
-            swap: SwapConfig::default(),
-            psi: PsiConfig::default(),
-            kill: KillConfig::default(),
-            poll: PollConfig::default(),
-            cgroups: Vec::new(),
-            rules: Vec::new(),
-            candidates_cgroup: None,
-            candidates_parent_pid: None,
-            events: EventsConfig::default(),
-            metrics: MetricsConfig::default(),
-            hooks: Vec::new(),
-            notify: NotifyConfig::default(),
-        }
-    }
 }
 
 /// System-wide MemAvailable thresholds.
