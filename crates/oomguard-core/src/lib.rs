@@ -10,5 +10,6 @@ pub mod event;
 pub mod killpath;
 pub mod kmsg;
 pub mod oomlog;
+pub mod run;
 pub mod time;
 pub mod units;
