@@ -5,5 +5,6 @@
 
 pub mod cli;
 pub mod explain;
+pub mod run;
 pub mod sys;
 pub mod term;

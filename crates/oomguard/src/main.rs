@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Explain(args) => oomguard::explain::run(args).map(|s| s as u8),
+        Command::Run(args) => oomguard::run::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

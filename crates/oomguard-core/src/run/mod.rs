@@ -812,3 +812,53 @@ pub fn explain(cause: &Cause, cg: &CgroupFacts<'_>, other_kills: &[OomEvent]) ->
 
 #[cfg(test)]
 mod tests;
+
+/// The memory figures of `/proc/PID/status` the guard ranks and reports by, in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusMemory {
+    /// `Name:` (the comm).
+    pub name: String,
+    pub rss_anon_bytes: u64,
+    pub rss_file_bytes: u64,
+    pub rss_shmem_bytes: u64,
+    pub swap_bytes: u64,
+    pub pgtables_bytes: u64,
+}
+
+impl StatusMemory {
+    /// Resident memory: anon + file + shmem.
+    pub fn rss_bytes(&self) -> u64 {
+        self.rss_anon_bytes + self.rss_file_bytes + self.rss_shmem_bytes
+    }
+}
+
+/// Parses the fields of `/proc/PID/status` text that [`StatusMemory`] holds (kB → bytes here,
+/// once). Missing fields (kernel threads, zombies) stay 0.
+pub fn parse_status_memory(text: &str) -> StatusMemory {
+    let mut out = StatusMemory::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if key == "Name" {
+            out.name = value.trim().to_owned();
+            continue;
+        }
+        let kb = || {
+            value
+                .trim()
+                .strip_suffix("kB")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(0, crate::units::kib_to_bytes)
+        };
+        match key {
+            "RssAnon" => out.rss_anon_bytes = kb(),
+            "RssFile" => out.rss_file_bytes = kb(),
+            "RssShmem" => out.rss_shmem_bytes = kb(),
+            "VmSwap" => out.swap_bytes = kb(),
+            "VmPTE" => out.pgtables_bytes = kb(),
+            _ => {}
+        }
+    }
+    out
+}

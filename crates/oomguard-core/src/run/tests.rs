@@ -359,3 +359,17 @@ fn statuses_and_signal_names() {
     assert_eq!(signal_name(0), "signal 0");
     assert_eq!(signal_name(40), "signal 40");
 }
+
+#[test]
+fn status_memory() {
+    // /proc/PID/status of a python3 hog on 6.18 (abridged, field order as printed).
+    let text = "Name:\tpython3\nUmask:\t0022\nState:\tS (sleeping)\nVmPeak:\t   70000 kB\n\
+                VmRSS:\t   62000 kB\nRssAnon:\t   60000 kB\nRssFile:\t    2000 kB\n\
+                RssShmem:\t       0 kB\nVmPTE:\t     160 kB\nVmSwap:\t       0 kB\n";
+    let m = parse_status_memory(text);
+    assert_eq!(m.name, "python3");
+    assert_eq!(m.rss_anon_bytes, 60000 * KIB);
+    assert_eq!(m.rss_bytes(), 62000 * KIB);
+    assert_eq!(m.pgtables_bytes, 160 * KIB);
+    assert_eq!(parse_status_memory("Name:\tkthreadd\n").rss_bytes(), 0);
+}
