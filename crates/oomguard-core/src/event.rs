@@ -88,8 +88,10 @@ pub struct RunInfo {
     pub status: Option<u8>,
     /// How long this start ran, in milliseconds.
     pub ran_ms: u64,
-    /// The cgroup's usage when oomguard last read it (warnings: at the crossing).
-    pub usage_bytes: Option<u64>,
+    /// The cgroup's usage when oomguard last read it (every 100 ms, and at v1 threshold
+    /// crossings; for a warning: at the crossing). For the usage at an OOM kill, see
+    /// `memcg_usage_kb` of the kernel's report.
+    pub last_usage_bytes: Option<u64>,
     /// The cgroup's limit (`memory.max` / `memory.limit_in_bytes`).
     pub limit_bytes: Option<u64>,
     /// The delay before the next start; `null` when there is none.

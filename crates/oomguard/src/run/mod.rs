@@ -73,16 +73,16 @@ impl From<RestartArg> for RestartPolicy {
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
-    parse_size(s).map_err(|e| e.to_string())
+    parse_size(s).map_err(|e| e.why.to_owned())
 }
 fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
+    parse_duration(s).map_err(|e| e.why.to_owned())
 }
 fn backoff_arg(s: &str) -> Result<BackoffRange, String> {
-    parse_backoff(s).map_err(|e| e.to_string())
+    parse_backoff(s).map_err(|e| e.why.to_owned())
 }
 fn pct_arg(s: &str) -> Result<u8, String> {
-    parse_percent(s).map_err(|e| e.to_string())
+    parse_percent(s).map_err(|e| e.why.to_owned())
 }
 
 /// `oomguard run` arguments.
@@ -336,7 +336,7 @@ impl Supervisor<'_> {
             core_dumped: false,
             status: None,
             ran_ms: 0,
-            usage_bytes: None,
+            last_usage_bytes: None,
             limit_bytes: self.limit_bytes,
             restart_in_ms: None,
             why,
@@ -498,7 +498,7 @@ impl Supervisor<'_> {
         }
         info.status = Some(d.status.shell_status());
         info.ran_ms = u64::try_from(d.ran_for.as_millis()).unwrap_or(u64::MAX);
-        info.usage_bytes = d.usage_bytes;
+        info.last_usage_bytes = d.usage_bytes;
         info.restart_in_ms = decision
             .as_ref()
             .ok()
@@ -514,10 +514,12 @@ impl Supervisor<'_> {
         let mut cmd = Command::new(&self.args.command[0]);
         cmd.args(&self.args.command[1..]);
         // SAFETY: the closure runs in the child between fork and exec and only calls
-        // async-signal-safe functions (open, write, close) on a path prepared before the fork.
-        // Joining before exec charges the whole image of the command to its cgroup.
+        // async-signal-safe functions (sigprocmask, open, write, close) on a path prepared
+        // before the fork. Joining before exec charges the whole image of the command to its
+        // cgroup.
         unsafe {
             cmd.pre_exec(move || {
+                signals::unblock_in_child()?;
                 let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if fd < 0 {
                     return Err(std::io::Error::last_os_error());
@@ -847,7 +849,7 @@ impl Supervisor<'_> {
         ev.memcg_usage_kb = Some(usage / KIB);
         ev.memcg_limit_kb = self.limit_bytes.map(|l| l / KIB);
         let mut info = self.run_info(start, pid, "warn_at", why);
-        info.usage_bytes = Some(usage);
+        info.last_usage_bytes = Some(usage);
         ev.run = Some(info);
         self.sink.emit(&ev);
     }

@@ -2,8 +2,10 @@
 //! `signalfd` so they sit in the supervisor's single `poll` next to the child's pidfd and
 //! `/dev/kmsg`. The signals stay blocked once a [`SignalFd`] was made, on purpose: a SIGTERM
 //! that arrives while `run` removes its cgroup and exits must not kill it half-way (the
-//! supervisor reads and handles every one while it supervises). The child does not inherit the
-//! mask: Rust's `Command` clears the signal mask before `exec`.
+//! supervisor reads and handles every one while it supervises). The child must not inherit the
+//! mask (a blocked SIGTERM survives `exec`, and Rust's `Command` does not clear it: seen on
+//! this project's toolchain, where `sleep` ran with SigBlk 0x4007), so the spawn calls
+//! [`unblock_in_child`] between fork and exec.
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 
@@ -41,6 +43,20 @@ fn forwarded_set() -> libc::sigset_t {
         }
         set
     }
+}
+
+/// Unblocks [`FORWARDED`]; async-signal-safe, for a `pre_exec` closure.
+///
+/// # Safety
+/// Call only in a single-threaded child between fork and exec (it changes the calling
+/// thread's mask, which is what the exec'd program inherits).
+pub unsafe fn unblock_in_child() -> std::io::Result<()> {
+    let set = forwarded_set();
+    // SAFETY: sigprocmask is async-signal-safe; `set` is a valid local sigset_t.
+    if unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl SignalFd {
