@@ -59,11 +59,33 @@ pub unsafe fn unblock_in_child() -> std::io::Result<()> {
     Ok(())
 }
 
+/// True when `signal` is ignored (SIG_IGN) in this process, e.g. SIGHUP under `nohup`.
+fn inherited_ignored(signal: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current disposition into a
+    // local, zero-initialised struct.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 impl SignalFd {
     /// Blocks [`FORWARDED`] in this thread and opens a non-blocking signalfd for them. `run`
     /// is single-threaded, so the block covers the process.
+    ///
+    /// A signal inherited as ignored is left alone: the kernel would queue it once blocked
+    /// (blocked signals are never discarded), and forwarding it would undo what whoever started
+    /// us asked for (`nohup`, a shell's background job ignoring SIGINT/SIGQUIT). The command
+    /// inherits the ignore across exec, as it would without oomguard.
     pub fn new() -> std::io::Result<Self> {
-        let set = forwarded_set();
+        let mut set = forwarded_set();
+        for s in FORWARDED {
+            if inherited_ignored(s) {
+                // SAFETY: sigdelset on a valid local set and a valid signal number.
+                unsafe { libc::sigdelset(&mut set, s) };
+            }
+        }
         // SAFETY: plain libc calls with valid pointers to local sigset_t values.
         unsafe {
             let mut old: libc::sigset_t = std::mem::zeroed();
