@@ -705,3 +705,135 @@ fn command_does_not_inherit_the_blocked_signal_mask() {
         .stdout(predicate::str::contains("SigBlk:\t0000000000000000"));
     left.assert_gone();
 }
+
+/// A shell wrapper whose child is OOM-killed exits 137 by itself: that is an exit, not an OOM
+/// of the main process, and the child's kill is named with the kernel's report as an event.
+#[test]
+fn oom_kill_of_a_child_is_named_but_the_exit_is_the_wrappers() {
+    let test = "wrapper_oom";
+    let (Some(own), Some(py)) = (own_memcg(test), python()) else {
+        return;
+    };
+    let name = format!("t-wrap-{}", std::process::id());
+    let left = Leftovers::new(&own, &name);
+    let script = format!("{py} -c \"$HOG\" 200 0; exit $?");
+    let out = oomguard()
+        .env("HOG", HOG)
+        .args([
+            "run",
+            "--memory-max",
+            "48M",
+            "--restart",
+            "never",
+            "--name",
+            &name,
+        ])
+        .args(["--json-events", "-", "--", "sh", "-c", &script])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert_eq!(out.status.code(), Some(137), "{stderr}");
+    assert!(
+        stderr.contains(
+            "exited with status 137; also OOM-killed in its cgroup during this run: pid "
+        ),
+        "{stderr}"
+    );
+    let evs = json_lines(&stderr);
+    assert_eq!(evs.len(), 2, "the child's kill, then the wrapper's exit");
+    assert_eq!(evs[0]["kind"], "kill");
+    assert_eq!(evs[0]["source"], "kernel");
+    assert_ne!(evs[0]["pid"], evs[0]["run"]["main_pid"]);
+    assert_eq!(evs[1]["kind"], "exit");
+    assert_eq!(evs[1]["run"]["exit_code"], 137);
+    left.assert_gone();
+}
+
+#[test]
+fn sighup_is_forwarded_without_stopping() {
+    let Some(own) = own_memcg("sighup") else {
+        return;
+    };
+    let name = format!("t-hup-{}", std::process::id());
+    let left = Leftovers::new(&own, &name);
+    let (mut child, mut out) = start_and_wait_ready(&[
+        "run",
+        "--name",
+        &name,
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-hup' HUP; trap 'exit 5' TERM; echo ready; while :; do sleep 0.05; done",
+    ]);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "got-hup");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP does not stop run"
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    let stderr = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("exited with status 5; stopping on SIGTERM"),
+        "{stderr}"
+    );
+    left.assert_gone();
+}
+
+#[test]
+fn sigterm_during_the_backoff_ends_run_at_once() {
+    let Some(own) = own_memcg("backoff_stop") else {
+        return;
+    };
+    let name = format!("t-bstop-{}", std::process::id());
+    let left = Leftovers::new(&own, &name);
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("oomguard"))
+        .args([
+            "run",
+            "--restart",
+            "always",
+            "--backoff",
+            "30s..30s",
+            "--name",
+            &name,
+        ])
+        .args(["--", "sh", "-c", "exit 4"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "stderr ended: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("exited with status 4; restarting in 30.0 s (restart 1)") {
+            break;
+        }
+    }
+    let t = Instant::now();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(4), "{seen}{rest}");
+    assert!(
+        rest.contains("stopped during the backoff; exiting with status 4"),
+        "{rest}"
+    );
+    left.assert_gone();
+}
