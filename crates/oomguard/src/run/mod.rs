@@ -33,7 +33,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::Signal;
 
 use crate::sys::actuator::RealActuator;
-use crate::sys::kmsg::{KmsgReader, KmsgStart};
+use crate::sys::kmsg::{KmsgError, KmsgReader, KmsgStart};
 use crate::sys::memcg_v1::MemcgEvent;
 use crate::sys::pidfd::Pinned;
 use cgroup::{CgroupEnv, Limits, RunCgroup};
@@ -628,8 +628,17 @@ impl Supervisor<'_> {
                     parser.push(line.as_bytes(), *line_no);
                 }
                 Ok(None) => return seen,
-                // Lost or oversized records were counted by the reader; go on.
-                Err(_) => continue,
+                // An oversized or malformed record was skipped and counted by the reader; go on.
+                Err(KmsgError::Oversized { .. } | KmsgError::Malformed { .. }) => continue,
+                // A read error would repeat on every call: stop following the log.
+                Err(e) => {
+                    eprintln!(
+                        "oomguard run: {}: warning: stopped following the kernel log: {e}",
+                        self.cfg.name
+                    );
+                    self.kmsg = None;
+                    return seen;
+                }
             }
         }
     }
