@@ -34,6 +34,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
 
+# The real-kernel tests create their cgroups below their own and must remove every one.
+if [ -d /sys/fs/cgroup/memory ]; then
+  left=$(find /sys/fs/cgroup/memory -mindepth 1 -type d -name 'oomguard*' 2>/dev/null || true)
+  if [ -n "$left" ]; then
+    printf 'cgroups left behind by the tests:\n%s\n' "$left" >&2
+    exit 1
+  fi
+fi
+
 fuzz_seconds=${FUZZ_SECONDS:-60}
 if [ "$fuzz_seconds" -gt 0 ] && cargo +nightly --version >/dev/null 2>&1; then
   log "fuzz smoke run: ${fuzz_seconds}s of the OOM log parser from the kept corpus"

@@ -111,7 +111,8 @@ pub fn findings(ev: &OomEvent) -> Vec<Finding> {
              protected (oom_score_adj -1000), already exiting, or a kernel thread."
                 .to_owned(),
         )),
-        EventKind::Kill => {}
+        // `oomguard run` events that are not kernel OOM reports: nothing to diagnose here.
+        EventKind::Kill | EventKind::Exit | EventKind::Warning => {}
     }
     if ev.kind == EventKind::Panic {
         out.push(advice(

@@ -18,6 +18,11 @@ pub enum EventKind {
     Panic,
     /// A report whose kill line is missing (log truncated, or its lines were lost).
     Incomplete,
+    /// A command supervised by `oomguard run` died without being OOM-killed (an exit, or a
+    /// signal that was not an OOM kill). `run` says how.
+    Exit,
+    /// `oomguard run --warn-at`: the supervised cgroup's usage crossed the warn level.
+    Warning,
 }
 
 /// Where the event comes from.
@@ -58,6 +63,41 @@ pub struct TaskRow {
     pub oom_adj: Option<i64>,
     pub cpu: Option<u64>,
     pub name: String,
+}
+
+/// What `oomguard run` adds to the events of the command it supervises (`null` elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunInfo {
+    /// The `--name` of the supervised service.
+    pub name: String,
+    /// Its memory cgroup, as the kernel prints cgroup paths.
+    pub cgroup: String,
+    /// 1 for the first start, 2 after the first restart, ...
+    pub start: u32,
+    /// The main process of this start.
+    pub main_pid: i64,
+    /// `kernel_oom`, `oomguard`, `exit`, `signal` for deaths; `warn_at` for warnings.
+    pub cause: String,
+    /// The exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it (`SIGKILL`), when one did.
+    pub signal: Option<String>,
+    /// Whether it dumped core.
+    pub core_dumped: bool,
+    /// The status `oomguard run` would exit with for this death (code, or 128 + signal).
+    pub status: Option<u8>,
+    /// How long this start ran, in milliseconds.
+    pub ran_ms: u64,
+    /// The cgroup's usage when oomguard last read it (every 100 ms, and at v1 threshold
+    /// crossings; for a warning: at the crossing). For the usage at an OOM kill, see
+    /// `memcg_usage_kb` of the kernel's report.
+    pub last_usage_bytes: Option<u64>,
+    /// The cgroup's limit (`memory.max` / `memory.limit_in_bytes`).
+    pub limit_bytes: Option<u64>,
+    /// The delay before the next start; `null` when there is none.
+    pub restart_in_ms: Option<u64>,
+    /// The one-line explanation printed on stderr.
+    pub why: String,
 }
 
 /// One OOM event. See `docs/event-schema.md` for where each field comes from.
@@ -106,6 +146,8 @@ pub struct OomEvent {
     pub time: Option<String>,
     pub kernel_time_s: Option<f64>,
     pub line: Option<u64>,
+    /// Set by `oomguard run` for the command it supervises; `null` otherwise.
+    pub run: Option<RunInfo>,
 }
 
 impl OomEvent {
@@ -154,6 +196,7 @@ impl OomEvent {
             time: None,
             kernel_time_s: None,
             line: None,
+            run: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod killpath;
 pub mod kmsg;
 pub mod oomlog;
 pub mod policy;
+pub mod run;
 pub mod size;
 pub mod time;
 pub mod trigger;

@@ -30,6 +30,15 @@ pub enum Command {
     /// Exit status: 0 nothing above info, 1 worst finding is a warning, 2 worst is critical,
     /// 3 the audit could not run.
     Doctor(DoctorArgs),
+    /// Run a command in its own memory cgroup, say why each death happened, restart it.
+    ///
+    /// Creates a memory cgroup (v2 where the memory controller is on v2, else v1) below
+    /// oomguard's own, applies the limits, starts CMD in it with stdin/stdout/stderr untouched,
+    /// forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT, explains each death (exit status, signal, kernel
+    /// OOM kill with its figures from /dev/kmsg) and restarts with exponential backoff. Exit
+    /// status: the command's own (128+N for a signal N, 137 for an OOM kill), 2 for usage or
+    /// set-up errors, 126/127 when CMD cannot be executed / is not found. See docs/run.md.
+    Run(crate::run::RunArgs),
 }
 
 #[derive(Debug, clap::Args)]
