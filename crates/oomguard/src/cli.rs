@@ -39,6 +39,14 @@ pub enum Command {
     /// status: the command's own (128+N for a signal N, 137 for an OOM kill), 2 for usage or
     /// set-up errors, 126/127 when CMD cannot be executed / is not found. See docs/run.md.
     Run(crate::run::RunArgs),
+    /// The prevention daemon: act before the kernel's OOM killer must.
+    ///
+    /// Watches MemAvailable, free swap, PSI and memory cgroups' headroom; when a rule fires,
+    /// signals the right victim (the kernel's badness plus the config's rules) through a pidfd,
+    /// SIGTERM then SIGKILL, releases its memory with process_mrelease, and waits until memory
+    /// is back before choosing another. Exit status: 0 on SIGTERM/SIGINT or when --check accepts
+    /// the config; 2 for a bad config or flag, or a start-up failure.
+    Watch(crate::watch::WatchArgs),
 }
 
 #[derive(Debug, clap::Args)]

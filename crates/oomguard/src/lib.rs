@@ -11,3 +11,4 @@ pub mod rank;
 pub mod run;
 pub mod sys;
 pub mod term;
+pub mod watch;
