@@ -72,7 +72,17 @@ fn advice(text: String) -> Finding {
 /// Page size in bytes for the task dump, inferred from the victim's kill line (kB) and its row
 /// (pages) when both are shown; else 4 KiB, the x86 page.
 pub fn page_bytes(ev: &OomEvent) -> u64 {
-    let inferred = (|| {
+    if let Some(m) = &ev.memory {
+        if m.page_size_source != crate::event::PageSizeSource::Default {
+            return m.page_size_bytes;
+        }
+    }
+    page_bytes_inferred(ev).unwrap_or(4096)
+}
+
+/// The page size the victim's row and kill line show, if they show it.
+pub fn page_bytes_inferred(ev: &OomEvent) -> Option<u64> {
+    (|| {
         let rss_kb = ev.rss_kb()?;
         let row = ev.tasks.iter().find(|t| Some(t.pid) == ev.pid)?;
         let pages = row.rss_pages?;
@@ -85,8 +95,7 @@ pub fn page_bytes(ev: &OomEvent) -> u64 {
             .into_iter()
             .min_by_key(|p| p.abs_diff(per))
             .filter(|p| p.abs_diff(per) * 4 < *p)
-    })();
-    inferred.unwrap_or(4096)
+    })()
 }
 
 /// Task dump rows sorted by resident memory, largest first.

@@ -6,6 +6,7 @@
 //! add: missing spaces where lines were rejoined, `kB` suffixes, and comms that contain spaces,
 //! parentheses or commas (a comm is attacker-controlled: never trust its shape).
 
+use super::meminfo::{self, MemLine};
 use super::prefix::{lead_i64, lead_u64};
 
 /// A classified kernel message.
@@ -55,6 +56,8 @@ pub enum Line<'a> {
     InitPanic(&'a str),
     /// `Mem-Info:`, the start of the global memory dump.
     MemInfo,
+    /// A line of the Mem-Info block or of the memcg stat dump (see [`super::meminfo`]).
+    Mem(MemLine<'a>),
 }
 
 /// The OOM header line.
@@ -221,6 +224,9 @@ pub fn classify(text: &str) -> Option<Line<'_>> {
     }
     if t.starts_with("Mem-Info:") {
         return Some(Line::MemInfo);
+    }
+    if let Some(m) = meminfo::classify(t) {
+        return Some(Line::Mem(m));
     }
     if let Some(i) = text.find(" cpuset=") {
         let rest = &text[i + " cpuset=".len()..];
