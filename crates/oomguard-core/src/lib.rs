@@ -5,6 +5,7 @@
 //! signal; the `oomguard` crate does the I/O and calls in here. That split keeps every parser
 //! trivially testable on literal kernel text and fuzzable (see `fuzz/`).
 
+pub mod breakdown;
 pub mod diagnosis;
 pub mod event;
 pub mod killpath;

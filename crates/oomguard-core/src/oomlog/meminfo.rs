@@ -100,7 +100,13 @@ const COUNTER_KEYS: [&str; 25] = [
 ];
 
 const ZONE_NAMES: [&str; 7] = [
-    "DMA", "DMA32", "Normal", "HighMem", "Movable", "Device", "Unmovable",
+    "DMA",
+    "DMA32",
+    "Normal",
+    "HighMem",
+    "Movable",
+    "Device",
+    "Unmovable",
 ];
 
 /// Recognises a memory dump line (prefixes already stripped).
@@ -151,13 +157,17 @@ pub fn classify(text: &str) -> Option<MemLine<'_>> {
     if let Some(rest) = t.strip_prefix("Total swap") {
         return swap_kb(rest).map(|kb| MemLine::Swap { total: true, kb });
     }
-    if t.starts_with("Unreclaimable slab info:") || t == "Name                      Used          Total" {
+    if t.starts_with("Unreclaimable slab info:")
+        || t == "Name                      Used          Total"
+    {
         return Some(MemLine::SlabInfo);
     }
     if first.is_ascii_alphabetic() {
         if let Some((key, _)) = t.split_once(':') {
             if COUNTER_KEYS.contains(&key.to_ascii_lowercase().as_str())
-                && t.split([' ', '\t']).filter(|s| !s.is_empty()).all(is_counter_token)
+                && t.split([' ', '\t'])
+                    .filter(|s| !s.is_empty())
+                    .all(is_counter_token)
             {
                 return Some(MemLine::Counters(t));
             }
@@ -526,8 +536,7 @@ impl MemAcc {
                     used_bytes: used_kb.saturating_mul(1024),
                     total_bytes: total_kb.saturating_mul(1024),
                 });
-                self.slab
-                    .sort_by_key(|s| std::cmp::Reverse(s.total_bytes));
+                self.slab.sort_by_key(|s| std::cmp::Reverse(s.total_bytes));
                 self.slab.truncate(MAX_SLAB_ROWS);
             }
             MemLine::MemcgStats { path, legacy } => {
@@ -663,12 +672,7 @@ impl MemAcc {
                     .position(|x| *x == k)
                     .and_then(|i| m.local.v[i])
             };
-            let g = |k: &str| {
-                STAT_KEYS
-                    .iter()
-                    .position(|x| *x == k)
-                    .and_then(|i| f.v[i])
-            };
+            let g = |k: &str| STAT_KEYS.iter().position(|x| *x == k).and_then(|i| f.v[i]);
             MemcgStat {
                 format: if m.legacy {
                     MemcgStatFormat::V1Line
