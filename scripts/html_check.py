@@ -196,11 +196,17 @@ def main():
                 failures.append(f"{name}: {scripts} <script> elements in the page")
             if cdp.eval("typeof window.__pwned") != "undefined":
                 failures.append(f"{name}: a script from the log ran (window.__pwned set)")
-            sizes = cdp.eval("JSON.stringify([...document.querySelectorAll('svg')].map(s => "
+            # SVGs a layout hides on purpose (the task bars on a phone) are not counted.
+            sizes = cdp.eval("JSON.stringify([...document.querySelectorAll('svg')]"
+                             ".filter(s => s.checkVisibility()).map(s => "
                              "{const r = s.getBoundingClientRect(); return [r.width, r.height];}))")
             sizes = json.loads(sizes)
             if not sizes:
                 failures.append(f"{name}: no SVG in the page")
+            diagrams = cdp.eval("[...document.querySelectorAll('svg.breakdown')]"
+                                ".filter(s => s.getBoundingClientRect().width > 100).length")
+            if not diagrams:
+                failures.append(f"{name}: no breakdown diagram drawn wider than 100px")
             bad = [s for s in sizes if s[0] <= 0 or s[1] <= 0]
             if bad:
                 failures.append(f"{name}: {len(bad)} of {len(sizes)} SVGs have no size")

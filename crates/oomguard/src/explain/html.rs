@@ -100,10 +100,10 @@ impl HtmlReport {
              <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n",
             esc(&title)
         );
-        let _ = write!(
+        let _ = writeln!(
             o,
             "<header><h1>{}</h1><p class=\"sub\">Read by <b>oomguard explain</b> from {}. \
-             Figures are what the kernel printed; nothing is guessed.</p></header>\n",
+             Figures are what the kernel printed; nothing is guessed.</p></header>",
             esc(&title),
             if self.inputs.is_empty() {
                 "the kernel log".to_owned()
@@ -161,11 +161,7 @@ impl HtmlReport {
         });
         let span = if hi > lo { hi - lo } else { 1.0 };
         let axis = if by_time {
-            format!(
-                "{:.1} s to {:.1} s after boot",
-                lo.max(0.0),
-                hi.max(0.0)
-            )
+            format!("{:.1} s to {:.1} s after boot", lo.max(0.0), hi.max(0.0))
         } else {
             format!("events 1 to {}", self.kills.len())
         };
@@ -238,11 +234,11 @@ th{font-weight:600;color:var(--dim);font-size:.85rem}
 .r{text-align:right;white-space:nowrap}
 .legend{margin-top:8px;font-size:.92rem}
 .legend td:first-child{white-space:nowrap}
-.sw{display:inline-block;width:.85em;height:.85em;border-radius:2px;margin-right:.5em;vertical-align:-.05em}
+.sw{display:inline-block;width:.85em;height:.85em;border-radius:2px;margin-right:.5em;vertical-align:-.05em;box-shadow:inset 0 0 0 1px rgba(0,0,0,.15)}
 .findings{margin:0;padding-left:1.2em}
 .findings li{margin:.25em 0}
 .scroll{overflow-x:auto}
-.tasks .name{overflow-wrap:anywhere}
+.tasks .name{overflow-wrap:break-word}
 .tasks .wide{width:38%;min-width:90px}
 .tasks tr.victim td{background:#fdf0f0}
 .tasks b{color:var(--accent);font-size:.8rem}
@@ -250,7 +246,9 @@ svg.tbar rect{fill:#e5534b}
 svg.tbar{display:block;background:#f0f2f4}
 details{margin-top:1em}
 summary{cursor:pointer;font-weight:600}
-.params td:first-child{white-space:nowrap}
+.params{table-layout:fixed}
+.params th:nth-child(1){width:30%}.params th:nth-child(2){width:32%}
+.params td{overflow-wrap:anywhere}
 .tl{display:grid;grid-template-columns:minmax(90px,max-content) 1fr;gap:6px 12px;align-items:center}
 .tl-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:40vw}
 .tl .n{color:var(--dim);font-size:.85rem}
@@ -269,8 +267,14 @@ svg.tl-strip rect{fill:var(--accent)}
  .card{padding:12px}
  .facts{grid-template-columns:1fr}
  .facts dt{margin-top:6px}
+ header h1{font-size:1.3rem}
+ h2{font-size:1.1rem}
  .legend td:last-child{display:none}
- .params td:last-child{display:none}
+ .tasks .wide{display:none}
+ .params thead{display:none}
+ .params tr{display:grid;grid-template-columns:45% 55%;border-bottom:1px solid var(--line)}
+ .params td{border:0}
+ .params td:last-child{grid-column:1 / -1;padding-top:0;font-size:.85em}
 }
 "#;
 
@@ -582,9 +586,9 @@ fn parameters(ev: &OomEvent) -> String {
                             }
                             ("hugepages", serde_json::Value::Array(hs)) => {
                                 for h in hs {
-                                    let node = h["node"].as_u64().map_or(String::new(), |n| {
-                                        format!("node {n}, ")
-                                    });
+                                    let node = h["node"]
+                                        .as_u64()
+                                        .map_or(String::new(), |n| format!("node {n}, "));
                                     rows.push((
                                         format!("{k}.hugepages"),
                                         format!(
@@ -679,7 +683,11 @@ fn push_scalar(
         serde_json::Value::Null => return,
         serde_json::Value::String(s) => esc(s),
         serde_json::Value::Number(n) => {
-            if key.ends_with("_bytes") {
+            if key.ends_with("_limit_kb") && n.as_u64().is_some_and(|k| k >= 1 << 50) {
+                format!("{n} kB (no limit)")
+            } else if key.ends_with("_limit_bytes") && n.as_u64().is_some_and(|b| b >= 1 << 60) {
+                format!("{n} (no limit)")
+            } else if key.ends_with("_bytes") {
                 match n.as_u64() {
                     Some(b) => format!("{b} ({} MiB)", mib_1(b)),
                     None => n.to_string(),
@@ -709,7 +717,9 @@ fn meaning(key: &str) -> &'static str {
         "source" => "who reported it: the kernel, or oomguard itself",
         "message" => "the kill message's prefix: says global, memcg or allocating-task OOM",
         "pid" | "comm" => "the process the kernel killed",
-        "selected_pid" | "selected_comm" => "the process the OOM killer chose (before 5.1 a child could die instead)",
+        "selected_pid" | "selected_comm" => {
+            "the process the OOM killer chose (before 5.1 a child could die instead)"
+        }
         "score" => "the badness the kernel printed for the chosen process",
         "total_vm_kb" => "the victim's virtual size (mapped, not necessarily resident)",
         "anon_rss_kb" => "the victim's resident anonymous memory: what killing it frees",
@@ -724,10 +734,14 @@ fn meaning(key: &str) -> &'static str {
         "oom_group" => "the whole cgroup was killed (memory.oom.group)",
         "cpuset" | "mems_allowed" | "nodemask" => "the NUMA nodes the allocation could use",
         "trigger_comm" => "the task whose allocation invoked the OOM killer",
-        "gfp_mask" => "the allocation's flags (GFP_KERNEL: kernel, GFP_HIGHUSER_MOVABLE: user pages)",
+        "gfp_mask" => {
+            "the allocation's flags (GFP_KERNEL: kernel, GFP_HIGHUSER_MOVABLE: user pages)"
+        }
         "order" => "the allocation size: 2^order contiguous pages (0 = one page; -1 = SysRq)",
         "trigger_oom_score_adj" => "the triggering task's adjustment",
-        "memcg_usage_kb" | "memcg_limit_kb" | "memcg_failcnt" => "the cgroup's memory use, limit, and how often it hit the limit",
+        "memcg_usage_kb" | "memcg_limit_kb" | "memcg_failcnt" => {
+            "the cgroup's memory use, limit, and how often it hit the limit"
+        }
         "memsw_usage_kb" | "memsw_limit_kb" => "cgroup v1 memory+swap use and limit",
         "swap_usage_kb" | "swap_limit_kb" => "cgroup v2 swap use and limit",
         "kmem_usage_kb" | "kmem_limit_kb" => "cgroup v1 kernel memory charged to the cgroup",
@@ -737,10 +751,16 @@ fn meaning(key: &str) -> &'static str {
         "kernel_time_s" => "seconds since boot",
         "line" => "the kill line's line number in the input",
         "page_size_bytes" => "the page size used to turn page counts into bytes",
-        "page_size_source" => "how the page size was found: mem_info (RAM vs zones), task_dump, or default 4 KiB",
+        "page_size_source" => {
+            "how the page size was found: mem_info (RAM vs zones), task_dump, or default 4 KiB"
+        }
         "active_anon_bytes" => "anonymous pages used recently (anon LRU; includes shmem)",
-        "inactive_anon_bytes" => "anonymous pages not used recently: first to swap (includes shmem)",
-        "isolated_anon_bytes" | "isolated_file_bytes" => "pages taken off the LRU for reclaim or migration at that instant",
+        "inactive_anon_bytes" => {
+            "anonymous pages not used recently: first to swap (includes shmem)"
+        }
+        "isolated_anon_bytes" | "isolated_file_bytes" => {
+            "pages taken off the LRU for reclaim or migration at that instant"
+        }
         "active_file_bytes" => "file cache used recently",
         "inactive_file_bytes" => "file cache not used recently: first to be dropped",
         "lru_active_bytes" | "lru_inactive_bytes" => "≤2.6.27: the one LRU of anon and file pages",
