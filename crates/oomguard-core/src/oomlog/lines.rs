@@ -222,7 +222,8 @@ pub fn classify(text: &str) -> Option<Line<'_>> {
         }
         return about_memory.then_some(Line::Panic(why_trimmed));
     }
-    if t.starts_with("Mem-Info:") {
+    // "Mem-info:" until 2.6.2x/3.x on some arches (ia64 2.6.17, ARM 3.2), "Mem-Info:" after.
+    if t.starts_with("Mem-Info:") || t.starts_with("Mem-info:") {
         return Some(Line::MemInfo);
     }
     if let Some(m) = meminfo::classify(t) {
