@@ -99,6 +99,15 @@ fn hand_checked_parts() {
     assert_eq!(b.total_bytes, 65_536 * 1024);
     assert_eq!(b.bytes(PartKind::Anon), 66_969_600);
     assert_eq!(b.bytes(PartKind::Free), 0);
+    // 6.18 memcg v1, real, with a 48 MiB tmpfs file: shmem 50331648 of cache 50331648.
+    let ev = &events(&root.join("real/memcg-shmem.dmesg.log"))[0];
+    let b = breakdown(ev).unwrap();
+    assert_eq!(b.bytes(PartKind::Shmem), 50_331_648);
+    assert_eq!(b.bytes(PartKind::PageCache), 0);
+    let f = oomguard_core::diagnosis::findings(ev);
+    assert!(f.iter().any(|x| x
+        .text
+        .contains("shmem/tmpfs held 48.0 MiB, 50.0% of the cgroup's limit")));
     // 5.15 memcg v2: anon 98742272, file 2469888 of which shmem 2297856.
     let ev = &events(&root.join("eras/5.15-aks-syslog-memcg-v2-interleaved.log"))[0];
     let b = breakdown(ev).unwrap();
