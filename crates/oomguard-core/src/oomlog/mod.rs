@@ -4,7 +4,9 @@
 //! [`Parser::drain_ready`], call [`Parser::finish`] at the end. Memory stays bounded whatever the
 //! input: lines are cut at [`MAX_LINE_BYTES`], a task dump keeps at most [`MAX_TASK_ROWS`] rows
 //! per event, at most [`MAX_HOSTS`] interleaved hosts have an open report, and finished events
-//! wait for their `oom_reaper` line in a queue of at most [`MAX_PENDING`].
+//! wait for their `oom_reaper` line in a queue of at most [`MAX_PENDING`]; a report's memory dump
+//! keeps at most [`meminfo::MAX_ZONES`] zones, [`meminfo::MAX_HUGE_POOLS`] huge page pools and
+//! [`meminfo::MAX_SLAB_ROWS`] slab caches (its counters are fixed-size).
 //!
 //! The rules that make events right (see `docs/event-schema.md`):
 //! - a report is assembled per host, so interleaved hosts in one syslog never mix;
