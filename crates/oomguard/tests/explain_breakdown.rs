@@ -115,3 +115,34 @@ fn hand_checked_parts() {
     assert_eq!(b.bytes(PartKind::PageCache), 2_469_888 - 2_297_856);
     assert_eq!(b.bytes(PartKind::SlabUnreclaimable), 443_144);
 }
+
+#[test]
+fn terminal_shows_the_bar_and_the_parts() {
+    let log = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/explain/eras/5.10-journalctl-short-iso-rebuilt.log");
+    let plain = assert_cmd::Command::cargo_bin("oomguard")
+        .unwrap()
+        .args(["explain", "--color", "never"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let out = String::from_utf8(plain.stdout).unwrap();
+    let bar = out
+        .lines()
+        .find(|l| l.contains("Memory   RAM 8191.5 MiB  ["))
+        .unwrap_or_else(|| panic!("{out}"));
+    // 50 cells, each a part's letter when colour is off.
+    let cells = bar.split('[').nth(1).unwrap().trim_end_matches(']');
+    assert_eq!(cells.chars().count(), 50, "{bar}");
+    assert!(cells.starts_with("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    assert!(out.contains("a user anonymous 7519.5 MiB 91.8%"));
+    assert!(out.contains("There was no swap"));
+    let colour = assert_cmd::Command::cargo_bin("oomguard")
+        .unwrap()
+        .args(["explain", "--color", "always"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let out = String::from_utf8(colour.stdout).unwrap();
+    assert!(out.contains("\x1b[38;5;203m█"));
+}
