@@ -213,6 +213,13 @@ def main():
             overflow = cdp.eval("document.documentElement.scrollWidth - window.innerWidth")
             if overflow and overflow > 1:
                 failures.append(f"{name}: page wider than the window by {overflow}px")
+            # Content spilling out of a card (a long unbroken path) without widening the page.
+            spill = cdp.eval("[...document.querySelectorAll('.card, .card *')].filter(e => "
+                             "getComputedStyle(e).overflowX === 'visible' && "
+                             "e.scrollWidth > e.clientWidth + 1 && e.clientWidth > 0 && "
+                             "!(e.closest && e.closest('.scroll'))).length")
+            if spill:
+                failures.append(f"{name}: {spill} elements' content is wider than the element")
             text = cdp.eval("document.body.innerText")
             for t in expect:
                 if t not in text:

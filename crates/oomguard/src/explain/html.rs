@@ -219,7 +219,8 @@ h2{font-size:1.25rem;margin:0 0 .2em;overflow-wrap:anywhere}
 h3{font-size:1rem;margin:1.2em 0 .4em;color:var(--fg)}
 .num{color:var(--accent)}
 .sub,.dim,.note{color:var(--dim)}
-.sub{margin:.2em 0 .8em}
+.note{overflow-wrap:anywhere}
+.sub{margin:.2em 0 .8em;overflow-wrap:anywhere}
 .note{font-size:.9rem}
 code{font:.9em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 .card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px;margin:0 0 16px;box-shadow:0 1px 2px rgba(0,0,0,.04)}
@@ -236,7 +237,7 @@ th{font-weight:600;color:var(--dim);font-size:.85rem}
 .legend td:first-child{white-space:nowrap}
 .sw{display:inline-block;width:.85em;height:.85em;border-radius:2px;margin-right:.5em;vertical-align:-.05em;box-shadow:inset 0 0 0 1px rgba(0,0,0,.15)}
 .findings{margin:0;padding-left:1.2em}
-.findings li{margin:.25em 0}
+.findings li{margin:.25em 0;overflow-wrap:anywhere}
 .scroll{overflow-x:auto}
 .tasks .name{overflow-wrap:break-word}
 .tasks .wide{width:38%;min-width:90px}
