@@ -100,6 +100,170 @@ pub struct RunInfo {
     pub why: String,
 }
 
+/// How the page size used to convert page counts to bytes was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageSizeSource {
+    /// `N pages RAM` against the zones' `present:` kB figures in the same Mem-Info block.
+    MemInfo,
+    /// The victim's task dump row (pages) against its kill line (kB).
+    TaskDump,
+    /// Neither was shown: 4 KiB, the x86 page.
+    Default,
+}
+
+/// The memory picture of a report: where every page was. Byte fields are `None` when the
+/// report does not print that figure. Page counts were converted with `page_size_bytes`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Memory {
+    pub page_size_bytes: u64,
+    pub page_size_source: PageSizeSource,
+    /// The global `Mem-Info:` block (`show_mem()`), printed for every OOM but a memcg one.
+    pub mem_info: Option<MemInfo>,
+    /// The memory cgroup's stat dump (`Memory cgroup stats for X:`), memcg OOMs only.
+    pub memcg_stat: Option<MemcgStat>,
+}
+
+/// The `Mem-Info:` block, every era. See `docs/event-schema.md` for each field's line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MemInfo {
+    pub active_anon_bytes: Option<u64>,
+    pub inactive_anon_bytes: Option<u64>,
+    pub isolated_anon_bytes: Option<u64>,
+    pub active_file_bytes: Option<u64>,
+    pub inactive_file_bytes: Option<u64>,
+    pub isolated_file_bytes: Option<u64>,
+    /// ≤2.6.27: one active and one inactive LRU for anon and file together.
+    pub lru_active_bytes: Option<u64>,
+    pub lru_inactive_bytes: Option<u64>,
+    pub unevictable_bytes: Option<u64>,
+    pub dirty_bytes: Option<u64>,
+    pub writeback_bytes: Option<u64>,
+    pub unstable_bytes: Option<u64>,
+    pub slab_reclaimable_bytes: Option<u64>,
+    pub slab_unreclaimable_bytes: Option<u64>,
+    /// ≤2.6.3x: slab not split into reclaimable and unreclaimable.
+    pub slab_bytes: Option<u64>,
+    pub mapped_bytes: Option<u64>,
+    pub shmem_bytes: Option<u64>,
+    pub pagetables_bytes: Option<u64>,
+    pub sec_pagetables_bytes: Option<u64>,
+    pub bounce_bytes: Option<u64>,
+    pub kernel_misc_reclaimable_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+    pub free_pcp_bytes: Option<u64>,
+    pub free_cma_bytes: Option<u64>,
+    /// Summed over the `Node N` lines (5.x+) or, before, over the zone lines.
+    pub kernel_stack_bytes: Option<u64>,
+    pub anon_thp_bytes: Option<u64>,
+    pub shmem_thp_bytes: Option<u64>,
+    pub zones: Vec<Zone>,
+    pub hugepages: Vec<HugePages>,
+    pub pagecache_bytes: Option<u64>,
+    pub swap_cache_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    pub ram_bytes: Option<u64>,
+    pub highmem_bytes: Option<u64>,
+    pub reserved_bytes: Option<u64>,
+    pub cma_reserved_bytes: Option<u64>,
+    pub hwpoisoned_bytes: Option<u64>,
+    pub shared_bytes: Option<u64>,
+    pub non_shared_bytes: Option<u64>,
+    /// 4.15+ `Unreclaimable slab info:` rows, largest first (at most 10 kept).
+    pub unreclaimable_slab: Vec<SlabCache>,
+}
+
+/// One zone line (`Node 0 DMA32 free:...kB min:...kB ...`) and its buddy line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Zone {
+    pub node: Option<u32>,
+    pub name: String,
+    pub free_bytes: Option<u64>,
+    pub min_bytes: Option<u64>,
+    pub low_bytes: Option<u64>,
+    pub high_bytes: Option<u64>,
+    pub present_bytes: Option<u64>,
+    pub managed_bytes: Option<u64>,
+    /// The buddy line (`1*4kB (U) 5*8kB ... = NkB`): free blocks per block size; `[]` without it.
+    pub free_blocks: Vec<FreeBlocks>,
+}
+
+/// `count` free blocks of `block_bytes` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FreeBlocks {
+    pub block_bytes: u64,
+    pub count: u64,
+}
+
+/// A huge page pool: `Node N hugepages_total=T hugepages_free=F hugepages_surp=S hugepages_size=NkB`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HugePages {
+    pub node: Option<u32>,
+    pub size_bytes: u64,
+    pub total: u64,
+    pub free: u64,
+    pub surplus: u64,
+}
+
+/// A row of `Unreclaimable slab info:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlabCache {
+    pub name: String,
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Which stat format the memcg dump used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemcgStatFormat {
+    /// ≤4.19: one line per cgroup of the subtree, `cache:NKB rss:NKB ...` (local figures, summed).
+    V1Line,
+    /// 5.x+ cgroup v1: `key bytes` lines; the `total_` (hierarchical) figures when printed.
+    V1,
+    /// 5.x+ cgroup v2: `memory.stat` as `key bytes` lines (hierarchical).
+    V2,
+}
+
+/// The memcg stat dump in bytes, v1 keys mapped onto v2 names (`rss`→`anon`,
+/// `cache`→`file`, `mapped_file`→`file_mapped`, `rss_huge`→`anon_thp`, `dirty`→`file_dirty`,
+/// `writeback`→`file_writeback`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemcgStat {
+    pub format: MemcgStatFormat,
+    /// The cgroup the first `Memory cgroup stats for` line names.
+    pub cgroup: String,
+    /// How many cgroups' stat lines were summed (≤4.19 prints one per cgroup of the subtree).
+    pub cgroups: u32,
+    pub anon_bytes: Option<u64>,
+    pub file_bytes: Option<u64>,
+    pub shmem_bytes: Option<u64>,
+    pub file_mapped_bytes: Option<u64>,
+    pub file_dirty_bytes: Option<u64>,
+    pub file_writeback_bytes: Option<u64>,
+    pub anon_thp_bytes: Option<u64>,
+    pub kernel_bytes: Option<u64>,
+    pub kernel_stack_bytes: Option<u64>,
+    pub pagetables_bytes: Option<u64>,
+    pub sec_pagetables_bytes: Option<u64>,
+    pub percpu_bytes: Option<u64>,
+    pub sock_bytes: Option<u64>,
+    pub vmalloc_bytes: Option<u64>,
+    pub slab_reclaimable_bytes: Option<u64>,
+    pub slab_unreclaimable_bytes: Option<u64>,
+    pub swapcached_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+    pub zswap_bytes: Option<u64>,
+    pub active_anon_bytes: Option<u64>,
+    pub inactive_anon_bytes: Option<u64>,
+    pub active_file_bytes: Option<u64>,
+    pub inactive_file_bytes: Option<u64>,
+    pub unevictable_bytes: Option<u64>,
+    pub hierarchical_memory_limit_bytes: Option<u64>,
+    pub hierarchical_memsw_limit_bytes: Option<u64>,
+}
+
 /// One OOM event. See `docs/event-schema.md` for where each field comes from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OomEvent {
@@ -142,6 +306,9 @@ pub struct OomEvent {
     pub tasks: Vec<TaskRow>,
     /// Rows of the task dump beyond the per-event cap, counted but not kept.
     pub tasks_dropped: u64,
+    /// Where the memory was: the `Mem-Info:` block and/or the memcg stat dump, in bytes;
+    /// `None` when the report shows neither.
+    pub memory: Option<Memory>,
     pub host: Option<String>,
     pub time: Option<String>,
     pub kernel_time_s: Option<f64>,
@@ -192,6 +359,7 @@ impl OomEvent {
             reaped: None,
             tasks: Vec::new(),
             tasks_dropped: 0,
+            memory: None,
             host: None,
             time: None,
             kernel_time_s: None,

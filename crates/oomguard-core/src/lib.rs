@@ -6,6 +6,7 @@
 //! trivially testable on literal kernel text and fuzzable (see `fuzz/`).
 
 pub mod badness;
+pub mod breakdown;
 pub mod config;
 pub mod diagnosis;
 pub mod event;

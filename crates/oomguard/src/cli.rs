@@ -57,6 +57,11 @@ pub struct ExplainArgs {
     /// Print one JSON object per event (schema: docs/event-schema.md) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML report (inline CSS and SVG, no scripts) to FILE: per
+    /// event the breakdown of memory, the largest tasks, the diagnosis and every parsed
+    /// parameter explained; for several events a timeline of kills.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Colour the text output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,

@@ -5,14 +5,14 @@
 //! thresholds are set relative to the current MemAvailable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+mod realkernel;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_timeout, TestCgroup};
+use realkernel::{wait_timeout, TestCgroup};
 
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("oomguard")
@@ -263,7 +263,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
         procs = cg.dir.join("cgroup.procs").display(),
         bin = bin().display(),
         log = log.display(),
-        py = common::python().unwrap(),
+        py = realkernel::python().unwrap(),
     );
     let out = Command::new("/usr/bin/unshare")
         .args([
@@ -273,7 +273,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
             "/bin/sh",
             "-c",
             &script,
-            common::HOG,
+            realkernel::HOG,
         ])
         .stdin(Stdio::null())
         .output()

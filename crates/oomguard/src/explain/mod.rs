@@ -3,12 +3,15 @@
 //!
 //! Exit status: 0 events found, 1 none found, 2 usage or I/O error (see `ExitStatus`).
 
+pub mod html;
 pub mod input;
 pub mod render;
 pub mod scan;
 
 use std::io::{self, Write};
 use std::path::Path;
+
+use anyhow::Context as _;
 
 use oomguard_core::event::OomEvent;
 use oomguard_core::oomlog::{Parser, Prefilter};
@@ -31,6 +34,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
     let mut out = io::BufWriter::new(stdout.lock());
     let prefilter = Prefilter::new();
     let mut summary = render::Summary::default();
+    let mut html = args.html.as_ref().map(|_| html::HtmlReport::new());
     let mut count = 0usize;
     let mut inputs = Vec::new();
     if args.files.is_empty() {
@@ -54,11 +58,17 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
             }
         };
         let name = input.name.clone();
+        if let Some(h) = &mut html {
+            h.input(&name);
+        }
         let before = count;
         let mut parser = Parser::new();
         let mut sink = |ev: OomEvent| -> io::Result<()> {
             count += 1;
             summary.add(&ev);
+            if let Some(h) = &mut html {
+                h.add(&ev, count, &name);
+            }
             if args.json {
                 serde_json::to_writer(&mut out, &ev).map_err(io::Error::other)?;
                 out.write_all(b"\n")?;
@@ -89,6 +99,11 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
         if e.kind() != io::ErrorKind::BrokenPipe {
             return Err(e.into());
         }
+    }
+    if let (Some(h), Some(path)) = (&html, &args.html) {
+        std::fs::write(path, h.finish())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("oomguard: wrote {}", path.display());
     }
     for n in &none_in {
         eprintln!("oomguard: no OOM events in {n}");
