@@ -27,6 +27,24 @@ pub enum ExitStatus {
     Error = 2,
 }
 
+/// Reads every event from one input (at most `max` kept, the newest ones), for other
+/// subcommands (`doctor`) that want the kernel's OOM history without printing it.
+pub fn collect(input: input::Input, max: usize) -> std::io::Result<(Vec<OomEvent>, u64)> {
+    let mut parser = Parser::new();
+    let mut events = std::collections::VecDeque::new();
+    let mut total = 0u64;
+    let mut sink = |ev: OomEvent| -> io::Result<()> {
+        total += 1;
+        if events.len() == max {
+            events.pop_front();
+        }
+        events.push_back(ev);
+        Ok(())
+    };
+    scan::scan(input.reader, &mut parser, &Prefilter::new(), &mut sink)?;
+    Ok((events.into(), total))
+}
+
 /// Runs `explain`. Errors (unreadable input) are returned with the path in the message.
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
     let style = Style::for_stdout(args.color);
