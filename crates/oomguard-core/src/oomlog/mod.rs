@@ -66,10 +66,16 @@ pub struct Prefilter {
 
 impl Prefilter {
     pub fn new() -> Self {
-        // Building from seven literals cannot fail; if it ever did, every line is checked.
-        Prefilter {
-            ac: aho_corasick::AhoCorasick::new(TRIGGERS).ok(),
-        }
+        // Leftmost-first, not the default standard semantics: only leftmost match kinds get
+        // aho-corasick's SIMD "Teddy" searcher; with standard semantics it fell back to a scan
+        // 14x slower here (0.78 s vs 11 s over the 1 GiB bench log, same hits). Which pattern
+        // matches does not matter to us, only where the first one starts. Building from a few
+        // literals cannot fail; if it ever did, every line is checked.
+        let ac = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(TRIGGERS)
+            .ok();
+        Prefilter { ac }
     }
 
     /// Offset of the first trigger in `hay`, if any.
