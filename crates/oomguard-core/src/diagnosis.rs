@@ -111,7 +111,7 @@ pub fn findings(ev: &OomEvent) -> Vec<Finding> {
              protected (oom_score_adj -1000), already exiting, or a kernel thread."
                 .to_owned(),
         )),
-        EventKind::Kill => {}
+        EventKind::Kill | EventKind::Warn => {}
     }
     if ev.kind == EventKind::Panic {
         out.push(advice(

@@ -13,6 +13,7 @@ pub mod host;
 pub mod killpath;
 pub mod kmsg;
 pub mod oomlog;
+pub mod since;
 pub mod size;
 pub mod time;
 pub mod trigger;

@@ -30,6 +30,10 @@ pub enum Command {
     /// Exit status: 0 nothing above info, 1 worst finding is a warning, 2 worst is critical,
     /// 3 the audit could not run.
     Doctor(DoctorArgs),
+    /// Show the daemon's event log: its kills, its warnings and the kernel's OOM kills.
+    ///
+    /// Exit status: 0, or 2 when the log cannot be read.
+    Events(EventsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,4 +96,25 @@ pub struct DoctorArgs {
     /// Root of the cgroup filesystems.
     #[arg(long, default_value = "/sys/fs/cgroup", hide = true)]
     pub cgroup_root: std::path::PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// The event log (JSON lines; rotated files beside it are read first).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/log/oomguard/events.jsonl"
+    )]
+    pub file: PathBuf,
+    /// Keep running and print new events as they are logged.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print the events as stored: one JSON object per line (docs/event-schema.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Only events from this time on: 2026-11-29T14:00:00Z, "2026-11-29 14:00" (UTC),
+    /// @UNIX_SECONDS, or a duration ago such as 10m, 2h, 1d.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 }

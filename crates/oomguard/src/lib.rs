@@ -9,4 +9,5 @@ pub mod explain;
 pub mod host;
 pub mod rank;
 pub mod sys;
+pub mod tell;
 pub mod term;

@@ -36,6 +36,7 @@ pub fn event(ev: &OomEvent, n: usize, input: &str, st: &Style) -> String {
         EventKind::NoKillable => "OOM with nothing to kill",
         EventKind::Panic => "OOM panic",
         EventKind::Incomplete => "OOM report without a kill line",
+        EventKind::Warn => "oomguard warning",
     };
     let mut when = Vec::new();
     if let Some(t) = &ev.time {
@@ -283,6 +284,7 @@ fn kind_word(k: EventKind) -> &'static str {
         EventKind::NoKillable => "nothing killable",
         EventKind::Panic => "panic",
         EventKind::Incomplete => "incomplete report",
+        EventKind::Warn => "warning",
     }
 }
 
