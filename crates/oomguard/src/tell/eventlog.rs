@@ -241,7 +241,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         let one = serde_json::to_vec(&ev(0)).unwrap().len() as u64 + 1;
-        // 4096 is the floor; 10 events per file.
+        // 4096 is the floor of max_bytes.
         let mut log = EventLog::at(&path, 4096, 2);
         let per_file = 4096 / one;
         let total = per_file * 4 + 1;
@@ -263,7 +263,7 @@ mod tests {
             .collect();
         assert_eq!(*all.last().unwrap(), total as i64 - 1);
         assert!(all.windows(2).all(|w| w[0] + 1 == w[1]));
-        assert_eq!(log.stats().rotations, 3);
+        assert_eq!(log.stats().rotations, 4);
     }
 
     #[test]

@@ -54,8 +54,17 @@ pub fn rss_bytes(ev: &OomEvent) -> Option<u64> {
         .or_else(|| ev.rss_kb().map(|k| k * 1024))
 }
 
+/// Longest value passed on (bytes). The kernel refuses an exec whose single environment
+/// string exceeds `MAX_ARG_STRLEN` (128 KiB) with E2BIG, and a 1 MiB command line is possible:
+/// found by the large-stdin hook test. The full value is in the JSON on stdin.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
 fn clean(s: &str) -> String {
-    s.replace('\0', " ")
+    let mut end = s.len().min(MAX_FIELD_BYTES);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].replace('\0', " ")
 }
 
 /// `(NAME, value)` pairs, names without the `OOMGUARD_` prefix. Only what the event shows.

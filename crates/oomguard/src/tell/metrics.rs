@@ -581,6 +581,8 @@ pub struct MetricsServer {
     listener: TcpListener,
     conns: Vec<Conn>,
     stats: ServerStats,
+    request_deadline: Duration,
+    connection_deadline: Duration,
 }
 
 /// What a request head asks for.
@@ -673,7 +675,15 @@ impl MetricsServer {
             listener,
             conns: Vec::new(),
             stats: ServerStats::default(),
+            request_deadline: REQUEST_DEADLINE,
+            connection_deadline: CONNECTION_DEADLINE,
         })
+    }
+
+    /// Other deadlines than [`REQUEST_DEADLINE`] / [`CONNECTION_DEADLINE`] (tests).
+    pub fn set_deadlines(&mut self, request: Duration, connection: Duration) {
+        self.request_deadline = request;
+        self.connection_deadline = connection.max(request);
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -709,9 +719,9 @@ impl MetricsServer {
             .iter()
             .map(|c| {
                 if c.responding {
-                    c.accepted + CONNECTION_DEADLINE
+                    c.accepted + self.connection_deadline
                 } else {
-                    c.accepted + REQUEST_DEADLINE
+                    c.accepted + self.request_deadline
                 }
             })
             .min()
@@ -822,7 +832,7 @@ impl MetricsServer {
                 Parsed::Partial if c.req.len() > MAX_REQUEST_BYTES => {
                     Self::respond(c, 431, false, metrics)
                 }
-                Parsed::Partial if now >= c.accepted + REQUEST_DEADLINE => {
+                Parsed::Partial if now >= c.accepted + self.request_deadline => {
                     self.stats.timed_out += 1;
                     Self::respond(c, 408, false, metrics)
                 }
@@ -835,7 +845,7 @@ impl MetricsServer {
                 Ok(n) => c.out_pos += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    if now >= c.accepted + CONNECTION_DEADLINE {
+                    if now >= c.accepted + self.connection_deadline {
                         self.stats.timed_out += 1;
                         return false;
                     }
@@ -846,5 +856,375 @@ impl MetricsServer {
         }
         self.stats.responses += 1;
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Shutdown;
+    use std::sync::mpsc;
+
+    fn registry() -> Metrics {
+        let mut m = Metrics::new("0.1.0", &["/system.slice/db.service".to_owned()]);
+        m.memory_total_bytes = Some(8.0 * 1024.0 * 1024.0 * 1024.0);
+        m.memory_available_bytes = Some(1.5e9);
+        m.swap_total_bytes = Some(0.0);
+        m.swap_free_bytes = Some(0.0);
+        m.psi_some_avg10_ratio = Some(0.125);
+        m.psi_full_avg10_ratio = Some(0.0);
+        m.cgroups[0].usage_bytes = Some(1e8);
+        m.cgroups[0].limit_bytes = Some(2e8);
+        m.inc_decision(Decision::Sigkill, Trigger::Memory);
+        m.inc_kill(Trigger::Memory, true, 1_795_960_800.0);
+        m.inc_kernel_kill(Some("CONSTRAINT_MEMCG"), false, 1_795_960_801.0);
+        m.inc_hook(HookEvent::PostKill, false);
+        m
+    }
+
+    #[test]
+    fn text_format_follows_the_naming_guide() {
+        let mut m = registry();
+        let text = m.render().to_owned();
+        let mut typed = std::collections::HashMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    typed.insert(name.to_owned(), kind.to_owned()).is_none(),
+                    "{name} twice"
+                );
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(name.starts_with("oomguard_"), "{line}");
+            let kind = typed
+                .get(name)
+                .unwrap_or_else(|| panic!("no TYPE for {line}"));
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{line}");
+            assert!(!line.contains("pid="), "{line}");
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+        for want in [
+            "oomguard_build_info{version=\"0.1.0\"} 1",
+            "oomguard_memory_available_bytes 1500000000",
+            "oomguard_pressure_memory_some_avg10_ratio 0.125",
+            "oomguard_cgroup_memory_limit_bytes{cgroup=\"/system.slice/db.service\"} 200000000",
+            "oomguard_kills_total{signal=\"SIGKILL\",trigger=\"memory\"} 1",
+            "oomguard_kills_total{signal=\"SIGTERM\",trigger=\"psi_full\"} 0",
+            "oomguard_decisions_total{action=\"sigkill\",trigger=\"memory\"} 1",
+            "oomguard_kernel_oom_kills_total{constraint=\"memcg\"} 1",
+            "oomguard_hook_runs_total{event=\"post_kill\"} 1",
+            "oomguard_last_kill_timestamp_seconds 1795960800",
+        ] {
+            assert!(text.lines().any(|l| l == want), "missing {want}\n{text}");
+        }
+        // The buffer is reused: a second render does not grow it.
+        let cap = m.buf.capacity();
+        m.render();
+        assert_eq!(m.buf.capacity(), cap);
+    }
+
+    /// `promtool check metrics` (Debian's prometheus package) lints the exposition.
+    #[test]
+    fn promtool_check_metrics_is_clean() {
+        let Ok(mut child) = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        else {
+            eprintln!("SKIP promtool_check_metrics_is_clean: promtool not installed");
+            return;
+        };
+        let mut m = registry();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(m.render().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success() && all.trim().is_empty(), "{all}");
+    }
+
+    #[test]
+    fn textfile_is_replaced_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("oomguard.prom");
+        let mut m = registry();
+        m.write_textfile(&p).unwrap();
+        m.inc_kill(Trigger::Cgroup, false, 1.0);
+        m.write_textfile(&p).unwrap();
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(t.contains("oomguard_kills_total{signal=\"SIGTERM\",trigger=\"cgroup\"} 1"));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp left"
+        );
+    }
+
+    #[test]
+    fn request_parsing() {
+        let r = |s: &[u8]| parse_request(s);
+        assert_eq!(
+            r(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Parsed::Respond {
+                code: 200,
+                head_only: false
+            }
+        );
+        assert_eq!(
+            r(b"GET /metrics?x=1 HTTP/1.0\n\n"),
+            Parsed::Respond {
+                code: 200,
+                head_only: false
+            }
+        );
+        assert_eq!(
+            r(b"HEAD /metrics HTTP/1.0\r\n\r\n"),
+            Parsed::Respond {
+                code: 200,
+                head_only: true
+            }
+        );
+        assert_eq!(
+            r(b"GET / HTTP/1.1\r\n\r\n"),
+            Parsed::Respond {
+                code: 404,
+                head_only: false
+            }
+        );
+        assert_eq!(
+            r(b"POST /metrics HTTP/1.1\r\n\r\n"),
+            Parsed::Respond {
+                code: 405,
+                head_only: false
+            }
+        );
+        assert_eq!(r(b"GET /metr"), Parsed::Partial);
+        assert_eq!(r(b""), Parsed::Partial);
+        assert_eq!(
+            r(b"\x16\x03\x01\x02"),
+            Parsed::Respond {
+                code: 400,
+                head_only: false
+            }
+        );
+        assert_eq!(
+            r(b"get /metrics"),
+            Parsed::Respond {
+                code: 400,
+                head_only: false
+            }
+        );
+        assert_eq!(
+            r(b"GET/metrics"),
+            Parsed::Respond {
+                code: 400,
+                head_only: false
+            }
+        );
+        assert_eq!(
+            r(b"GET /metrics\r\n\r\n"),
+            Parsed::Respond {
+                code: 400,
+                head_only: false
+            }
+        );
+        assert_eq!(
+            r(b"GET metrics HTTP/1.1\r\n\r\n"),
+            Parsed::Respond {
+                code: 400,
+                head_only: false
+            }
+        );
+    }
+
+    /// Drives the server as the daemon's loop would (poll + on_ready) for `run`, measuring the
+    /// longest `on_ready` call.
+    fn serve(server: &mut MetricsServer, m: &mut Metrics, run: Duration) -> Duration {
+        use rustix::event::{poll, PollFd, Timespec};
+        let end = Instant::now() + run;
+        let mut longest = Duration::ZERO;
+        while Instant::now() < end {
+            let now = Instant::now();
+            let wake = server.next_deadline().unwrap_or(end).min(end);
+            let timeout = wake.saturating_duration_since(now);
+            {
+                let mut fds = Vec::new();
+                server.poll_fds(&mut fds);
+                let mut pfds: Vec<PollFd<'_>> = fds
+                    .iter()
+                    .map(|(fd, fl)| PollFd::from_borrowed_fd(*fd, *fl))
+                    .collect();
+                let ts = Timespec {
+                    tv_sec: timeout.as_secs() as i64,
+                    tv_nsec: i64::from(timeout.subsec_nanos()),
+                };
+                let _ = poll(&mut pfds, Some(&ts));
+            }
+            let t = Instant::now();
+            server.on_ready(t, m);
+            longest = longest.max(t.elapsed());
+        }
+        longest
+    }
+
+    fn get(addr: SocketAddr, req: &[u8]) -> std::io::Result<String> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(req)?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn slow_huge_and_garbage_clients_never_stall_the_loop() {
+        let mut server = MetricsServer::bind("127.0.0.1:0").unwrap();
+        server.set_deadlines(Duration::from_millis(500), Duration::from_secs(1));
+        let addr = server.local_addr().unwrap();
+        let mut m = registry();
+        let (tx, rx) = mpsc::channel::<(&'static str, String, Duration)>();
+
+        let t = tx.clone();
+        let slow = std::thread::spawn(move || {
+            // Connects and sends nothing: answered 408 at the request deadline and closed.
+            let start = Instant::now();
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            t.send(("slow", out, start.elapsed())).unwrap();
+        });
+        let t = tx.clone();
+        let slow_partial = std::thread::spawn(move || {
+            // Sends half a request, then nothing (slowloris).
+            let start = Instant::now();
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            t.send(("slow_partial", out, start.elapsed())).unwrap();
+        });
+        let t = tx.clone();
+        let huge = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut req = b"GET /metrics HTTP/1.1\r\n".to_vec();
+            for i in 0..20_000 {
+                req.extend_from_slice(format!("X-Filler-{i}: aaaaaaaaaaaaaaaa\r\n").as_bytes());
+            }
+            // The server stops reading after 4 KiB; the write may fail with a reset.
+            let _ = s.write_all(&req);
+            let _ = s.shutdown(Shutdown::Write);
+            let mut out = String::new();
+            let r = s.read_to_string(&mut out);
+            let shown = match r {
+                Ok(_) => out,
+                Err(e) => format!("error: {e}"),
+            };
+            t.send(("huge", shown, start.elapsed())).unwrap();
+        });
+        let t = tx.clone();
+        let garbage = std::thread::spawn(move || {
+            let start = Instant::now();
+            let out = get(
+                addr,
+                b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03garbage\r\n\r\n",
+            )
+            .unwrap_or_else(|e| format!("error: {e}"));
+            t.send(("garbage", out, start.elapsed())).unwrap();
+        });
+        let t = tx.clone();
+        let good = std::thread::spawn(move || {
+            // Scrapes keep working while the others hang around.
+            for _ in 0..20 {
+                let start = Instant::now();
+                let out = get(addr, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+                t.send(("good", out, start.elapsed())).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let out = get(addr, b"GET /nothing HTTP/1.0\r\n\r\n").unwrap();
+            t.send(("404", out, Duration::ZERO)).unwrap();
+        });
+        drop(tx);
+        let longest = serve(&mut server, &mut m, Duration::from_millis(1500));
+        for h in [slow, slow_partial, huge, garbage, good] {
+            h.join().unwrap();
+        }
+        let results: Vec<_> = rx.iter().collect();
+        eprintln!("longest on_ready call: {longest:?}");
+        assert!(
+            longest < Duration::from_millis(20),
+            "on_ready took {longest:?}"
+        );
+        let goods: Vec<_> = results.iter().filter(|r| r.0 == "good").collect();
+        assert_eq!(goods.len(), 20);
+        for (_, body, took) in &goods {
+            assert!(body.starts_with("HTTP/1.0 200 OK\r\n"), "{body}");
+            assert!(body.contains("oomguard_build_info"));
+            assert!(*took < Duration::from_millis(200), "a scrape took {took:?}");
+        }
+        let one = |k: &str| results.iter().find(|r| r.0 == k).unwrap();
+        let (_, body, took) = one("slow");
+        assert!(body.starts_with("HTTP/1.0 408"), "{body}");
+        assert!(
+            *took >= Duration::from_millis(450) && *took < Duration::from_millis(900),
+            "{took:?}"
+        );
+        let (_, body, _) = one("slow_partial");
+        assert!(body.starts_with("HTTP/1.0 408"), "{body}");
+        let (_, body, took) = one("huge");
+        assert!(
+            body.starts_with("HTTP/1.0 431") || body.starts_with("error:"),
+            "{body}"
+        );
+        assert!(*took < Duration::from_millis(900));
+        let (_, body, _) = one("garbage");
+        assert!(
+            body.starts_with("HTTP/1.0 400") || body.starts_with("error:"),
+            "{body}"
+        );
+        let (_, body, _) = one("404");
+        assert!(body.starts_with("HTTP/1.0 404"), "{body}");
+        assert_eq!(server.connections(), 0, "every connection closed");
+        let code = |c: u16| m.http_requests_total[HTTP_CODES.iter().position(|x| *x == c).unwrap()];
+        assert_eq!(code(200), 20);
+        assert_eq!(code(408), 2);
+        assert_eq!(code(404), 1);
+    }
+
+    #[test]
+    fn connection_cap_refuses_extra_connections() {
+        let mut server = MetricsServer::bind("127.0.0.1:0").unwrap();
+        server.set_deadlines(Duration::from_millis(300), Duration::from_millis(300));
+        let addr = server.local_addr().unwrap();
+        let mut m = registry();
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS + 4)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(20));
+        server.on_ready(Instant::now(), &mut m);
+        assert_eq!(server.connections(), MAX_CONNECTIONS);
+        assert_eq!(server.stats().refused_full, 4);
+        serve(&mut server, &mut m, Duration::from_millis(400));
+        assert_eq!(server.connections(), 0);
+        drop(idle);
     }
 }

@@ -206,3 +206,142 @@ impl Notifier {
         self.runner.on_tick(now, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oomguard_core::event::{EventKind, Source, Victim};
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A fake program that records its argv (NUL-separated) and some of its environment.
+    fn recorder(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        let out = dir.join(format!("{name}.argv"));
+        let env = dir.join(format!("{name}.env"));
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nprintf '%s\\0' \"$@\" > '{}'\nprintf '%s\\n%s\\n%s\\n' \"$DBUS_SESSION_BUS_ADDRESS\" \"$XDG_RUNTIME_DIR\" \"$(id -u)\" > '{}'\n",
+                out.display(),
+                env.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    fn argv(dir: &Path, name: &str) -> Vec<String> {
+        let raw = std::fs::read(dir.join(format!("{name}.argv"))).unwrap();
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8(a.to_vec()).unwrap())
+            .collect()
+    }
+
+    fn wait(n: &mut Notifier) -> Vec<Finished> {
+        let start = Instant::now();
+        let mut out = Vec::new();
+        while n.running() > 0 && start.elapsed() < Duration::from_secs(5) {
+            n.on_tick(Instant::now(), &mut out);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        n.on_tick(Instant::now(), &mut out);
+        out
+    }
+
+    fn event() -> OomEvent {
+        let mut ev = OomEvent::new(EventKind::Kill);
+        ev.source = Source::Oomguard;
+        ev.id = Some("abc-3".to_owned());
+        ev.victim = Some(Victim {
+            pid: 77,
+            name: "$(touch x)\nrm".to_owned(),
+            rss_bytes: Some(512 << 20),
+            ..Victim::default()
+        });
+        ev
+    }
+
+    #[test]
+    fn dbus_send_gets_the_systembus_notify_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = recorder(dir.path(), "dbus-send");
+        let mut n = Notifier::with_paths(
+            NotifyConfig {
+                dbus: true,
+                notify_send: false,
+            },
+            NotifyPaths {
+                dbus_send: fake.clone(),
+                notify_send: PathBuf::from("/nonexistent"),
+                run_user: dir.path().join("run-user"),
+            },
+        );
+        let t = Instant::now();
+        assert_eq!(n.notify(&event(), t), 1);
+        assert!(t.elapsed() < Duration::from_millis(50));
+        let res = wait(&mut n);
+        assert!(res.iter().all(|f| f.outcome.is_success()), "{res:?}");
+        let a = argv(dir.path(), "dbus-send");
+        assert_eq!(
+            a,
+            vec![
+                "--system".to_owned(),
+                "/".to_owned(),
+                "net.nuetzlich.SystemNotifications.Notify".to_owned(),
+                "string:oomguard killed $(touch x)?rm (pid 77)".to_owned(),
+                "string:oomguard killed $(touch x)?rm (pid 77), 512 MiB resident. Event abc-3."
+                    .to_owned(),
+            ]
+        );
+        assert!(!dir.path().join("x").exists());
+    }
+
+    #[test]
+    fn notify_send_runs_per_session_with_its_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = recorder(dir.path(), "notify-send");
+        let me = rustix::process::geteuid().as_raw();
+        let run_user = dir.path().join("run-user");
+        let session = run_user.join(me.to_string());
+        std::fs::create_dir_all(&session).unwrap();
+        // A real socket, as a session bus is.
+        let _bus = std::os::unix::net::UnixListener::bind(session.join("bus")).unwrap();
+        // A directory without a bus (a user logged in without a graphical session) is skipped.
+        std::fs::create_dir_all(run_user.join("4242")).unwrap();
+        assert_eq!(sessions(&run_user).len(), 1);
+        let mut n = Notifier::with_paths(
+            NotifyConfig {
+                dbus: false,
+                notify_send: true,
+            },
+            NotifyPaths {
+                dbus_send: PathBuf::from("/nonexistent"),
+                notify_send: fake,
+                run_user: run_user.clone(),
+            },
+        );
+        assert_eq!(n.notify(&event(), Instant::now()), 1);
+        let res = wait(&mut n);
+        assert!(res.iter().all(|f| f.outcome.is_success()), "{res:?}");
+        let a = argv(dir.path(), "notify-send");
+        assert_eq!(a[..3], ["--app-name=oomguard", "--urgency=critical", "--"]);
+        assert_eq!(a[3], "oomguard killed $(touch x)?rm (pid 77)");
+        let env = std::fs::read_to_string(dir.path().join("notify-send.env")).unwrap();
+        let lines: Vec<&str> = env.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("unix:path={}", session.join("bus").display())
+        );
+        assert_eq!(lines[1], session.display().to_string());
+        assert_eq!(lines[2], me.to_string());
+    }
+
+    #[test]
+    fn disabled_by_default() {
+        let mut n = Notifier::new(NotifyConfig::default());
+        assert!(!n.enabled());
+        assert_eq!(n.notify(&event(), Instant::now()), 0);
+    }
+}
