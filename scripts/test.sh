@@ -12,7 +12,8 @@ log() { printf '\n== %s\n' "$*"; }
 
 # Debian packages the tests use. Installed only when missing, so a second run needs no network.
 need=()
-for pair in gzip:gzip python3:python3 time:/usr/bin/time; do
+# prometheus: promtool for the alert-rule tests and the server for the end-to-end scrape test.
+for pair in gzip:gzip python3:python3 time:/usr/bin/time prometheus:promtool; do
   pkg=${pair%%:*} cmd=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
