@@ -22,6 +22,7 @@ pub mod eventlog;
 pub mod events_cmd;
 pub mod fields;
 pub mod hooks;
+pub mod hub;
 pub mod journal;
 pub mod kernel_oom;
 pub mod metrics;
