@@ -281,3 +281,153 @@ fn trigger_of(ev: &OomEvent) -> Option<Trigger> {
         .as_ref()
         .and_then(|t| Trigger::from_reason(&t.reason))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oomguard_core::config::HookConfig;
+    use oomguard_core::event::{Action, Victim};
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixDatagram;
+
+    fn hook_script(dir: &std::path::Path, name: &str) -> String {
+        let p = dir.join(name);
+        let out = dir.join(format!("{name}.out"));
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nprintf '%s %s\\n' \"$OOMGUARD_HOOK\" \"$OOMGUARD_EVENT_ID\" >> '{}'\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    /// One oomguard kill and one kernel kill through the Teller: each reaches the log, the
+    /// journal, the metrics (served over HTTP) and its hook, with one id everywhere.
+    #[test]
+    fn record_reaches_every_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("journal");
+        let journald = UnixDatagram::bind(&sock).unwrap();
+        let script = hook_script(dir.path(), "hook");
+        let cfg = Config {
+            events: oomguard_core::config::EventsConfig {
+                log: dir.path().join("events.jsonl").display().to_string(),
+                ..Default::default()
+            },
+            metrics: oomguard_core::config::MetricsConfig {
+                listen: "127.0.0.1:0".to_owned(),
+                textfile: dir.path().join("oomguard.prom").display().to_string(),
+            },
+            hooks: vec![
+                HookConfig {
+                    on: HookEvent::PostKill,
+                    command: vec![script.clone()],
+                    timeout: Duration::from_secs(5),
+                },
+                HookConfig {
+                    on: HookEvent::KernelOom,
+                    command: vec![script],
+                    timeout: Duration::from_secs(5),
+                },
+            ],
+            ..Config::default()
+        };
+        let now = Instant::now();
+        let mut t = Teller::new(
+            &cfg,
+            TellerOptions {
+                version: "9.9.9".to_owned(),
+                detector: None,
+                journal_socket: Some(sock.clone()),
+            },
+            now,
+        )
+        .unwrap();
+        let mut kill = OomEvent::new(EventKind::Kill);
+        kill.source = Source::Oomguard;
+        kill.trigger = Some(oomguard_core::event::Trigger {
+            reason: "psi_full".to_owned(),
+            ..Default::default()
+        });
+        kill.victim = Some(Victim {
+            pid: 12,
+            name: "hog".to_owned(),
+            ..Victim::default()
+        });
+        kill.action = Some(Action {
+            signal: Some("SIGTERM".to_owned()),
+            ..Action::default()
+        });
+        let kill = t.record(kill, now);
+        let mut kernel = OomEvent::new(EventKind::Kill);
+        kernel.pid = Some(13);
+        kernel.constraint = Some("CONSTRAINT_NONE".to_owned());
+        let kernel = t.record(kernel, now);
+        let (id1, id2) = (kill.id.clone().unwrap(), kernel.id.clone().unwrap());
+        assert_ne!(id1, id2);
+        assert!(kill.unix_time_s.is_some() && kill.time.is_some());
+
+        // Log.
+        let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+        assert_eq!(log.lines().count(), 2);
+        assert!(log.contains(&format!("\"id\":\"{id1}\"")));
+        // Journal.
+        let mut b = vec![0u8; 65536];
+        let n = journald.recv(&mut b).unwrap();
+        let f = super::super::journal::parse_datagram(&b[..n]).unwrap();
+        assert!(f
+            .iter()
+            .any(|(k, v)| k == "OOMGUARD_EVENT_ID" && v == id1.as_bytes()));
+        // Hooks (reaped by on_ready).
+        let start = Instant::now();
+        while t.hooks.running() > 0 && start.elapsed() < Duration::from_secs(5) {
+            t.on_ready(Instant::now(), &mut Vec::new());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        t.on_ready(Instant::now(), &mut Vec::new());
+        let mut hooks: Vec<String> = std::fs::read_to_string(dir.path().join("hook.out"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        hooks.sort();
+        assert_eq!(
+            hooks,
+            vec![format!("kernel_oom {id2}"), format!("post_kill {id1}")]
+        );
+        // Metrics, scraped over HTTP from the Teller's own server.
+        let addr = t.server.as_ref().unwrap().local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        });
+        let start = Instant::now();
+        while !client.is_finished() && start.elapsed() < Duration::from_secs(5) {
+            t.on_ready(Instant::now(), &mut Vec::new());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let text = client.join().unwrap();
+        for want in [
+            "oomguard_build_info{version=\"9.9.9\"} 1",
+            "oomguard_kills_total{signal=\"SIGTERM\",trigger=\"psi_full\"} 1",
+            "oomguard_decisions_total{action=\"sigterm\",trigger=\"psi_full\"} 1",
+            "oomguard_kernel_oom_kills_total{constraint=\"none\"} 1",
+            "oomguard_hook_runs_total{event=\"post_kill\"} 1",
+            "oomguard_hook_failures_total{event=\"post_kill\"} 0",
+            "oomguard_events_logged_total 2",
+        ] {
+            assert!(text.lines().any(|l| l == want), "missing {want}:\n{text}");
+        }
+        // Textfile written on the first on_ready.
+        let prom = std::fs::read_to_string(dir.path().join("oomguard.prom")).unwrap();
+        assert!(prom.contains("oomguard_build_info"));
+    }
+}

@@ -187,6 +187,22 @@ impl Journal {
         }
         match sock.send(buf) {
             Ok(_) => self.stats.sent += 1,
+            // journald restarted (its socket was recreated): reconnect once and retry.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNREFUSED) | Some(libc::ENOTCONN)
+                ) =>
+            {
+                let again = self.sock.as_ref().and_then(|(s, p)| {
+                    s.connect(p).ok()?;
+                    s.send(&self.buf).ok()
+                });
+                match again {
+                    Some(_) => self.stats.sent += 1,
+                    None => self.stats.dropped += 1,
+                }
+            }
             Err(_) => self.stats.dropped += 1,
         }
     }
@@ -282,6 +298,23 @@ mod tests {
         }
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
         assert!(j.stats().dropped > 0, "{:?}", j.stats());
+    }
+
+    #[test]
+    fn reconnects_after_journald_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("socket");
+        let server = UnixDatagram::bind(&path).unwrap();
+        let mut j = Journal::open(&path);
+        j.log(priority::INFO, "one");
+        assert_eq!(recv_fields(&server)[0].1, b"one");
+        // journald restarts: the socket file is recreated.
+        drop(server);
+        std::fs::remove_file(&path).unwrap();
+        let server = UnixDatagram::bind(&path).unwrap();
+        j.log(priority::INFO, "two");
+        assert_eq!(recv_fields(&server)[0].1, b"two");
+        assert_eq!(j.stats().sent, 2);
     }
 
     #[test]

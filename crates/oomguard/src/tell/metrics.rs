@@ -661,9 +661,10 @@ fn reason(code: u16) -> &'static str {
 }
 
 impl MetricsServer {
-    /// Binds `addr` (`127.0.0.1:9258`; a bare port means 127.0.0.1), non-blocking.
+    /// Binds `addr` (`127.0.0.1:9258`; a bare port or `:PORT` means 127.0.0.1: exposing
+    /// the endpoint beyond the host must be asked for), non-blocking.
     pub fn bind(addr: &str) -> std::io::Result<Self> {
-        let addr: SocketAddr = match addr.parse::<u16>() {
+        let addr: SocketAddr = match addr.trim_start_matches(':').parse::<u16>() {
             Ok(port) => SocketAddr::from(([127, 0, 0, 1], port)),
             Err(_) => addr.parse().map_err(|e| {
                 std::io::Error::new(ErrorKind::InvalidInput, format!("{addr}: {e}"))
