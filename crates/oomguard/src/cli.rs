@@ -100,13 +100,17 @@ pub struct DoctorArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct EventsArgs {
-    /// The event log (JSON lines; rotated files beside it are read first).
+    /// The event log (JSON lines; rotated files beside it are read first). Default: the
+    /// config's `events.log`, else /var/log/oomguard/events.jsonl.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The daemon's config file, for `events.log`.
     #[arg(
         long,
         value_name = "PATH",
-        default_value = "/var/log/oomguard/events.jsonl"
+        default_value = "/etc/oomguard/oomguard.toml"
     )]
-    pub file: PathBuf,
+    pub config: PathBuf,
     /// Keep running and print new events as they are logged.
     #[arg(short, long)]
     pub follow: bool,

@@ -95,6 +95,13 @@ fn reads_rotated_logs_in_order_and_skips_bad_lines() {
     let (code, _, err) = run(&["--file", dir.path().join("absent").to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("no event log"), "{err}");
+
+    // Without --file: the config's events.log.
+    let cfg = dir.path().join("oomguard.toml");
+    std::fs::write(&cfg, format!("[events]\nlog = \"{f}\"\n")).unwrap();
+    let (code, out, _) = run(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 3);
 }
 
 #[test]

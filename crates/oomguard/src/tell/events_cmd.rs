@@ -207,6 +207,29 @@ fn read_file(
     Ok(Some((pos, line_no + 1)))
 }
 
+/// `--file`, else the config's `events.log` (when the config file exists), else the default.
+fn log_path(args: &EventsArgs) -> anyhow::Result<PathBuf> {
+    if let Some(f) = &args.file {
+        return Ok(f.clone());
+    }
+    match std::fs::read_to_string(&args.config) {
+        Ok(text) => {
+            let cfg = oomguard_core::config::parse(&text, &args.config.display().to_string())?;
+            if cfg.events.log.is_empty() {
+                anyhow::bail!(
+                    "{}: events.log is empty (the event log is off)",
+                    args.config.display()
+                );
+            }
+            Ok(PathBuf::from(cfg.events.log))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PathBuf::from(
+            oomguard_core::config::EventsConfig::default().log,
+        )),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", args.config.display())),
+    }
+}
+
 /// `oomguard events`. Exit status: 0, or 2 when the log cannot be read.
 pub fn run(args: &EventsArgs) -> anyhow::Result<i32> {
     let now = std::time::SystemTime::now()
@@ -220,7 +243,7 @@ pub fn run(args: &EventsArgs) -> anyhow::Result<i32> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--since {e}"))?;
     let filter = Filter { since };
-    let path: PathBuf = args.file.clone();
+    let path = log_path(args)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let files = log_files(&path);
