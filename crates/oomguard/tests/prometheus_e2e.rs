@@ -245,7 +245,7 @@ headroom = "75%"
     )
     .unwrap();
     let target_log = std::fs::File::create(dir.path().join("target.log")).unwrap();
-    let _target = Proc(
+    let target = Proc(
         Command::new(&target_bin)
             .args(&target_args)
             .arg("--config")
@@ -256,6 +256,7 @@ headroom = "75%"
             .unwrap(),
         "target",
     );
+    let target_pid = target.0.id();
     std::fs::write(
         dir.path().join("prometheus.yml"),
         format!(
@@ -372,6 +373,24 @@ scrape_configs:
         assert_eq!(guard["trigger"]["reason"], "cgroup");
         assert_eq!(guard["action"]["signal"], "SIGKILL");
         assert!(guard["id"].is_string() && kernel["id"].is_string());
+
+        // The footprint rule (research/ecosystem.md §0): one thread, however many scrapes,
+        // hooks and kernel events it served.
+        let status = std::fs::read_to_string(format!("/proc/{target_pid}/status")).unwrap();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default()
+        };
+        eprintln!(
+            "target: Threads {} VmRSS {} VmHWM {}",
+            field("Threads:"),
+            field("VmRSS:"),
+            field("VmHWM:")
+        );
+        assert_eq!(field("Threads:"), "1");
     }));
     if let Err(panic) = result {
         show_logs();
