@@ -14,7 +14,8 @@ log() { printf '\n== %s\n' "$*"; }
 need=()
 # chromium and python3-html5lib: the HTML report test (crates/oomguard/tests/explain_html.rs)
 # renders `explain --html` in headless Chromium and parses it strictly with html5lib.
-for pair in gzip:gzip python3:python3 time:/usr/bin/time chromium:/usr/bin/chromium; do
+# prometheus: promtool for the alert-rule tests and the server for the end-to-end scrape test.
+for pair in gzip:gzip python3:python3 time:/usr/bin/time chromium:/usr/bin/chromium prometheus:promtool; do
   pkg=${pair%%:*} cmd=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

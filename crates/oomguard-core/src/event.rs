@@ -4,7 +4,7 @@
 //! Every field is an `Option`: what the text does not show stays `None` (`null` in JSON), never a
 //! guess. Units are in the names (`_kb` is the kernel's "kB", i.e. KiB).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -315,6 +315,105 @@ pub struct OomEvent {
     pub line: Option<u64>,
     /// Set by `oomguard run` for the command it supervises; `null` otherwise.
     pub run: Option<RunInfo>,
+    // The daemon's fields (`docs/event-schema.md`, "Daemon fields"). Added after the explain
+    // fields and omitted when unset, so `explain --json` output is unchanged.
+    /// Unique id of the event (`<boot-unique prefix>-<sequence>`); it appears in the log, the
+    /// journal, hook environments and notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Wall-clock time the daemon saw the event, seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unix_time_s: Option<f64>,
+    /// What made oomguard act or warn, with the figures at that moment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// The process oomguard chose (its own kills and warnings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub victim: Option<Victim>,
+    /// What oomguard did and how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// How the daemon learned of a kernel kill, and which counters confirm it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
+}
+
+/// What fired, with the figures read when it fired. Fields that do not apply are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `memory` (MemAvailable), `swap`, `psi_some`, `psi_full`, `cgroup` (a watched cgroup
+    /// near its limit), `kernel` (the kernel's OOM killer).
+    pub reason: String,
+    /// One line for people: which threshold, crossed by how much.
+    pub detail: Option<String>,
+    pub mem_total_bytes: Option<u64>,
+    pub mem_available_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
+    pub psi_some_avg10_pct: Option<f64>,
+    pub psi_full_avg10_pct: Option<f64>,
+    /// The watched cgroup that fired (a configured path: bounded).
+    pub cgroup: Option<String>,
+    pub cgroup_usage_bytes: Option<u64>,
+    pub cgroup_limit_bytes: Option<u64>,
+}
+
+/// The chosen process, as read right before acting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Victim {
+    pub pid: i64,
+    /// `comm` (at most 15 bytes; attacker-controlled: never pass it to a shell).
+    pub name: String,
+    pub uid: Option<u64>,
+    /// The user name of `uid`, when it resolves.
+    pub user: Option<String>,
+    pub cgroup: Option<String>,
+    /// Arguments joined by spaces (capped).
+    pub cmdline: Option<String>,
+    /// `/proc/PID/oom_score` (0–2000 scale).
+    pub oom_score: Option<i64>,
+    pub oom_score_adj: Option<i64>,
+    pub rss_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+}
+
+/// What oomguard did about the event and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// `SIGTERM`, `SIGKILL`, or `none` for a warning.
+    pub signal: Option<String>,
+    /// `process`, `pgroup` or `cgroup`.
+    pub unit: Option<String>,
+    pub dry_run: bool,
+    /// `exited`, `timeout` (still alive after the grace period), `vanished` (gone before the
+    /// signal), `failed` (the signal could not be sent; see `error`), `dry_run`.
+    pub outcome: Option<String>,
+    /// From the signal to the victim's exit.
+    pub exited_after_ms: Option<u64>,
+    /// MemAvailable after minus before (0 when it fell).
+    pub freed_bytes: Option<u64>,
+    /// `process_mrelease` was called and succeeded.
+    pub mrelease: Option<bool>,
+    pub error: Option<String>,
+}
+
+/// How a kernel kill reached the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// `kmsg` (the kernel's report was read) or `counter` (only a counter rose: the report was
+    /// lost to a ring-buffer overrun, or /dev/kmsg is unreadable).
+    pub via: String,
+    /// Counters that rose with it: `vmstat` (`/proc/vmstat oom_kill`), `memory.oom_control`
+    /// (v1), `memory.events` (v2).
+    pub confirmed_by: Vec<String>,
+    /// For `via: counter`: kills the counter showed beyond the reports read (`>= 1`).
+    pub count: Option<u64>,
+    /// For `via: counter`: the watched cgroup whose counter rose, when one did.
+    pub cgroup: Option<String>,
+    /// /dev/kmsg records lost to overruns since the previous event.
+    pub kmsg_lost_records: Option<u64>,
+    /// Why /dev/kmsg could not be read, when it could not.
+    pub kmsg_error: Option<String>,
 }
 
 impl OomEvent {
@@ -365,6 +464,12 @@ impl OomEvent {
             kernel_time_s: None,
             line: None,
             run: None,
+            id: None,
+            unix_time_s: None,
+            trigger: None,
+            victim: None,
+            action: None,
+            detection: None,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod kmsg;
 pub mod oomlog;
 pub mod policy;
 pub mod run;
+pub mod since;
 pub mod size;
 pub mod time;
 pub mod trigger;

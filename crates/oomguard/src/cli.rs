@@ -47,6 +47,10 @@ pub enum Command {
     /// is back before choosing another. Exit status: 0 on SIGTERM/SIGINT or when --check accepts
     /// the config; 2 for a bad config or flag, or a start-up failure.
     Watch(crate::watch::WatchArgs),
+    /// Show the daemon's event log: its kills, its warnings and the kernel's OOM kills.
+    ///
+    /// Exit status: 0, or 2 when the log cannot be read.
+    Events(EventsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -118,4 +122,29 @@ pub struct DoctorArgs {
     /// dmesg, journalctl -k, kern.log); `none` skips the check.
     #[arg(long, value_name = "FILE")]
     pub kernel_log: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// The event log (JSON lines; rotated files beside it are read first). Default: the
+    /// config's `events.log`, else /var/log/oomguard/events.jsonl.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The daemon's config file, for `events.log`.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/oomguard/oomguard.toml"
+    )]
+    pub config: PathBuf,
+    /// Keep running and print new events as they are logged.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print the events as stored: one JSON object per line (docs/event-schema.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Only events from this time on: 2026-11-29T14:00:00Z, "2026-11-29 14:00" (UTC),
+    /// @UNIX_SECONDS, or a duration ago such as 10m, 2h, 1d.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 }

@@ -10,5 +10,6 @@ pub mod host;
 pub mod rank;
 pub mod run;
 pub mod sys;
+pub mod tell;
 pub mod term;
 pub mod watch;

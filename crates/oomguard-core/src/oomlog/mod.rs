@@ -273,6 +273,29 @@ impl Parser {
         out.append(&mut self.ready);
     }
 
+    /// For a live source that has gone quiet (the daemon's /dev/kmsg follower): a held record
+    /// is final (kmsg records are never wrapped), a report whose kill line came is closed, and
+    /// finished events stop waiting for an `oom_reaper` line. Reports still waiting for their
+    /// kill line stay open, so a report that arrives in two bursts is not cut in half.
+    pub fn flush_complete(&mut self, out: &mut Vec<OomEvent>) {
+        self.release_held();
+        let mut i = 0;
+        while i < self.reports.len() {
+            if self.reports[i].killed_any && !self.reports[i].multi_kill {
+                self.reports.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        self.ready.extend(self.pending.drain(..));
+        out.append(&mut self.ready);
+    }
+
+    /// True when a report is open that has no kill line yet.
+    pub fn has_open_report(&self) -> bool {
+        self.reports.iter().any(|r| !r.killed_any)
+    }
+
     /// Ends the input: every open report and pending event becomes ready.
     pub fn finish(&mut self, out: &mut Vec<OomEvent>) {
         self.release_held();
