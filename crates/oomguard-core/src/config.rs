@@ -184,7 +184,8 @@ impl Default for PollConfig {
 pub struct CgroupWatch {
     /// Path in the cgroup hierarchy (`/system.slice/app.service`), `*` globs allowed.
     pub path: String,
-    /// Act when usage comes within this of the limit (size, or percent of the limit).
+    /// Act when usage comes within this of the limit (size, or percent of the limit). `0`
+    /// watches only (metrics, kernel-OOM detection) and never kills in this cgroup.
     #[serde(deserialize_with = "de_amount", default = "default_headroom")]
     pub headroom: Amount,
 }

@@ -36,7 +36,7 @@ pub enum Trigger {
 impl Trigger {
     pub fn label(self) -> &'static str {
         match self {
-            Trigger::MemAvailable => "memavail",
+            Trigger::MemAvailable => "memory",
             Trigger::SwapFree => "swap",
             Trigger::PsiSome => "psi_some",
             Trigger::PsiFull => "psi_full",

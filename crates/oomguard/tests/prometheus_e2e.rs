@@ -1,5 +1,5 @@
 //! End to end with a real Prometheus (Debian's 2.42) on loopback: it scrapes a running target
-//! built from the `tell` components (`examples/tell_target.rs`; later `oomguard watch`), with
+//! (`oomguard watch`; or `examples/tell_target.rs`, built from the `tell` components alone), with
 //! the shipped alert rules evaluated every second. The test triggers a real memory-cgroup OOM
 //! kill by the kernel and a kill by the target's stand-in policy, then asserts through
 //! Prometheus's HTTP API (`/api/v1/query`, `/api/v1/alerts`) that both counters rose and both
@@ -178,10 +178,10 @@ fn target() -> Option<(PathBuf, Vec<String>)> {
             args.split_whitespace().map(str::to_owned).collect(),
         ));
     }
-    // target/<profile>/deps/prometheus_e2e-HASH → target/<profile>/examples/tell_target
-    let exe = std::env::current_exe().ok()?;
-    let p = exe.parent()?.parent()?.join("examples/tell_target");
-    p.exists().then_some((p, Vec::new()))
+    // The real daemon: `oomguard watch --config FILE`. (`examples/tell_target`, the stand-in
+    // built from the tell components alone, can still be selected with OOMGUARD_E2E_TARGET.)
+    let p = assert_cmd::cargo::cargo_bin("oomguard");
+    p.exists().then(|| (p, vec!["watch".to_owned()]))
 }
 
 fn repo() -> PathBuf {
@@ -221,6 +221,14 @@ fn prometheus_scrapes_kills_and_fires_alerts() {
         &config,
         format!(
             r#"
+# Only the two test cgroups may lose a process: the system-wide rule is inert (1 MiB) and,
+# belt and braces, system-wide candidates are confined to the guarded test cgroup.
+candidates_cgroup = "{}"
+
+[memory]
+term_below = "1M"
+kill_below = "512K"
+
 [events]
 log = "{}"
 journal = false
@@ -238,6 +246,7 @@ headroom = "0"
 path = "{}"
 headroom = "75%"
 "#,
+            cg_guard.rel,
             events.display(),
             cg_kernel.rel,
             cg_guard.rel
@@ -371,7 +380,13 @@ scrape_configs:
             .find(|e| e["source"] == "oomguard" && e["victim"]["pid"] == i64::from(g_pid))
             .unwrap_or_else(|| panic!("no oomguard event for {g_pid}: {log}"));
         assert_eq!(guard["trigger"]["reason"], "cgroup");
-        assert_eq!(guard["action"]["signal"], "SIGKILL");
+        // `watch` sends SIGTERM first (SIGKILL when the victim outstays its grace or the cgroup
+        // reaches the kill level); the stand-in target sends SIGKILL at once.
+        assert!(
+            guard["action"]["signal"] == "SIGTERM" || guard["action"]["signal"] == "SIGKILL",
+            "{guard}"
+        );
+        assert_eq!(guard["action"]["outcome"], "exited");
         assert!(guard["id"].is_string() && kernel["id"].is_string());
 
         // The footprint rule (research/ecosystem.md §0): one thread, however many scrapes,

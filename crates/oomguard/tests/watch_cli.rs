@@ -30,8 +30,11 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("watch.log");
         let f = std::fs::File::create(&log).unwrap();
+        let events = dir.path().join("events.jsonl");
         let child = Command::new(bin())
             .arg("watch")
+            .arg("--event-log")
+            .arg(&events)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -60,6 +63,16 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// The JSON events the daemon logged.
+    fn events(&self) -> Vec<serde_json::Value> {
+        let p = self.log.with_file_name("events.jsonl");
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     fn pid(&self) -> i32 {
@@ -137,6 +150,17 @@ fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
         d.text()
     );
     let (rss_kib, fds) = d.footprint();
+    // The kill is one event in the log, with trigger, victim and outcome.
+    let evs = d.events();
+    let kill = evs
+        .iter()
+        .find(|e| e["source"] == "oomguard" && e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}\n{}", d.text()));
+    assert_eq!(kill["trigger"]["reason"], "cgroup");
+    assert_eq!(kill["trigger"]["cgroup"], cg.rel.as_str());
+    assert_eq!(kill["victim"]["name"], "hogger");
+    assert_eq!(kill["action"]["outcome"], "exited");
+    assert_eq!(kill["action"]["dry_run"], false);
     let log = d.stop();
     assert!(log.contains("kill #1 (real): cgroup:"), "{log}");
     assert!(log.contains("\"hogger\""), "{log}");
@@ -258,7 +282,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
     let log = dir.path().join("watch.log");
     // Inside the namespace: the shell is pid 1 (never a victim), the daemon watches, the hog grows.
     let script = format!(
-        "echo $$ > '{procs}'; '{bin}' watch --mem-min {term} --mem-kill {kill} --term-grace 1s 2> '{log}' & \
+        "echo $$ > '{procs}'; '{bin}' watch --event-log '' --mem-min {term} --mem-kill {kill} --term-grace 1s 2> '{log}' & \
          d=$!; sleep 1; {py} -c \"$0\" 768 0.004 30 nshog; echo \"hog=$?\"; kill -TERM $d; wait $d; echo \"daemon=$?\"",
         procs = cg.dir.join("cgroup.procs").display(),
         bin = bin().display(),
@@ -287,7 +311,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
     );
     assert!(stdout.contains("daemon=0"), "{stdout}\n{text}");
     assert!(
-        text.contains("kill #1 (real): memavail:") && text.contains("\"nshog\""),
+        text.contains("kill #1 (real): memory:") && text.contains("\"nshog\""),
         "{text}"
     );
 }

@@ -35,6 +35,9 @@ use crate::sys::actuator::{
 use crate::sys::mlock;
 use crate::sys::pidfd::Pinned;
 use crate::sys::psi::{PsiTrigger, StallKind, WindowRounding};
+use crate::tell::hub::{Teller, TellerOptions};
+use crate::tell::kernel_oom::{self, WatchedCgroup};
+use oomguard_core::event::{self as ev, EventKind, OomEvent, Source};
 
 /// Where a decision applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,6 +96,9 @@ pub struct Daemon {
     started: Instant,
     report: Option<Duration>,
     last_report: Instant,
+    /// The event log, journal, hooks, notifications, metrics and the kernel-OOM detector.
+    tell: Teller,
+    kernel_events: Vec<OomEvent>,
 }
 
 fn log(msg: std::fmt::Arguments<'_>) {
@@ -149,6 +155,15 @@ fn read_sample(
     psi: Option<&mut File>,
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<Sample> {
+    read_full(meminfo, psi, buf).map(|(s, _, _)| s)
+}
+
+/// A sample plus the parsed files, for the metrics gauges.
+fn read_full(
+    meminfo: &mut File,
+    psi: Option<&mut File>,
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<(Sample, system::MemInfo, Option<system::Pressure>)> {
     reread(meminfo, buf).context("reading /proc/meminfo")?;
     let m = system::parse_meminfo(buf).map_err(|e| anyhow!("/proc/meminfo: {e}"))?;
     let mut s = Sample {
@@ -160,13 +175,15 @@ fn read_sample(
         swap_free_bytes: m.swap_free_bytes.unwrap_or(0),
         ..Default::default()
     };
+    let mut pressure = None;
     if let Some(f) = psi {
         reread(f, buf).context("reading /proc/pressure/memory")?;
         let p = system::parse_pressure(buf).map_err(|e| anyhow!("/proc/pressure/memory: {e}"))?;
         s.psi_some_avg10_pct = Some(p.some.avg10_pct);
         s.psi_full_avg10_pct = p.full.map(|f| f.avg10_pct);
+        pressure = Some(p);
     }
-    Ok(s)
+    Ok((s, m, pressure))
 }
 
 fn thresholds(cfg: &Config, s: &Sample) -> Thresholds {
@@ -308,6 +325,33 @@ impl Daemon {
                 w.path, w.version, w.headroom
             ));
         }
+        let detector = kernel_oom::Options {
+            cgroups: cgroups
+                .iter()
+                .map(|w| WatchedCgroup {
+                    path: w.path.clone(),
+                    dir: w.dir.clone(),
+                    version: w.version,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let tell = Teller::new(
+            &cfg,
+            TellerOptions {
+                version: env!("CARGO_PKG_VERSION").into(),
+                detector: Some(detector),
+                journal_socket: None,
+            },
+            Instant::now(),
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        if !cfg.metrics.listen.is_empty() {
+            log(format_args!(
+                "serving metrics on http://{}/metrics",
+                cfg.metrics.listen
+            ));
+        }
         let poll_plan = PollPlan {
             min: cfg.poll.min,
             max: cfg.poll.max,
@@ -346,6 +390,8 @@ impl Daemon {
             started: Instant::now(),
             report,
             last_report: Instant::now(),
+            tell,
+            kernel_events: Vec::new(),
         })
     }
 
@@ -362,8 +408,11 @@ impl Daemon {
             self.notifier.tick();
             let now = Instant::now();
             let mut timeout = self.poll_plan.max;
-            match self.sample() {
-                Ok(s) => timeout = timeout.min(self.check_global(&s, now)),
+            match read_full(&mut self.meminfo, self.psi_file.as_mut(), &mut self.buf) {
+                Ok((s, m, p)) => {
+                    self.tell.set_host(&m, p.as_ref());
+                    timeout = timeout.min(self.check_global(&s, now));
+                }
                 Err(e) => log(format_args!("error: {e:#}")),
             }
             for i in 0..self.cgroups.len() {
@@ -383,6 +432,10 @@ impl Daemon {
             if let Some(w) = self.notifier.max_sleep() {
                 timeout = timeout.min(w);
             }
+            if let Some(d) = self.tell.next_deadline(Instant::now()) {
+                timeout = timeout.min(d.saturating_duration_since(Instant::now()));
+            }
+            self.tell.count_iteration(now.elapsed());
             if let Some(code) = self.wait(timeout)? {
                 self.notifier.stopping();
                 log(format_args!(
@@ -412,6 +465,12 @@ impl Daemon {
                 fds.push(pfd(ev.fd().as_raw_fd(), libc::POLLIN));
             }
         }
+        let mut tell_fds = Vec::new();
+        self.tell.poll_fds(&mut tell_fds);
+        for (fd, flags) in &tell_fds {
+            fds.push(pfd(fd.as_raw_fd(), flags.bits() as i16));
+        }
+        drop(tell_fds);
         let ms = timeout.as_millis().clamp(0, i32::MAX as u128) as i32;
         // SAFETY: fds is a valid array of pollfd for its length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -422,6 +481,11 @@ impl Daemon {
             }
             return Ok(None);
         }
+        // The tell side first: it never blocks (kmsg, scrapes, hooks). Kernel OOM kills it finds
+        // are already logged and counted; a kernel kill in a scope ends that scope's recovery
+        // wait (memory came back the kernel's way).
+        self.tell.on_ready(Instant::now(), &mut self.kernel_events);
+        self.kernel_events.clear();
         // Drain the cgroup eventfds so they do not stay readable.
         for w in &self.cgroups {
             if let Some(ev) = &w.wake {
@@ -599,6 +663,11 @@ impl Daemon {
                 return self.poll_plan.max;
             }
         };
+        self.tell.set_cgroup(
+            &self.cgroups[i].path,
+            Some(reading.usage_bytes),
+            reading.limit_bytes,
+        );
         let w = &mut self.cgroups[i];
         if let Some(msg) = w.arm(&reading) {
             log(format_args!("{msg}"));
@@ -620,7 +689,9 @@ impl Daemon {
         let headroom = w.headroom.resolve(limit);
         let recovered = room >= headroom.max(1);
         let held = self.held_back(Scope::Cgroup(i), room, recovered);
-        if room == 0 && !held && !self.idle(Scope::Cgroup(i)) {
+        // A headroom of 0 means "watch only": metrics and kernel-OOM detection for the cgroup,
+        // no kills (at the limit itself the kernel's memcg OOM killer is already at work).
+        if headroom > 0 && room == 0 && !held && !self.idle(Scope::Cgroup(i)) {
             // Past a quarter of the headroom the kernel's memcg OOM is close: no SIGTERM grace.
             let kill_at = limit.saturating_sub(headroom / 4);
             let level = if reading.working_set_bytes >= kill_at {
@@ -812,35 +883,41 @@ impl Daemon {
             return;
         }
         let level = still.map_or(verdict.level, |v| v.level.max(verdict.level));
-        let victim = &self.samples[vi];
+        let victim = self.samples[vi];
         let (score, rule) = match &judged[vi] {
             Judgement::Eligible { score, rule } => (*score, rule.clone()),
             Judgement::Excluded(_) => (0, None),
         };
         let mem = victim.mem.unwrap_or_default();
+        let name = victim.comm.as_str().into_owned();
+        let user = self.users.get(&victim.uid).cloned();
+        let dir = self.scanner.open_pid(victim.pid).ok();
+        let cgroup = extra[vi].1.clone().or_else(|| {
+            dir.as_ref()
+                .and_then(|d| {
+                    d.read_memory_cgroup(&root, self.scanner.buf())
+                        .ok()
+                        .flatten()
+                })
+                .map(|(_, p)| p)
+        });
+        let cmdline = extra[vi]
+            .0
+            .clone()
+            .or_else(|| {
+                dir.as_ref()
+                    .and_then(|d| d.read_cmdline(&root, self.scanner.buf()).ok())
+            })
+            .map(|c| c.chars().take(1024).collect::<String>());
+        let rss_bytes = mem.rss_pages * self.page_size;
         let who = format!(
             "pid {} {:?} user {} cgroup {} score {} rss {} adj {}{}",
             victim.pid,
-            victim.comm.as_str(),
-            self.users
-                .get(&victim.uid)
-                .cloned()
-                .unwrap_or_else(|| victim.uid.to_string()),
-            extra[vi]
-                .1
-                .clone()
-                .or_else(|| self
-                    .scanner
-                    .open_pid(victim.pid)
-                    .ok()
-                    .and_then(|d| d
-                        .read_memory_cgroup(&root, self.scanner.buf())
-                        .ok()
-                        .flatten())
-                    .map(|(_, p)| p))
-                .unwrap_or_else(|| "?".into()),
+            name,
+            user.clone().unwrap_or_else(|| victim.uid.to_string()),
+            cgroup.clone().unwrap_or_else(|| "?".into()),
             score,
-            format_bytes(mem.rss_pages * self.page_size),
+            format_bytes(rss_bytes),
             victim.oom_score_adj,
             rule.map(|r| format!(" ({r})")).unwrap_or_default()
         );
@@ -859,24 +936,117 @@ impl Daemon {
             kill_wait: Duration::from_secs(5),
             poll_interval: Duration::from_millis(5),
         };
-        let before = self.sample().map(|s| s.mem_available_bytes).unwrap_or(0);
+        let sample_before = self.sample().ok();
+        let before = sample_before.map_or(0, |s| s.mem_available_bytes);
+        // The one event of this kill: filled now, completed with the outcome, then recorded
+        // (event log, journal, metrics, post_kill hooks, notifications).
+        let mut event = OomEvent::new(EventKind::Kill);
+        event.source = Source::Oomguard;
+        event.pid = Some(i64::from(victim.pid));
+        event.comm = Some(name.clone());
+        event.uid = Some(u64::from(victim.uid));
+        event.oom_score_adj = Some(i64::from(victim.oom_score_adj));
+        event.task_memcg = cgroup.clone();
+        let (cg_path, cg_reading) = match scope {
+            Scope::Cgroup(i) => (
+                Some(self.cgroups[i].path.clone()),
+                cgroups::read(&self.cgfs, &self.cgroups[i]).ok(),
+            ),
+            Scope::Global => (None, None),
+        };
+        event.trigger = Some(ev::Trigger {
+            reason: trig.to_owned(),
+            detail: Some(figures.clone()),
+            mem_total_bytes: sample_before.map(|s| s.mem_total_bytes),
+            mem_available_bytes: sample_before.map(|s| s.mem_available_bytes),
+            swap_total_bytes: sample_before.map(|s| s.swap_total_bytes),
+            swap_free_bytes: sample_before.map(|s| s.swap_free_bytes),
+            psi_some_avg10_pct: sample_before.and_then(|s| s.psi_some_avg10_pct),
+            psi_full_avg10_pct: sample_before.and_then(|s| s.psi_full_avg10_pct),
+            cgroup: cg_path,
+            cgroup_usage_bytes: cg_reading.map(|r| r.usage_bytes),
+            cgroup_limit_bytes: cg_reading.and_then(|r| r.limit_bytes),
+        });
+        event.victim = Some(ev::Victim {
+            pid: i64::from(victim.pid),
+            name: name.clone(),
+            uid: Some(u64::from(victim.uid)),
+            user: user.clone(),
+            cgroup: cgroup.clone(),
+            cmdline,
+            oom_score: Some(score),
+            oom_score_adj: Some(i64::from(victim.oom_score_adj)),
+            rss_bytes: Some(rss_bytes),
+            swap_bytes: Some(mem.swap_pages * self.page_size),
+        });
+        // pre_kill hooks get a short, bounded head start (never longer than the hook module's
+        // cap), and only while they still run.
+        if let Some(until) = self.tell.pre_kill(&event, Instant::now()) {
+            while Instant::now() < until && self.tell.hooks.pre_kill_running() {
+                self.tell.on_ready(Instant::now(), &mut self.kernel_events);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         let outcome = self.kill(scope, &pinned, &plan);
         self.kills += 1;
         let after = self.sample().ok();
         let (result, victim_gone) = describe_outcome(&outcome);
+        let sent = match &outcome {
+            Ok(o)
+                if o.targets.iter().any(|t| t.kill_sent)
+                    && o.targets.iter().any(|t| t.term_sent) =>
+            {
+                "SIGTERM then SIGKILL"
+            }
+            Ok(o) if o.targets.iter().any(|t| t.kill_sent) => "SIGKILL",
+            Ok(o) if o.targets.iter().any(|t| t.term_sent) => "SIGTERM",
+            _ => "nothing",
+        };
         log(format_args!(
-            "kill #{} ({}): {trig}: {figures}; victim {who}; sent {}; {result}; scan {scan_ms:.1} ms; MemAvailable {} -> {}",
+            "kill #{} ({}): {trig}: {figures}; victim {who}; sent {sent}; {result}; scan {scan_ms:.1} ms; MemAvailable {} -> {}",
             self.kills,
             if self.cfg.dry_run { "dry run" } else { "real" },
-            match &outcome {
-                Ok(o) if o.targets.iter().any(|t| t.kill_sent) && o.targets.iter().any(|t| t.term_sent) => "SIGTERM then SIGKILL",
-                Ok(o) if o.targets.iter().any(|t| t.kill_sent) => "SIGKILL",
-                Ok(o) if o.targets.iter().any(|t| t.term_sent) => "SIGTERM",
-                _ => "nothing",
-            },
             format_bytes(before),
             after.map_or("?".to_owned(), |s| format_bytes(s.mem_available_bytes)),
         ));
+        let first = outcome.as_ref().ok().and_then(|o| o.targets.first());
+        event.action = Some(ev::Action {
+            signal: Some(match sent {
+                "SIGTERM then SIGKILL" | "SIGKILL" => "SIGKILL".to_owned(),
+                "SIGTERM" => "SIGTERM".to_owned(),
+                _ if self.cfg.dry_run => if level == Level::Kill {
+                    "SIGKILL"
+                } else {
+                    "SIGTERM"
+                }
+                .to_owned(),
+                _ => "none".to_owned(),
+            }),
+            unit: Some(format!("{:?}", self.cfg.kill.unit).to_lowercase()),
+            dry_run: self.cfg.dry_run,
+            outcome: Some(
+                match (&outcome, first.map(|t| t.result)) {
+                    (_, _) if self.cfg.dry_run => "dry_run",
+                    (Err(_), _) => "failed",
+                    (_, Some(KillResult::ExitedAfterTerm | KillResult::ExitedAfterKill)) => {
+                        "exited"
+                    }
+                    (_, Some(KillResult::AlreadyGone)) => "vanished",
+                    (_, Some(KillResult::StillAlive)) => "timeout",
+                    _ => "failed",
+                }
+                .to_owned(),
+            ),
+            exited_after_ms: first
+                .and_then(|t| t.exited_after)
+                .map(|d| d.as_millis() as u64),
+            freed_bytes: after.map(|s| s.mem_available_bytes.saturating_sub(before)),
+            mrelease: first
+                .and_then(|t| t.mrelease)
+                .map(|m| matches!(m, crate::sys::pidfd::MreleaseOutcome::Released)),
+            error: outcome.as_ref().err().map(|e| e.to_string()),
+        });
+        self.tell.record(event, Instant::now());
         let value = match scope {
             Scope::Global => after.map_or(0, |s| s.mem_available_bytes),
             Scope::Cgroup(i) => cgroups::read(&self.cgfs, &self.cgroups[i])

@@ -77,6 +77,12 @@ pub struct WatchArgs {
     /// Only descendants of this pid may be chosen system-wide.
     #[arg(long, value_name = "PID")]
     pub candidates_parent: Option<i32>,
+    /// Serve Prometheus metrics on ADDR (`127.0.0.1:9748`, or `:PORT` for loopback).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// The JSON-lines event log (default /var/log/oomguard/events.jsonl; `""` turns it off).
+    #[arg(long, value_name = "PATH")]
+    pub event_log: Option<String>,
     /// Print a status line (memory, PSI, loop figures) every DURATION.
     #[arg(long, value_name = "DURATION")]
     pub report_interval: Option<String>,
@@ -182,6 +188,12 @@ fn apply_flags(cfg: &mut Config, a: &WatchArgs) -> anyhow::Result<()> {
     }
     if let Some(d) = &a.term_grace {
         cfg.kill.term_grace = size::parse_duration(d).context("--term-grace")?;
+    }
+    if let Some(m) = &a.metrics_listen {
+        cfg.metrics.listen = m.clone();
+    }
+    if let Some(l) = &a.event_log {
+        cfg.events.log = l.clone();
     }
     if let Some(c) = &a.candidates_cgroup {
         cfg.candidates_cgroup = Some(c.clone());
