@@ -8,15 +8,27 @@ use common::{FakeHost, FakeProc};
 use oomguard::host::scan::{ScanStats, Scanner};
 use oomguard::host::ProcFs;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // Per thread, so tests running in parallel do not count each other's allocations. A const
+    // initialiser: touching it never allocates.
+    static MINE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn count() {
+    let _ = MINE.try_with(|c| c.set(c.get() + 1));
+}
+
+fn mine() -> usize {
+    MINE.with(|c| c.get())
+}
 
 // SAFETY: forwards to the system allocator, only counting calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours.
         unsafe { System.alloc(l) }
     }
@@ -25,7 +37,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as ours.
         unsafe { System.realloc(p, l, n) }
     }
@@ -49,9 +61,9 @@ fn steady_state_scan_allocates_nothing() {
     let mut stats = ScanStats::default();
     scanner.scan(&mut out, &mut stats).unwrap();
     assert_eq!(out.len(), 199);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = mine();
     scanner.scan(&mut out, &mut stats).unwrap();
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = mine();
     assert_eq!(out.len(), 199);
     assert_eq!(
         after - before,
@@ -59,4 +71,77 @@ fn steady_state_scan_allocates_nothing() {
         "steady-state scan allocated {} times",
         after - before
     );
+}
+
+/// The daemon reads each guarded cgroup on every wake-up: that reading must not allocate either
+/// (the files are opened relative to a kept directory fd into a reused buffer). Also checks the
+/// figures on a v1 and a v2 tree made of real kernel text.
+#[test]
+fn steady_state_cgroup_reading_allocates_nothing() {
+    use oomguard::host::CgroupFs;
+    use oomguard::watch::cgroups::{resolve, Reading};
+    use oomguard_core::size::Amount;
+    let dir = tempfile::tempdir().unwrap();
+    // v1: a memory hierarchy with one child (6.18's memory.stat keys, trimmed).
+    let v1 = dir.path().join("v1");
+    let cg = v1.join("memory/app");
+    std::fs::create_dir_all(&cg).unwrap();
+    std::fs::write(v1.join("memory/memory.usage_in_bytes"), "1000000000\n").unwrap();
+    std::fs::write(cg.join("memory.usage_in_bytes"), "104857600\n").unwrap();
+    std::fs::write(cg.join("memory.limit_in_bytes"), "134217728\n").unwrap();
+    std::fs::write(
+        cg.join("memory.stat"),
+        "cache 10485760\nrss 94371840\ninactive_file 8388608\nhierarchical_memory_limit 134217728\ntotal_inactive_file 8388608\n",
+    )
+    .unwrap();
+    // v2: memory.high below memory.max is the effective limit.
+    let v2 = dir.path().join("v2");
+    let cg2 = v2.join("svc");
+    std::fs::create_dir_all(&cg2).unwrap();
+    std::fs::write(v2.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+    std::fs::write(cg2.join("memory.current"), "209715200\n").unwrap();
+    std::fs::write(cg2.join("memory.max"), "536870912\n").unwrap();
+    std::fs::write(cg2.join("memory.high"), "268435456\n").unwrap();
+    std::fs::write(
+        cg2.join("memory.stat"),
+        "anon 188743680\nfile 20971520\ninactive_file 10485760\n",
+    )
+    .unwrap();
+    for (root, path, want) in [
+        (
+            v1,
+            "/app",
+            Reading {
+                usage_bytes: 104857600,
+                working_set_bytes: 96468992,
+                limit_bytes: Some(134217728),
+            },
+        ),
+        (
+            v2,
+            "/svc",
+            Reading {
+                usage_bytes: 209715200,
+                working_set_bytes: 199229440,
+                limit_bytes: Some(268435456),
+            },
+        ),
+    ] {
+        let cgfs = CgroupFs::new(&root);
+        let w = resolve(&cgfs, &[(path.to_owned(), Amount::Percent(5.0))]).unwrap();
+        assert_eq!(w.len(), 1, "{}", root.display());
+        let mut buf = Vec::with_capacity(16 * 1024);
+        assert_eq!(w[0].read_fast(&cgfs, &mut buf).unwrap(), want);
+        let before = mine();
+        for _ in 0..100 {
+            w[0].read_fast(&cgfs, &mut buf).unwrap();
+        }
+        let after = mine();
+        assert_eq!(
+            after - before,
+            0,
+            "cgroup reading allocated {} times",
+            after - before
+        );
+    }
 }

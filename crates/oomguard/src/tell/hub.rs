@@ -105,6 +105,30 @@ impl Teller {
         }
     }
 
+    /// [`Teller::poll_fds`] as raw `pollfd`s appended to a vector the caller reuses, so the
+    /// daemon's loop does not allocate.
+    pub fn poll_raw(&self, out: &mut Vec<libc::pollfd>) {
+        use std::os::fd::AsRawFd;
+        let mut push = |fd: BorrowedFd<'_>, f: PollFlags| {
+            out.push(libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: f.bits() as i16,
+                revents: 0,
+            });
+        };
+        if let Some(d) = &self.detector {
+            if let Some(fd) = d.fd() {
+                push(fd, PollFlags::IN);
+            }
+        }
+        if let Some(s) = &self.server {
+            s.for_each_poll_fd(&mut push);
+        }
+        for fd in self.hooks.pidfds() {
+            push(fd, PollFlags::IN);
+        }
+    }
+
     /// When [`Teller::on_ready`] must run even if no fd is ready.
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let mut d = self.detector.as_ref().map(|d| d.next_deadline(now));

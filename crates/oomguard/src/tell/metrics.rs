@@ -701,6 +701,22 @@ impl MetricsServer {
 
     /// The fds to poll and their interest: the listener and reading connections for input,
     /// connections with a response queued for output.
+    /// Calls `f` for each fd to poll (the listener, then each connection), without allocating.
+    pub fn for_each_poll_fd(&self, f: &mut dyn FnMut(BorrowedFd<'_>, rustix::event::PollFlags)) {
+        use rustix::event::PollFlags;
+        f(self.listener.as_fd(), PollFlags::IN);
+        for c in &self.conns {
+            f(
+                c.stream.as_fd(),
+                if c.responding {
+                    PollFlags::OUT
+                } else {
+                    PollFlags::IN
+                },
+            );
+        }
+    }
+
     pub fn poll_fds<'a>(&'a self, out: &mut Vec<(BorrowedFd<'a>, rustix::event::PollFlags)>) {
         use rustix::event::PollFlags;
         out.push((self.listener.as_fd(), PollFlags::IN));

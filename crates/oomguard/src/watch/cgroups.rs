@@ -5,8 +5,14 @@
 //! OOM killer only fires once reclaim cannot free enough: page cache near the limit is not a
 //! reason to kill (`docker stats` and the kubelet measure it the same way).
 
+use std::ffi::CStr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use oomguard_core::host::cgroup::{
+    parse_counter, parse_memory_stat, parse_v1_limit, parse_v2_limit,
+};
 
 use oomguard_core::host::process::CgroupVersion;
 use oomguard_core::size::Amount;
@@ -29,6 +35,9 @@ pub struct Watched {
     armed_for: Option<u64>,
     /// Previous working set and when, for the fill rate.
     pub last: Option<(u64, Instant)>,
+    /// The cgroup directory, kept open: each reading opens its files relative to it by a
+    /// static name, so the steady-state loop allocates nothing (no path building).
+    dirfd: Option<OwnedFd>,
 }
 
 /// A reading of one cgroup.
@@ -118,6 +127,14 @@ pub fn resolve(cgfs: &CgroupFs, patterns: &[(String, Amount)]) -> anyhow::Result
         }
         for (path, dir) in dirs {
             if !out.iter().any(|w: &Watched| w.dir == dir) {
+                let dirfd = rustix::fs::open(
+                    &dir,
+                    rustix::fs::OFlags::PATH
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .ok();
                 out.push(Watched {
                     path,
                     dir,
@@ -126,6 +143,7 @@ pub fn resolve(cgfs: &CgroupFs, patterns: &[(String, Amount)]) -> anyhow::Result
                     wake: None,
                     armed_for: None,
                     last: None,
+                    dirfd,
                 });
             }
         }
@@ -174,7 +192,80 @@ pub fn read(cgfs: &CgroupFs, w: &Watched) -> Result<Reading, ReadError> {
     }
 }
 
+/// Reads `name` relative to `dir` into `buf` (cleared; its capacity is reused).
+fn read_at(dir: &OwnedFd, name: &CStr, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use rustix::fs::{openat, Mode, OFlags};
+    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    buf.clear();
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve(4096);
+        }
+        let spare = buf.spare_capacity_mut();
+        let (filled, _) = rustix::io::read(&fd, spare)?;
+        let n = filled.len();
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: `read` initialised the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+    }
+}
+
+fn io_err(path: &Path, name: &CStr, e: oomguard_core::host::ParseError) -> ReadError {
+    ReadError::malformed(path.join(name.to_string_lossy().as_ref()), e)
+}
+
 impl Watched {
+    /// [`read`] without allocating: the files are opened relative to the kept directory fd and
+    /// read into `buf` (sized once by the caller). Falls back to [`read`] when there is no fd.
+    pub fn read_fast(&self, cgfs: &CgroupFs, buf: &mut Vec<u8>) -> Result<Reading, ReadError> {
+        let Some(dir) = &self.dirfd else {
+            return read(cgfs, self);
+        };
+        let vanished = |name: &CStr, e: std::io::Error| {
+            ReadError::from_io(self.dir.join(name.to_string_lossy().as_ref()), e, true)
+        };
+        let (usage_f, limit_f, high_f): (&CStr, &CStr, Option<&CStr>) = match self.version {
+            CgroupVersion::V1 => (c"memory.usage_in_bytes", c"memory.limit_in_bytes", None),
+            CgroupVersion::V2 => (c"memory.current", c"memory.max", Some(c"memory.high")),
+        };
+        read_at(dir, usage_f, buf).map_err(|e| vanished(usage_f, e))?;
+        let usage =
+            parse_counter("memory usage", buf).map_err(|e| io_err(&self.dir, usage_f, e))?;
+        read_at(dir, limit_f, buf).map_err(|e| vanished(limit_f, e))?;
+        let own = match self.version {
+            CgroupVersion::V1 => parse_v1_limit("memory.limit_in_bytes", buf),
+            CgroupVersion::V2 => parse_v2_limit("memory.max", buf),
+        }
+        .map_err(|e| io_err(&self.dir, limit_f, e))?
+        .bytes();
+        let high = match high_f {
+            Some(h) => {
+                read_at(dir, h, buf).map_err(|e| vanished(h, e))?;
+                parse_v2_limit("memory.high", buf)
+                    .map_err(|e| io_err(&self.dir, h, e))?
+                    .bytes()
+            }
+            None => None,
+        };
+        read_at(dir, c"memory.stat", buf).map_err(|e| vanished(c"memory.stat", e))?;
+        let stat = parse_memory_stat(buf).map_err(|e| io_err(&self.dir, c"memory.stat", e))?;
+        let hier = stat
+            .hierarchical_memory_limit_bytes
+            .filter(|b| *b < (1 << 62));
+        let limit = [own, high, hier].into_iter().flatten().min();
+        let inactive = stat
+            .total_inactive_file_bytes
+            .or(stat.inactive_file_bytes)
+            .unwrap_or(0);
+        Ok(Reading {
+            usage_bytes: usage,
+            working_set_bytes: usage.saturating_sub(inactive),
+            limit_bytes: limit,
+        })
+    }
+
     /// (Re-)arms the v1 usage-threshold eventfd at `limit - headroom`. Failures degrade to
     /// polling and are returned for the log.
     pub fn arm(&mut self, reading: &Reading) -> Option<String> {

@@ -99,6 +99,10 @@ pub struct Daemon {
     /// The event log, journal, hooks, notifications, metrics and the kernel-OOM detector.
     tell: Teller,
     kernel_events: Vec<OomEvent>,
+    /// Reused by every cgroup reading (sized at start).
+    cgbuf: Vec<u8>,
+    /// Reused by every poll() (sized at start).
+    pollfds: Vec<libc::pollfd>,
 }
 
 fn log(msg: std::fmt::Arguments<'_>) {
@@ -391,7 +395,9 @@ impl Daemon {
             report,
             last_report: Instant::now(),
             tell,
-            kernel_events: Vec::new(),
+            kernel_events: Vec::with_capacity(16),
+            cgbuf: Vec::with_capacity(16 * 1024),
+            pollfds: Vec::with_capacity(64),
         })
     }
 
@@ -465,15 +471,12 @@ impl Daemon {
                 fds.push(pfd(ev.fd().as_raw_fd(), libc::POLLIN));
             }
         }
-        let mut tell_fds = Vec::new();
-        self.tell.poll_fds(&mut tell_fds);
-        for (fd, flags) in &tell_fds {
-            fds.push(pfd(fd.as_raw_fd(), flags.bits() as i16));
-        }
-        drop(tell_fds);
+        self.tell.poll_raw(&mut fds);
         let ms = timeout.as_millis().clamp(0, i32::MAX as u128) as i32;
         // SAFETY: fds is a valid array of pollfd for its length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        let signalled = fds[0].revents != 0;
+        self.pollfds = fds;
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -481,9 +484,8 @@ impl Daemon {
             }
             return Ok(None);
         }
-        // The tell side first: it never blocks (kmsg, scrapes, hooks). Kernel OOM kills it finds
-        // are already logged and counted; a kernel kill in a scope ends that scope's recovery
-        // wait (memory came back the kernel's way).
+        // The tell side: it never blocks (kmsg, scrapes, hooks). Kernel OOM kills it finds are
+        // logged, counted and handed to hooks there.
         self.tell.on_ready(Instant::now(), &mut self.kernel_events);
         self.kernel_events.clear();
         // Drain the cgroup eventfds so they do not stay readable.
@@ -492,7 +494,7 @@ impl Daemon {
                 let _ = ev.read_count();
             }
         }
-        if fds[0].revents != 0 {
+        if signalled {
             for sig in read_signals(&self.sigfd) {
                 match sig as i32 {
                     libc::SIGTERM | libc::SIGINT => return Ok(Some(0)),
@@ -649,7 +651,7 @@ impl Daemon {
     /// One guarded cgroup; returns how long the loop may sleep.
     fn check_cgroup(&mut self, i: usize) -> Duration {
         let now = Instant::now();
-        let reading = match cgroups::read(&self.cgfs, &self.cgroups[i]) {
+        let reading = match self.cgroups[i].read_fast(&self.cgfs, &mut self.cgbuf) {
             Ok(r) => r,
             Err(e) => {
                 if !self.cgroups[i].exists() {
