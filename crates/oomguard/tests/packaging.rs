@@ -1,0 +1,224 @@
+//! The shipped configuration files and their documentation, checked against the daemon's own
+//! config parser (`oomguard_core::config::parse`), so a key added to `config.rs` that the default
+//! config, `docs/configuration.md` or `oomguard.toml(5)` forgets fails here.
+//!
+//! TODO(lead, when `oomguard watch` lands): also run `oomguard watch --check --config FILE` on
+//! both shipped files here (`assert_cmd`), so the binary's own check accepts them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use oomguard_core::config::{self, Config, RuleAction};
+
+fn repo_file(rel: &str) -> (PathBuf, String) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    (path, text)
+}
+
+/// The keys of one config table, as the parser itself names them: every table denies unknown
+/// fields, and serde's error for an unknown one lists all the expected ones.
+fn keys_of(table_header: &str) -> Vec<String> {
+    let text = format!("{table_header}\noomguard_no_such_key = 1\n");
+    let err = config::parse(&text, "probe")
+        .expect_err("unknown key accepted")
+        .0;
+    let list = err
+        .split("expected one of ")
+        .nth(1)
+        .or_else(|| err.split("expected ").nth(1))
+        .unwrap_or_else(|| panic!("cannot read the key list from: {err}"));
+    list.split(',')
+        .filter_map(|k| k.split('`').nth(1))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every (table, key) the parser accepts, tables by their TOML header.
+fn all_keys() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for k in keys_of("") {
+        out.push((String::new(), k));
+    }
+    for table in [
+        "[memory]",
+        "[swap]",
+        "[psi]",
+        "[kill]",
+        "[poll]",
+        "[[cgroups]]\npath = \"/x\"",
+        "[[rules]]\naction = \"avoid\"\nname = \"x\"",
+        "[events]",
+        "[metrics]",
+        "[[hooks]]\non = \"warn\"\ncommand = [\"/bin/true\"]",
+        "[notify]",
+    ] {
+        let header = table.lines().next().unwrap_or_default().to_owned();
+        for k in keys_of(table) {
+            out.push((header.clone(), k));
+        }
+    }
+    out
+}
+
+#[test]
+fn key_enumeration_sees_every_table() {
+    let keys = all_keys();
+    assert!(keys.len() > 30, "{keys:?}");
+    assert!(keys.contains(&("[kill]".into(), "term_grace".into())));
+    assert!(keys.contains(&("[[rules]]".into(), "adjust".into())));
+    assert!(keys.contains(&(String::new(), "candidates_cgroup".into())));
+}
+
+#[test]
+fn shipped_config_parses_and_shows_the_defaults() {
+    let (path, text) = repo_file("packaging/oomguard.toml");
+    let cfg = config::parse(&text, &path.display().to_string()).unwrap();
+    // Apart from its protect rules, the shipped file says exactly what an empty file says: every
+    // value written in it is the real default, not a second opinion.
+    let rules = cfg.rules.clone();
+    assert_eq!(
+        Config {
+            rules: Vec::new(),
+            ..cfg
+        },
+        Config::default()
+    );
+    assert!(rules.iter().all(|r| r.action == RuleAction::Protect));
+    assert!(rules.len() >= 4);
+}
+
+#[test]
+fn shipped_config_protects_what_a_server_needs() {
+    let (_, text) = repo_file("packaging/oomguard.toml");
+    let cfg = config::parse(&text, "oomguard.toml").unwrap();
+    let name_rule = |comm: &str| {
+        cfg.rules.iter().any(|r| {
+            r.name
+                .as_deref()
+                .is_some_and(|re| regex_lite::Regex::new(re).unwrap().is_match(comm))
+        })
+    };
+    // comm is at most 15 bytes: journald's is "systemd-journal".
+    for comm in ["systemd", "init", "systemd-journal", "oomguard"] {
+        assert!(comm.len() <= 15);
+        assert!(name_rule(comm), "{comm} is not protected");
+    }
+    for bystander in ["java", "sshd", "systemd-journald-x", "oomguard2"] {
+        assert!(!name_rule(bystander), "{bystander} is protected by name");
+    }
+    let exe_rule = |exe: &str| {
+        cfg.rules.iter().any(|r| {
+            r.exe
+                .as_deref()
+                .is_some_and(|re| regex_lite::Regex::new(re).unwrap().is_match(exe))
+        })
+    };
+    for exe in [
+        "/usr/sbin/sshd",
+        "/usr/lib/openssh/sshd-session",
+        "/usr/libexec/openssh/sshd-session",
+        "/usr/sbin/sshd (deleted)",
+    ] {
+        assert!(exe_rule(exe), "{exe} is not protected");
+    }
+    for exe in [
+        "/home/mallory/sshd",
+        "/tmp/usr/sbin/sshd",
+        "/usr/sbin/sshd-hog",
+    ] {
+        assert!(!exe_rule(exe), "{exe} is protected");
+    }
+}
+
+#[test]
+fn desktop_profile_parses_when_uncommented() {
+    let (_, text) = repo_file("packaging/oomguard.toml");
+    let (server, desktop) = text
+        .split_once("# Desktop profile")
+        .expect("the desktop profile section");
+    // Replace the server's [swap], [psi], [notify] as the comment says, add the desktop rules.
+    let desktop: String = desktop
+        .lines()
+        .skip_while(|l| !l.starts_with("# ["))
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut kept = String::new();
+    let mut skipping = false;
+    for line in server.lines() {
+        if line.starts_with('[') {
+            skipping = matches!(line, "[swap]" | "[psi]" | "[notify]");
+        }
+        if !skipping {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    let cfg = config::parse(&format!("{kept}\n{desktop}\n"), "desktop").unwrap();
+    assert!(cfg.notify.dbus && cfg.notify.notify_send);
+    assert!(cfg.psi.full.is_some() && cfg.swap.term_below.is_some());
+    assert!(cfg.rules.iter().any(|r| r.action == RuleAction::Prefer));
+}
+
+#[test]
+fn every_key_is_in_the_shipped_config_and_the_docs() {
+    let (_, shipped) = repo_file("packaging/oomguard.toml");
+    let (_, docs) = repo_file("docs/configuration.md");
+    let (_, man5) = repo_file("crates/xtask/man/oomguard.toml.5.roff");
+    for (table, key) in all_keys() {
+        // A top-level key may be a table: shown as its header, `[memory]` or `[[rules]]`.
+        let headers = [format!("[{key}]"), format!("[[{key}]]")];
+        let shown = |text: &str| {
+            text.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{key} ="))
+                    || headers.iter().any(|h| l.trim_end() == h.as_str())
+            })
+        };
+        assert!(
+            shown(&shipped),
+            "{table} {key} is not in packaging/oomguard.toml"
+        );
+        let in_docs = std::iter::once(format!("`{key}`"))
+            .chain(headers.iter().map(|h| format!("`{h}`")))
+            .any(|k| docs.contains(&k));
+        assert!(in_docs, "{table} {key} is not in docs/configuration.md");
+        let in_man = std::iter::once(format!("\\fB{key}\\fR"))
+            .chain(headers.iter().map(|h| format!(".SS \"{h}\"")))
+            .any(|k| man5.contains(&k));
+        assert!(in_man, "{table} {key} is not in oomguard.toml(5)");
+    }
+}
+
+/// The Kubernetes ConfigMap's oomguard.toml (a YAML block scalar), dedented.
+fn configmap_toml(yaml: &str) -> String {
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_end().ends_with("oomguard.toml: |"));
+    lines.next().expect("oomguard.toml: | in the ConfigMap");
+    let body: Vec<&str> = lines
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .collect();
+    body.iter()
+        .map(|l| l.get(4..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn kubernetes_configmap_config_parses() {
+    let (_, yaml) = repo_file("packaging/kubernetes/oomguard.yaml");
+    let toml = configmap_toml(&yaml);
+    let cfg = config::parse(&toml, "oomguard.yaml ConfigMap").unwrap();
+    // The DaemonSet's probes and Service use port 9748.
+    assert_eq!(cfg.metrics.listen, "0.0.0.0:9748");
+    assert!(yaml.contains("containerPort: 9748") && yaml.contains("port: 9748"));
+    assert!(cfg
+        .rules
+        .iter()
+        .any(|r| r.name.as_deref().is_some_and(|n| n.contains("kubelet"))));
+}
