@@ -205,12 +205,17 @@ mod tests {
     fn the_config_example_is_escaped_for_roff() {
         let page = oomguard_toml_5();
         assert!(!page.contains("@DEFAULT_CONFIG@") && !page.contains("@VERSION@"));
-        // Regexes in the shipped file contain backslashes; roff must see them as `\e`.
-        for line in page.lines() {
-            assert!(
-                !line.starts_with(".\"") || line.starts_with(".\\\""),
-                "{line}"
-            );
+        // The shipped sshd rule has `\\(deleted\\)` in TOML; roff must get `\e` for each `\`,
+        // or groff would read `\(de` as a special character.
+        assert!(DEFAULT_CONFIG.contains(r"( \\(deleted\\))"));
+        assert!(
+            page.contains(r"( \e\e(deleted\e\e))"),
+            "backslashes not escaped"
+        );
+        // No example line may start a roff request.
+        let example = page.split(".nf\n").nth(1).unwrap_or_default();
+        for line in example.lines().take_while(|l| *l != ".fi") {
+            assert!(!line.starts_with('.') && !line.starts_with('\''), "{line}");
         }
     }
 }
