@@ -2,8 +2,9 @@
 //! config parser (`oomguard_core::config::parse`), so a key added to `config.rs` that the default
 //! config, `docs/configuration.md` or `oomguard.toml(5)` forgets fails here.
 //!
-//! TODO(lead, when `oomguard watch` lands): also run `oomguard watch --check --config FILE` on
-//! both shipped files here (`assert_cmd`), so the binary's own check accepts them.
+//! The `watch --check` tests below switch themselves on when the binary has a `watch`
+//! subcommand: then the daemon's own check must accept both shipped files, with the exact flags
+//! the systemd unit and the DaemonSet pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -221,4 +222,121 @@ fn kubernetes_configmap_config_parses() {
         .rules
         .iter()
         .any(|r| r.name.as_deref().is_some_and(|n| n.contains("kubelet"))));
+}
+
+/// `oomguard watch` exists in this build (it is being written on another branch).
+fn has_watch() -> bool {
+    let out = assert_cmd::Command::cargo_bin("oomguard")
+        .unwrap()
+        .args(["watch", "--help"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!("skipped: this build has no `oomguard watch` yet");
+    }
+    out.status.success()
+}
+
+/// The arguments after the binary in the unit's ExecStart, without `$OOMGUARD_ARGS`.
+fn unit_exec_args() -> Vec<String> {
+    let (_, unit) = repo_file("packaging/systemd/oomguard.service");
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart= in the unit");
+    line.split_whitespace()
+        .skip(1)
+        .filter(|a| !a.starts_with('$'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The DaemonSet container's `args:` list.
+fn daemonset_args() -> Vec<String> {
+    let (_, yaml) = repo_file("packaging/kubernetes/oomguard.yaml");
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != "args:");
+    lines.next().expect("args: in the DaemonSet");
+    lines
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .take_while(|l| l.starts_with("- "))
+        .map(|l| l[2..].to_owned())
+        .collect()
+}
+
+#[test]
+fn exec_lines_are_read_from_the_manifests() {
+    assert_eq!(
+        unit_exec_args(),
+        ["watch", "--config", "/etc/oomguard/oomguard.toml"]
+    );
+    let ds = daemonset_args();
+    assert_eq!(ds.first().map(String::as_str), Some("watch"));
+    assert!(ds.contains(&"--config=/etc/oomguard/oomguard.toml".to_owned()));
+}
+
+#[test]
+fn watch_check_accepts_the_shipped_config_with_the_units_flags() {
+    if !has_watch() {
+        return;
+    }
+    let (path, _) = repo_file("packaging/oomguard.toml");
+    // The unit's own flags, with the config path pointed at the file in this tree.
+    let mut args = unit_exec_args();
+    let at = args.iter().position(|a| a == "--config").unwrap();
+    args[at + 1] = path.display().to_string();
+    args.push("--check".into());
+    let out = assert_cmd::Command::cargo_bin("oomguard")
+        .unwrap()
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oomguard {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A broken file is refused, naming the key.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[memory]\nterm_blow = \"1G\"\n").unwrap();
+    let out = assert_cmd::Command::cargo_bin("oomguard")
+        .unwrap()
+        .args(["watch", "--check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("term_blow"));
+}
+
+#[test]
+fn watch_check_accepts_the_daemonsets_config_and_args() {
+    if !has_watch() {
+        return;
+    }
+    let (_, yaml) = repo_file("packaging/kubernetes/oomguard.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("oomguard.toml");
+    std::fs::write(&cfg, configmap_toml(&yaml)).unwrap();
+    let args: Vec<String> = daemonset_args()
+        .into_iter()
+        .map(|a| {
+            a.replace("/etc/oomguard/oomguard.toml", &cfg.display().to_string())
+                .replace("/host/proc", "/proc")
+                .replace("/host/sys/fs/cgroup", "/sys/fs/cgroup")
+        })
+        .chain(["--check".to_owned()])
+        .collect();
+    let out = assert_cmd::Command::cargo_bin("oomguard")
+        .unwrap()
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oomguard {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
