@@ -28,7 +28,7 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need=()
 for pair in systemd:systemd-analyze man-db:man groff-base:groff zsh:zsh fish:fish prometheus:promtool \
-            dpkg:dpkg-deb python3:/usr/bin/python3; do
+            dpkg:dpkg-deb dpkg-dev:dpkg-shlibdeps python3:/usr/bin/python3; do
   pkg=${pair%%:*} cmd=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -161,6 +161,9 @@ if grep -vE '^/(usr/bin|usr/lib/systemd/system|etc/oomguard|etc/default|usr/shar
   fail "files outside the expected directories (above)"
 fi
 dpkg-deb -f "$deb" Package Version Depends
+# cargo-deb derives Depends with dpkg-shlibdeps (dpkg-dev); without it the package would claim
+# no dependency at all.
+dpkg-deb -f "$deb" Depends | grep -q 'libc6' || fail "Depends lacks libc6"
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | sort > "$tmp/conffiles"
 printf '/etc/default/oomguard\n/etc/oomguard/oomguard.toml\n' | diff - "$tmp/conffiles" || fail "conffiles differ"
 echo "$(wc -l < "$tmp/files") files, conffiles as expected"
