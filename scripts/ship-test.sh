@@ -9,8 +9,8 @@
 #  5. Prometheus rules: promtool check rules + promtool test rules
 #  6. Kubernetes manifests: kubernetes-validate --strict (offline schemas from PyPI) and a
 #     hand-written schema for the ServiceMonitor CRD, which that package does not ship
-#  7. the .deb (cargo-deb): file list, conffiles, then install, reinstall (a local conffile edit
-#     kept), purge into a scratch root with dpkg --root: the host's own dpkg database and
+#  7. the .deb (cargo-deb): file list, conffiles, then install, reinstall and upgrade (a local
+#     conffile edit kept), purge into a scratch root with dpkg --root: the host's own dpkg database and
 #     /etc are never touched
 #  8. optional (SHIP_DEBOOTSTRAP=1): the same in a debootstrapped Debian 12 chroot, with real
 #     dependencies and maintainer scripts run inside the chroot
@@ -187,13 +187,20 @@ mkdir -p "$sr/var/log/oomguard" "$sr/var/lib/oomguard"
 echo '{}' > "$sr/var/log/oomguard/events.jsonl"
 sdpkg -i "$deb"
 tail -n 1 "$sr/etc/oomguard/oomguard.toml" | grep -qx '# local edit' || fail "reinstall overwrote the edited conffile"
+# An upgrade (same files, next revision) runs the upgrade branches of prerm/postinst: the edited
+# conffile stays, the unit stays enabled.
+cargo deb -p oomguard --no-build --locked --deb-revision 2 -o "$tmp/oomguard_upgrade.deb" >/dev/null
+sdpkg -i "$tmp/oomguard_upgrade.deb"
+as_root dpkg --root="$sr" -s oomguard | grep -qx 'Version: .*-2' || fail "upgrade did not install revision 2"
+tail -n 1 "$sr/etc/oomguard/oomguard.toml" | grep -qx '# local edit' || fail "upgrade overwrote the edited conffile"
+[ -L "$sr/etc/systemd/system/multi-user.target.wants/oomguard.service" ] || fail "the upgrade disabled the unit"
 sdpkg -P oomguard
 if as_root dpkg --root="$sr" -s oomguard >/dev/null 2>&1; then fail "still known to dpkg after purge"; fi
 left=$(find "$sr" -path "$sr/var/lib/dpkg" -prune -o \( -type f -o -type l \) -print)
 [ -z "$left" ] || fail "purge left files behind:\n$left"
 left=$(find "$sr" -path "$sr/var/lib/dpkg" -prune -o -name '*oomguard*' -print)
 [ -z "$left" ] || fail "purge left behind:\n$left"
-echo "install, enable, reinstall (conffile kept), purge (nothing left): ok"
+echo "install, enable, reinstall and upgrade (conffile kept, unit enabled), purge (nothing left): ok"
 
 # ---------------------------------------------------------------------------------------------
 if [ "${SHIP_DEBOOTSTRAP:-0}" = 1 ]; then
