@@ -27,13 +27,15 @@ fn keys_of(table_header: &str) -> Vec<String> {
     let err = config::parse(&text, "probe")
         .expect_err("unknown key accepted")
         .0;
+    // "expected one of `a`, `b`, `c`", "expected `a` or `b`", "expected `a`": the keys are the
+    // back-quoted words after "expected", before config::parse's " (at `LINE`)" suffix.
     let list = err
-        .split("expected one of ")
-        .nth(1)
-        .or_else(|| err.split("expected ").nth(1))
+        .split_once("expected")
+        .map(|(_, l)| l.split(" (at `").next().unwrap_or(l))
         .unwrap_or_else(|| panic!("cannot read the key list from: {err}"));
-    list.split(',')
-        .filter_map(|k| k.split('`').nth(1))
+    list.split('`')
+        .skip(1)
+        .step_by(2)
         .map(str::to_owned)
         .collect()
 }
@@ -72,6 +74,10 @@ fn key_enumeration_sees_every_table() {
     assert!(keys.contains(&("[kill]".into(), "term_grace".into())));
     assert!(keys.contains(&("[[rules]]".into(), "adjust".into())));
     assert!(keys.contains(&(String::new(), "candidates_cgroup".into())));
+    // Two-key tables read "expected `a` or `b`".
+    assert!(keys.contains(&("[memory]".into(), "term_below".into())));
+    assert!(keys.contains(&("[memory]".into(), "kill_below".into())));
+    assert!(keys.contains(&("[notify]".into(), "notify_send".into())));
 }
 
 #[test]
