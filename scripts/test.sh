@@ -13,10 +13,14 @@ log() { printf '\n== %s\n' "$*"; }
 
 # Debian packages the tests use. Installed only when missing, so a second run needs no network.
 need=()
-for pair in gzip:gzip python3:python3 time:/usr/bin/time; do
+# chromium and python3-html5lib: the HTML report test (crates/oomguard/tests/explain_html.rs)
+# renders `explain --html` in headless Chromium and parses it strictly with html5lib.
+# prometheus: promtool for the alert-rule tests and the server for the end-to-end scrape test.
+for pair in gzip:gzip python3:python3 time:/usr/bin/time chromium:/usr/bin/chromium prometheus:promtool; do
   pkg=${pair%%:*} cmd=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+/usr/bin/python3 -c 'import html5lib' >/dev/null 2>&1 || need+=(python3-html5lib)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -eq 0 ]; then
@@ -33,7 +37,18 @@ log "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test"
+# The HTML report test saves its screenshots (laptop and phone size) here.
+mkdir -p target/test-artifacts
 cargo test --workspace --locked
+
+# The real-kernel tests create their cgroups below their own and must remove every one.
+if [ -d /sys/fs/cgroup/memory ]; then
+  left=$(find /sys/fs/cgroup/memory -mindepth 1 -type d -name 'oomguard*' 2>/dev/null || true)
+  if [ -n "$left" ]; then
+    printf 'cgroups left behind by the tests:\n%s\n' "$left" >&2
+    exit 1
+  fi
+fi
 
 fuzz_seconds=${FUZZ_SECONDS:-60}
 if [ "$fuzz_seconds" -gt 0 ] && cargo +nightly --version >/dev/null 2>&1; then

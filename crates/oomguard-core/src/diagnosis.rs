@@ -2,6 +2,7 @@
 //! with the evidence it rests on. `explain` prints them; the daemon will attach them to its
 //! events. A rule fires only on what the report shows; nothing is guessed.
 
+use crate::breakdown::{self, Breakdown, PartKind};
 use crate::event::{EventKind, OomEvent, TaskRow};
 use crate::units::{mib_1, KIB};
 
@@ -72,7 +73,17 @@ fn advice(text: String) -> Finding {
 /// Page size in bytes for the task dump, inferred from the victim's kill line (kB) and its row
 /// (pages) when both are shown; else 4 KiB, the x86 page.
 pub fn page_bytes(ev: &OomEvent) -> u64 {
-    let inferred = (|| {
+    if let Some(m) = &ev.memory {
+        if m.page_size_source != crate::event::PageSizeSource::Default {
+            return m.page_size_bytes;
+        }
+    }
+    page_bytes_inferred(ev).unwrap_or(4096)
+}
+
+/// The page size the victim's row and kill line show, if they show it.
+pub fn page_bytes_inferred(ev: &OomEvent) -> Option<u64> {
+    (|| {
         let rss_kb = ev.rss_kb()?;
         let row = ev.tasks.iter().find(|t| Some(t.pid) == ev.pid)?;
         let pages = row.rss_pages?;
@@ -85,8 +96,7 @@ pub fn page_bytes(ev: &OomEvent) -> u64 {
             .into_iter()
             .min_by_key(|p| p.abs_diff(per))
             .filter(|p| p.abs_diff(per) * 4 < *p)
-    })();
-    inferred.unwrap_or(4096)
+    })()
 }
 
 /// Task dump rows sorted by resident memory, largest first.
@@ -111,7 +121,8 @@ pub fn findings(ev: &OomEvent) -> Vec<Finding> {
              protected (oom_score_adj -1000), already exiting, or a kernel thread."
                 .to_owned(),
         )),
-        EventKind::Kill => {}
+        // `oomguard run` events that are not kernel OOM reports: nothing to diagnose here.
+        EventKind::Kill | EventKind::Exit | EventKind::Warning => {}
     }
     if ev.kind == EventKind::Panic {
         out.push(advice(
@@ -195,7 +206,8 @@ pub fn findings(ev: &OomEvent) -> Vec<Finding> {
         }
     }
     if let Some(order) = ev.order {
-        if order > 0 && scope(ev) == Scope::Global {
+        let has_mem_info = ev.memory.as_ref().is_some_and(|m| m.mem_info.is_some());
+        if order > 0 && scope(ev) == Scope::Global && !has_mem_info {
             out.push(cause(format!(
                 "The failed allocation needed 2^{order} contiguous pages (order {order}): memory \
                  may have been fragmented rather than exhausted."
@@ -239,6 +251,7 @@ pub fn findings(ev: &OomEvent) -> Vec<Finding> {
             }
         }
     }
+    out.extend(memory_findings(ev));
     match ev.oom_score_adj {
         Some(adj) if adj > 0 => out.push(cause(format!(
             "{victim}'s oom_score_adj of {adj} made it a preferred victim."
@@ -273,6 +286,351 @@ pub fn findings(ev: &OomEvent) -> Vec<Finding> {
         ));
     }
     out
+}
+
+/// Unreclaimable slab at or above this share of the total is a kernel-side consumer worth
+/// naming: on a healthy machine it is a few percent (the 6.18 VM here: 1–2 %; the era fixtures'
+/// healthy reports 1–5 %), and the leak reports in the corpus reach 50–80 %.
+const SLAB_PERMILLE: u64 = 200;
+/// shmem/tmpfs at or above this share of the total.
+const SHMEM_PERMILLE: u64 = 200;
+/// Free huge pages at or above this share of the total (and a quarter of their pool).
+const HUGE_FREE_PERMILLE: u64 = 50;
+/// A victim below this share of the total freed little.
+const SMALL_VICTIM_PERMILLE: u64 = 50;
+/// Processes of one name: at least this many, together at least half the dump's RSS.
+const GROUP_MIN_COUNT: usize = 8;
+/// Swap with less than this share free is full.
+const SWAP_FULL_PERMILLE: u64 = 50;
+
+fn pct(permille: u64) -> String {
+    format!("{}.{}%", permille / 10, permille % 10)
+}
+
+/// The rules that look past the victim, at where the memory was (the Mem-Info block, the memcg
+/// stat dump, the task dump). Each states its evidence. See `docs/explain-report.md`.
+pub fn memory_findings(ev: &OomEvent) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let b = breakdown::breakdown(ev);
+    let info = ev.memory.as_ref().and_then(|m| m.mem_info.as_ref());
+    let of_what = match b.as_ref().map(|b| b.basis) {
+        Some(breakdown::Basis::MemcgLimit) => "of the cgroup's limit",
+        Some(breakdown::Basis::MemcgUsage) => "of the cgroup's usage",
+        Some(breakdown::Basis::Ram) => "of RAM",
+        _ => "of what the report shows",
+    };
+    if let Some(b) = &b {
+        slab_rule(ev, b, of_what, &mut out);
+        shmem_rule(b, of_what, &mut out);
+        huge_rule(b, of_what, &mut out);
+        small_victim_rule(ev, b, of_what, &mut out);
+    }
+    group_rule(ev, &mut out);
+    if let Some(i) = info {
+        if scope(ev) != Scope::Memcg {
+            fragmentation_rule(ev, i, &mut out);
+            swap_rule(i, &mut out);
+        }
+    }
+    memcg_limit_rule(ev, b.as_ref(), &mut out);
+    out
+}
+
+fn slab_rule(ev: &OomEvent, b: &Breakdown, of_what: &str, out: &mut Vec<Finding>) {
+    let slab = b.bytes(PartKind::SlabUnreclaimable);
+    let pm = b.permille(slab);
+    if pm < SLAB_PERMILLE {
+        return;
+    }
+    let top: Vec<String> = ev
+        .memory
+        .as_ref()
+        .and_then(|m| m.mem_info.as_ref())
+        .map(|i| {
+            i.unreclaimable_slab
+                .iter()
+                .take(3)
+                .map(|c| format!("{} {} MiB", c.name, mib_1(c.total_bytes)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let caches = if top.is_empty() {
+        String::new()
+    } else {
+        format!(" Largest caches: {}.", top.join(", "))
+    };
+    out.push(cause(format!(
+        "Unreclaimable kernel slab held {} MiB, {} {of_what}: memory the kernel itself \
+         allocated and cannot give back. Killing processes will not help; this looks like a \
+         kernel-side leak (a driver or subsystem allocating without freeing).{caches}",
+        mib_1(slab),
+        pct(pm)
+    )));
+    out.push(advice(
+        "Find the growing cache with `slabtop` or /proc/slabinfo (and \
+         /sys/kernel/debug/kmemleak if enabled); update or unload the driver that owns it."
+            .to_owned(),
+    ));
+}
+
+fn shmem_rule(b: &Breakdown, of_what: &str, out: &mut Vec<Finding>) {
+    let shmem = b.bytes(PartKind::Shmem);
+    let pm = b.permille(shmem);
+    if pm < SHMEM_PERMILLE {
+        return;
+    }
+    out.push(cause(format!(
+        "shmem/tmpfs held {} MiB, {} {of_what}: files kept in RAM (tmpfs such as /dev/shm or \
+         /run, SysV or POSIX shared memory, memfd). Killing a process does not free them; only \
+         deleting the files (or the segments) does.",
+        mib_1(shmem),
+        pct(pm)
+    )));
+    out.push(advice(
+        "List big files on tmpfs mounts (`df -t tmpfs`, `du -xsh /dev/shm/*`) and SysV \
+         segments (`ipcs -m`); cap tmpfs with its size= mount option."
+            .to_owned(),
+    ));
+}
+
+fn huge_rule(b: &Breakdown, of_what: &str, out: &mut Vec<Finding>) {
+    let free = b.bytes(PartKind::HugeFree);
+    let used = b.bytes(PartKind::HugeUsed);
+    let pool = free.saturating_add(used);
+    if b.permille(free) < HUGE_FREE_PERMILLE || free.saturating_mul(4) < pool {
+        return;
+    }
+    out.push(cause(format!(
+        "{} MiB is reserved as huge pages (hugetlbfs pool) and {} MiB of it ({} {of_what}) sat \
+         unused: reserved huge pages cannot hold anything else, so the rest of the system ran \
+         out with them free.",
+        mib_1(pool),
+        mib_1(free),
+        pct(b.permille(free))
+    )));
+    out.push(advice(
+        "Lower vm.nr_hugepages (or the hugepages= boot parameter) to what the application \
+         really maps (HugePages_Total − HugePages_Free in /proc/meminfo under load)."
+            .to_owned(),
+    ));
+}
+
+fn small_victim_rule(ev: &OomEvent, b: &Breakdown, of_what: &str, out: &mut Vec<Finding>) {
+    let Some(victim_bytes) = ev.rss_kb().map(|k| k.saturating_mul(KIB)) else {
+        return;
+    };
+    if ev.kind != EventKind::Kill || b.permille(victim_bytes) >= SMALL_VICTIM_PERMILLE {
+        return;
+    }
+    let victim = ev.comm.as_deref().unwrap_or("?");
+    let biggest = b
+        .parts
+        .iter()
+        .filter(|p| !matches!(p.kind, PartKind::Free | PartKind::Unaccounted))
+        .max_by_key(|p| p.bytes);
+    let mut text = format!(
+        "The victim {victim} held only {} MiB, {} {of_what}: killing it freed little.",
+        mib_1(victim_bytes),
+        pct(b.permille(victim_bytes))
+    );
+    if let Some(p) = biggest {
+        text.push_str(&format!(
+            " The memory was in {}: {} MiB ({}).",
+            p.kind.label(),
+            mib_1(p.bytes),
+            pct(b.permille(p.bytes))
+        ));
+    }
+    let page = page_bytes(ev);
+    if let Some(top) = largest_tasks(ev).first() {
+        let top_bytes = top.rss_pages.unwrap_or(0).saturating_mul(page);
+        if Some(top.pid) != ev.pid && top_bytes > victim_bytes.saturating_mul(2) {
+            text.push_str(&format!(
+                " The real consumer in the task dump: {} (pid {}) with {} MiB.",
+                top.name,
+                top.pid,
+                mib_1(top_bytes)
+            ));
+        }
+    }
+    out.push(cause(text));
+}
+
+/// Processes sharing a name, largest group first: (name, count, rss bytes).
+pub fn task_groups(ev: &OomEvent) -> Vec<(String, usize, u64)> {
+    let page = page_bytes(ev);
+    let mut groups: std::collections::BTreeMap<&str, (usize, u64)> = Default::default();
+    for t in &ev.tasks {
+        let g = groups.entry(t.name.as_str()).or_default();
+        g.0 += 1;
+        g.1 =
+            g.1.saturating_add(t.rss_pages.unwrap_or(0).saturating_mul(page));
+    }
+    let mut v: Vec<(String, usize, u64)> = groups
+        .into_iter()
+        .map(|(n, (c, b))| (n.to_owned(), c, b))
+        .collect();
+    v.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    v
+}
+
+fn group_rule(ev: &OomEvent, out: &mut Vec<Finding>) {
+    let groups = task_groups(ev);
+    let total = groups.iter().map(|g| g.2).fold(0u64, u64::saturating_add);
+    let Some((name, count, bytes)) = groups.first() else {
+        return;
+    };
+    if *count < GROUP_MIN_COUNT || total == 0 || bytes.saturating_mul(2) < total {
+        return;
+    }
+    let page = page_bytes(ev);
+    let largest_one = ev
+        .tasks
+        .iter()
+        .filter(|t| &t.name == name)
+        .map(|t| t.rss_pages.unwrap_or(0).saturating_mul(page))
+        .max()
+        .unwrap_or(0);
+    out.push(cause(format!(
+        "{count} processes named {name} together held {} MiB, {}% of the task dump's RSS, none \
+         more than {} MiB alone: a fork bomb or a worker pool sized beyond the memory.",
+        mib_1(*bytes),
+        bytes.saturating_mul(100) / total,
+        mib_1(largest_one)
+    )));
+    out.push(advice(format!(
+        "Cap {name}'s worker count (its max children/workers setting), or give it a cgroup \
+         with memory.max and pids.max so the pool, not the machine, hits the limit."
+    )));
+}
+
+fn fragmentation_rule(ev: &OomEvent, i: &crate::event::MemInfo, out: &mut Vec<Finding>) {
+    let Some(order) = ev.order.filter(|o| *o > 0 && *o < 20) else {
+        return;
+    };
+    let page = ev.memory.as_ref().map_or(4096, |m| m.page_size_bytes);
+    let need = page << order;
+    let free = i.free_bytes.unwrap_or(0);
+    let high: u64 = i
+        .zones
+        .iter()
+        .filter_map(|z| z.high_bytes)
+        .fold(0, u64::saturating_add);
+    // "Free" means comfortably above the zones' high watermarks together.
+    if free == 0 || high == 0 || free < high.saturating_mul(2) {
+        return;
+    }
+    let largest = i
+        .zones
+        .iter()
+        .flat_map(|z| z.free_blocks.iter())
+        .filter(|f| f.count > 0)
+        .map(|f| f.block_bytes)
+        .max();
+    let blocks = match largest {
+        Some(l) if l < need => format!("; the largest free block in any zone was {} kB", l / KIB),
+        Some(_) => {
+            "; blocks that large existed, but not in a zone this allocation may use".to_owned()
+        }
+        None => String::new(),
+    };
+    out.push(cause(format!(
+        "Memory was free but fragmented: {} MiB free (the zones' high watermarks total {} MiB), \
+         yet the allocation needed {} kB contiguous (order {order}){blocks}.",
+        mib_1(free),
+        mib_1(high),
+        need / KIB
+    )));
+    out.push(advice(
+        "Fragmentation, not exhaustion: check the driver or subsystem that asks for order > 0 \
+         (the header's gfp_mask and trigger); vm.min_free_kbytes higher and compaction \
+         (CONFIG_COMPACTION, vm.compaction_proactiveness) keep larger blocks available."
+            .to_owned(),
+    ));
+}
+
+fn swap_rule(i: &crate::event::MemInfo, out: &mut Vec<Finding>) {
+    let (Some(total), Some(free)) = (i.swap_total_bytes, i.swap_free_bytes) else {
+        return;
+    };
+    if total == 0 {
+        out.push(cause(
+            "There was no swap (Total swap = 0kB): every anonymous page had to stay in RAM, \
+             so idle memory could not make room."
+                .to_owned(),
+        ));
+        out.push(advice(
+            "Add some swap (or zram) so cold anonymous memory can leave RAM before the OOM \
+             killer must act."
+                .to_owned(),
+        ));
+    } else if free.saturating_mul(1000) < total.saturating_mul(SWAP_FULL_PERMILLE) {
+        out.push(cause(format!(
+            "Swap was full: {} MiB of {} MiB in use. Both RAM and swap were exhausted.",
+            mib_1(total - free),
+            mib_1(total)
+        )));
+    }
+}
+
+fn memcg_limit_rule(ev: &OomEvent, b: Option<&Breakdown>, out: &mut Vec<Finding>) {
+    if scope(ev) != Scope::Memcg {
+        return;
+    }
+    let (Some(usage_kb), Some(limit_kb)) = (ev.memcg_usage_kb, ev.memcg_limit_kb) else {
+        return;
+    };
+    if limit_kb == 0 || limit_kb >= 1 << 50 || usage_kb.saturating_mul(100) < limit_kb * 95 {
+        return;
+    }
+    let limit = limit_kb.saturating_mul(KIB);
+    // What the cgroup cannot reclaim without swap: anon + shmem from the stat dump, else the
+    // task dump's RSS.
+    let pinned = match b {
+        Some(b) if b.counters_rss_bytes.is_some() => b
+            .bytes(PartKind::Anon)
+            .saturating_add(b.bytes(PartKind::Shmem)),
+        _ => {
+            let page = page_bytes(ev);
+            ev.tasks
+                .iter()
+                .map(|t| t.rss_pages.unwrap_or(0).saturating_mul(page))
+                .fold(0, u64::saturating_add)
+        }
+    };
+    let cache = b.map_or(0, |b| b.bytes(PartKind::PageCache));
+    let page = page_bytes(ev);
+    let virt = ev
+        .tasks
+        .iter()
+        .map(|t| t.total_vm_pages.unwrap_or(0).saturating_mul(page))
+        .fold(0u64, u64::saturating_add);
+    let failcnt = ev.memcg_failcnt.unwrap_or(0);
+    let pinned_most = pinned.saturating_mul(10) >= limit.saturating_mul(9);
+    if !pinned_most || (failcnt < 100 && virt < limit.saturating_mul(2)) {
+        return;
+    }
+    let cg = ev.oom_memcg.as_deref().unwrap_or("(unknown)");
+    let mut evidence = vec![format!(
+        "{} MiB of it was memory the cgroup cannot reclaim without swap (anonymous and shmem), \
+         only {} MiB page cache was left to drop",
+        mib_1(pinned),
+        mib_1(cache)
+    )];
+    if failcnt >= 100 {
+        evidence.push(format!("the limit was hit {failcnt} times (failcnt)"));
+    }
+    if virt >= limit.saturating_mul(2) {
+        evidence.push(format!(
+            "its processes had {} MiB of virtual memory mapped",
+            mib_1(virt)
+        ));
+    }
+    out.push(cause(format!(
+        "The limit of {cg} ({} MiB) is far below what its workload uses: {}.",
+        mib_1(limit),
+        evidence.join("; ")
+    )));
 }
 
 fn adj_text(adj: Option<i64>) -> String {
@@ -373,5 +731,283 @@ mod tests {
         assert_eq!(page_bytes(&e), 65536);
         e.tasks[0].rss_pages = Some(16000);
         assert_eq!(page_bytes(&e), 4096);
+    }
+
+    use crate::event::{
+        FreeBlocks, HugePages, MemInfo, MemcgStat, MemcgStatFormat, Memory, PageSizeSource, Zone,
+    };
+
+    const G: u64 = 1 << 30;
+    const M: u64 = 1 << 20;
+
+    /// A global OOM on a 16 GiB machine, healthy apart from what each test changes: 12 GiB
+    /// anon, 1 GiB page cache, 1 GiB free, swap half used.
+    fn global(f: impl FnOnce(&mut MemInfo)) -> OomEvent {
+        let mut e = kill();
+        e.message = Some("Out of memory".into());
+        e.constraint = Some("CONSTRAINT_NONE".into());
+        e.anon_rss_kb = Some(4 * G / KIB);
+        let mut i = MemInfo {
+            ram_bytes: Some(16 * G),
+            active_anon_bytes: Some(12 * G),
+            active_file_bytes: Some(G),
+            slab_unreclaimable_bytes: Some(200 * M),
+            slab_reclaimable_bytes: Some(100 * M),
+            shmem_bytes: Some(100 * M),
+            free_bytes: Some(G),
+            swap_total_bytes: Some(4 * G),
+            swap_free_bytes: Some(2 * G),
+            zones: vec![Zone {
+                node: Some(0),
+                name: "Normal".into(),
+                high_bytes: Some(64 * M),
+                free_blocks: vec![FreeBlocks {
+                    block_bytes: 4096,
+                    count: 100,
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        f(&mut i);
+        e.memory = Some(Memory {
+            page_size_bytes: 4096,
+            page_size_source: PageSizeSource::MemInfo,
+            mem_info: Some(i),
+            memcg_stat: None,
+        });
+        e
+    }
+
+    #[test]
+    fn healthy_global_fires_no_memory_rule() {
+        let f = memory_findings(&global(|_| {}));
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn slab_leak_fires_and_not() {
+        let e = global(|i| {
+            i.slab_unreclaimable_bytes = Some(6 * G);
+            i.active_anon_bytes = Some(6 * G);
+            i.unreclaimable_slab = vec![crate::event::SlabCache {
+                name: "kmalloc-2k".into(),
+                used_bytes: 5 * G,
+                total_bytes: 5 * G,
+            }];
+        });
+        let f = memory_findings(&e);
+        assert!(
+            has(
+                &f,
+                "Unreclaimable kernel slab held 6144.0 MiB, 37.5% of RAM"
+            ),
+            "{f:?}"
+        );
+        assert!(has(&f, "Killing processes will not help"));
+        assert!(has(&f, "kmalloc-2k 5120.0 MiB"));
+        let e = global(|i| i.slab_unreclaimable_bytes = Some(3 * G));
+        assert!(
+            !has(&memory_findings(&e), "slab held"),
+            "18.75% stays quiet"
+        );
+    }
+
+    #[test]
+    fn shmem_fires_and_not() {
+        let e = global(|i| i.shmem_bytes = Some(4 * G));
+        let f = memory_findings(&e);
+        assert!(
+            has(&f, "shmem/tmpfs held 4096.0 MiB, 25.0% of RAM"),
+            "{f:?}"
+        );
+        assert!(has(&f, "Killing a process does not free them"));
+        assert!(!has(
+            &memory_findings(&global(|i| i.shmem_bytes = Some(3 * G))),
+            "shmem/tmpfs held"
+        ));
+    }
+
+    #[test]
+    fn unused_huge_pages_fire_and_not() {
+        let pool = |free| HugePages {
+            node: Some(0),
+            size_bytes: 2 * M,
+            total: 2048,
+            free,
+            surplus: 0,
+        };
+        let f = memory_findings(&global(|i| i.hugepages = vec![pool(1024)]));
+        assert!(has(&f, "4096.0 MiB is reserved as huge pages"), "{f:?}");
+        assert!(
+            has(&f, "2048.0 MiB of it (12.5% of RAM) sat unused"),
+            "{f:?}"
+        );
+        // All in use: nothing wasted.
+        assert!(!has(
+            &memory_findings(&global(|i| i.hugepages = vec![pool(0)])),
+            "huge pages"
+        ));
+    }
+
+    #[test]
+    fn small_victim_names_the_consumer_and_not() {
+        let mut e = global(|_| {});
+        e.anon_rss_kb = Some(100 * M / KIB);
+        e.tasks = vec![
+            TaskRow {
+                pid: 10,
+                rss_pages: Some(25_600),
+                name: "java".into(),
+                ..Default::default()
+            },
+            TaskRow {
+                pid: 77,
+                rss_pages: Some(3_000_000),
+                name: "postgres".into(),
+                ..Default::default()
+            },
+        ];
+        let f = memory_findings(&e);
+        assert!(
+            has(&f, "The victim java held only 100.0 MiB, 0.6% of RAM"),
+            "{f:?}"
+        );
+        assert!(
+            has(&f, "The memory was in user anonymous: 12188.0 MiB (74.4%)"),
+            "{f:?}"
+        );
+        assert!(has(&f, "postgres (pid 77)"));
+        e.anon_rss_kb = Some(4 * G / KIB);
+        assert!(!has(&memory_findings(&e), "held only"));
+    }
+
+    #[test]
+    fn worker_pool_fires_and_not() {
+        let mut e = global(|_| {});
+        e.tasks = (0..10)
+            .map(|n| TaskRow {
+                pid: 100 + n,
+                rss_pages: Some(10_000),
+                name: "php-fpm".into(),
+                ..Default::default()
+            })
+            .chain([TaskRow {
+                pid: 9,
+                rss_pages: Some(20_000),
+                name: "nginx".into(),
+                ..Default::default()
+            }])
+            .collect();
+        let f = memory_findings(&e);
+        assert!(
+            has(
+                &f,
+                "10 processes named php-fpm together held 390.6 MiB, 83% of the task dump's RSS"
+            ),
+            "{f:?}"
+        );
+        e.tasks.truncate(7);
+        assert!(!has(&memory_findings(&e), "processes named"));
+    }
+
+    #[test]
+    fn fragmentation_fires_and_not() {
+        let mut e = global(|_| {});
+        e.order = Some(3);
+        let f = findings(&e);
+        assert!(
+            has(&f, "Memory was free but fragmented: 1024.0 MiB free"),
+            "{f:?}"
+        );
+        assert!(has(
+            &f,
+            "needed 32 kB contiguous (order 3); the largest free block in any zone was 4 kB"
+        ));
+        assert!(!has(&f, "may have been fragmented rather than exhausted"));
+        e.order = Some(0);
+        assert!(!has(&findings(&e), "fragmented"));
+        // Order 3 but hardly anything free: exhaustion, not fragmentation.
+        let mut e = global(|i| i.free_bytes = Some(100 * M));
+        e.order = Some(3);
+        assert!(!has(&findings(&e), "fragmented"));
+    }
+
+    #[test]
+    fn swap_full_or_absent_and_not() {
+        let f = memory_findings(&global(|i| i.swap_free_bytes = Some(100 * M)));
+        assert!(
+            has(&f, "Swap was full: 3996.0 MiB of 4096.0 MiB in use"),
+            "{f:?}"
+        );
+        let f = memory_findings(&global(|i| {
+            i.swap_total_bytes = Some(0);
+            i.swap_free_bytes = Some(0);
+        }));
+        assert!(has(&f, "There was no swap"));
+        assert!(!has(&memory_findings(&global(|_| {})), "swap"));
+    }
+
+    fn memcg(anon: u64, file: u64, failcnt: u64) -> OomEvent {
+        let mut e = kill();
+        e.constraint = Some("CONSTRAINT_MEMCG".into());
+        e.oom_memcg = Some("/app".into());
+        e.memcg_usage_kb = Some((anon + file) / KIB);
+        e.memcg_limit_kb = Some((anon + file) / KIB);
+        e.memcg_failcnt = Some(failcnt);
+        e.memory = Some(Memory {
+            page_size_bytes: 4096,
+            page_size_source: PageSizeSource::Default,
+            mem_info: None,
+            memcg_stat: Some(MemcgStat {
+                format: MemcgStatFormat::V2,
+                cgroup: "/app".into(),
+                cgroups: 1,
+                anon_bytes: Some(anon),
+                file_bytes: Some(file),
+                shmem_bytes: Some(0),
+                file_mapped_bytes: None,
+                file_dirty_bytes: None,
+                file_writeback_bytes: None,
+                anon_thp_bytes: None,
+                kernel_bytes: None,
+                kernel_stack_bytes: None,
+                pagetables_bytes: None,
+                sec_pagetables_bytes: None,
+                percpu_bytes: None,
+                sock_bytes: None,
+                vmalloc_bytes: None,
+                slab_reclaimable_bytes: None,
+                slab_unreclaimable_bytes: None,
+                swapcached_bytes: None,
+                swap_bytes: None,
+                zswap_bytes: None,
+                active_anon_bytes: None,
+                inactive_anon_bytes: None,
+                active_file_bytes: None,
+                inactive_file_bytes: None,
+                unevictable_bytes: None,
+                hierarchical_memory_limit_bytes: None,
+                hierarchical_memsw_limit_bytes: None,
+            }),
+        });
+        e
+    }
+
+    #[test]
+    fn memcg_limit_too_small_fires_and_not() {
+        let f = findings(&memcg(1000 * M, 24 * M, 6402));
+        assert!(
+            has(
+                &f,
+                "The limit of /app (1024.0 MiB) is far below what its workload uses: 1000.0 MiB"
+            ),
+            "{f:?}"
+        );
+        assert!(has(&f, "hit 6402 times"));
+        // Mostly page cache: the cgroup could reclaim, the limit is not the problem.
+        assert!(!has(&findings(&memcg(500 * M, 524 * M, 6402)), "far below"));
+        // A single hit and no sign of a bigger workload: say nothing.
+        assert!(!has(&findings(&memcg(1000 * M, 24 * M, 3)), "far below"));
     }
 }

@@ -4,7 +4,7 @@
 //! Every field is an `Option`: what the text does not show stays `None` (`null` in JSON), never a
 //! guess. Units are in the names (`_kb` is the kernel's "kB", i.e. KiB).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,6 +18,11 @@ pub enum EventKind {
     Panic,
     /// A report whose kill line is missing (log truncated, or its lines were lost).
     Incomplete,
+    /// A command supervised by `oomguard run` died without being OOM-killed (an exit, or a
+    /// signal that was not an OOM kill). `run` says how.
+    Exit,
+    /// `oomguard run --warn-at`: the supervised cgroup's usage crossed the warn level.
+    Warning,
 }
 
 /// Where the event comes from.
@@ -58,6 +63,205 @@ pub struct TaskRow {
     pub oom_adj: Option<i64>,
     pub cpu: Option<u64>,
     pub name: String,
+}
+
+/// What `oomguard run` adds to the events of the command it supervises (`null` elsewhere).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunInfo {
+    /// The `--name` of the supervised service.
+    pub name: String,
+    /// Its memory cgroup, as the kernel prints cgroup paths.
+    pub cgroup: String,
+    /// 1 for the first start, 2 after the first restart, ...
+    pub start: u32,
+    /// The main process of this start.
+    pub main_pid: i64,
+    /// `kernel_oom`, `oomguard`, `exit`, `signal` for deaths; `warn_at` for warnings.
+    pub cause: String,
+    /// The exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it (`SIGKILL`), when one did.
+    pub signal: Option<String>,
+    /// Whether it dumped core.
+    pub core_dumped: bool,
+    /// The status `oomguard run` would exit with for this death (code, or 128 + signal).
+    pub status: Option<u8>,
+    /// How long this start ran, in milliseconds.
+    pub ran_ms: u64,
+    /// The cgroup's usage when oomguard last read it (every 100 ms, and at v1 threshold
+    /// crossings; for a warning: at the crossing). For the usage at an OOM kill, see
+    /// `memcg_usage_kb` of the kernel's report.
+    pub last_usage_bytes: Option<u64>,
+    /// The cgroup's limit (`memory.max` / `memory.limit_in_bytes`).
+    pub limit_bytes: Option<u64>,
+    /// The delay before the next start; `null` when there is none.
+    pub restart_in_ms: Option<u64>,
+    /// The one-line explanation printed on stderr.
+    pub why: String,
+}
+
+/// How the page size used to convert page counts to bytes was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageSizeSource {
+    /// `N pages RAM` against the zones' `present:` kB figures in the same Mem-Info block.
+    MemInfo,
+    /// The victim's task dump row (pages) against its kill line (kB).
+    TaskDump,
+    /// Neither was shown: 4 KiB, the x86 page.
+    Default,
+}
+
+/// The memory picture of a report: where every page was. Byte fields are `None` when the
+/// report does not print that figure. Page counts were converted with `page_size_bytes`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Memory {
+    pub page_size_bytes: u64,
+    pub page_size_source: PageSizeSource,
+    /// The global `Mem-Info:` block (`show_mem()`), printed for every OOM but a memcg one.
+    pub mem_info: Option<MemInfo>,
+    /// The memory cgroup's stat dump (`Memory cgroup stats for X:`), memcg OOMs only.
+    pub memcg_stat: Option<MemcgStat>,
+}
+
+/// The `Mem-Info:` block, every era. See `docs/event-schema.md` for each field's line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MemInfo {
+    pub active_anon_bytes: Option<u64>,
+    pub inactive_anon_bytes: Option<u64>,
+    pub isolated_anon_bytes: Option<u64>,
+    pub active_file_bytes: Option<u64>,
+    pub inactive_file_bytes: Option<u64>,
+    pub isolated_file_bytes: Option<u64>,
+    /// ≤2.6.27: one active and one inactive LRU for anon and file together.
+    pub lru_active_bytes: Option<u64>,
+    pub lru_inactive_bytes: Option<u64>,
+    pub unevictable_bytes: Option<u64>,
+    pub dirty_bytes: Option<u64>,
+    pub writeback_bytes: Option<u64>,
+    pub unstable_bytes: Option<u64>,
+    pub slab_reclaimable_bytes: Option<u64>,
+    pub slab_unreclaimable_bytes: Option<u64>,
+    /// ≤2.6.3x: slab not split into reclaimable and unreclaimable.
+    pub slab_bytes: Option<u64>,
+    pub mapped_bytes: Option<u64>,
+    pub shmem_bytes: Option<u64>,
+    pub pagetables_bytes: Option<u64>,
+    pub sec_pagetables_bytes: Option<u64>,
+    pub bounce_bytes: Option<u64>,
+    pub kernel_misc_reclaimable_bytes: Option<u64>,
+    pub free_bytes: Option<u64>,
+    pub free_pcp_bytes: Option<u64>,
+    pub free_cma_bytes: Option<u64>,
+    /// Summed over the `Node N` lines (5.x+) or, before, over the zone lines.
+    pub kernel_stack_bytes: Option<u64>,
+    pub anon_thp_bytes: Option<u64>,
+    pub shmem_thp_bytes: Option<u64>,
+    pub zones: Vec<Zone>,
+    pub hugepages: Vec<HugePages>,
+    pub pagecache_bytes: Option<u64>,
+    pub swap_cache_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    pub ram_bytes: Option<u64>,
+    pub highmem_bytes: Option<u64>,
+    pub reserved_bytes: Option<u64>,
+    pub cma_reserved_bytes: Option<u64>,
+    pub hwpoisoned_bytes: Option<u64>,
+    pub shared_bytes: Option<u64>,
+    pub non_shared_bytes: Option<u64>,
+    /// 4.15+ `Unreclaimable slab info:` rows, largest first (at most 10 kept).
+    pub unreclaimable_slab: Vec<SlabCache>,
+}
+
+/// One zone line (`Node 0 DMA32 free:...kB min:...kB ...`) and its buddy line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Zone {
+    pub node: Option<u32>,
+    pub name: String,
+    pub free_bytes: Option<u64>,
+    pub min_bytes: Option<u64>,
+    pub low_bytes: Option<u64>,
+    pub high_bytes: Option<u64>,
+    pub present_bytes: Option<u64>,
+    pub managed_bytes: Option<u64>,
+    /// The buddy line (`1*4kB (U) 5*8kB ... = NkB`): free blocks per block size; `[]` without it.
+    pub free_blocks: Vec<FreeBlocks>,
+}
+
+/// `count` free blocks of `block_bytes` each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FreeBlocks {
+    pub block_bytes: u64,
+    pub count: u64,
+}
+
+/// A huge page pool: `Node N hugepages_total=T hugepages_free=F hugepages_surp=S hugepages_size=NkB`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HugePages {
+    pub node: Option<u32>,
+    pub size_bytes: u64,
+    pub total: u64,
+    pub free: u64,
+    pub surplus: u64,
+}
+
+/// A row of `Unreclaimable slab info:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlabCache {
+    pub name: String,
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Which stat format the memcg dump used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemcgStatFormat {
+    /// ≤4.19: one line per cgroup of the subtree, `cache:NKB rss:NKB ...` (local figures, summed).
+    V1Line,
+    /// 5.x+ cgroup v1: `key bytes` lines; the `total_` (hierarchical) figures when printed.
+    V1,
+    /// 5.x+ cgroup v2: `memory.stat` as `key bytes` lines (hierarchical).
+    V2,
+}
+
+/// The memcg stat dump in bytes, v1 keys mapped onto v2 names (`rss`→`anon`,
+/// `cache`→`file`, `mapped_file`→`file_mapped`, `rss_huge`→`anon_thp`, `dirty`→`file_dirty`,
+/// `writeback`→`file_writeback`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemcgStat {
+    pub format: MemcgStatFormat,
+    /// The cgroup the first `Memory cgroup stats for` line names.
+    pub cgroup: String,
+    /// How many cgroups' stat lines were summed (≤4.19 prints one per cgroup of the subtree).
+    pub cgroups: u32,
+    pub anon_bytes: Option<u64>,
+    pub file_bytes: Option<u64>,
+    pub shmem_bytes: Option<u64>,
+    pub file_mapped_bytes: Option<u64>,
+    pub file_dirty_bytes: Option<u64>,
+    pub file_writeback_bytes: Option<u64>,
+    pub anon_thp_bytes: Option<u64>,
+    pub kernel_bytes: Option<u64>,
+    pub kernel_stack_bytes: Option<u64>,
+    pub pagetables_bytes: Option<u64>,
+    pub sec_pagetables_bytes: Option<u64>,
+    pub percpu_bytes: Option<u64>,
+    pub sock_bytes: Option<u64>,
+    pub vmalloc_bytes: Option<u64>,
+    pub slab_reclaimable_bytes: Option<u64>,
+    pub slab_unreclaimable_bytes: Option<u64>,
+    pub swapcached_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+    pub zswap_bytes: Option<u64>,
+    pub active_anon_bytes: Option<u64>,
+    pub inactive_anon_bytes: Option<u64>,
+    pub active_file_bytes: Option<u64>,
+    pub inactive_file_bytes: Option<u64>,
+    pub unevictable_bytes: Option<u64>,
+    pub hierarchical_memory_limit_bytes: Option<u64>,
+    pub hierarchical_memsw_limit_bytes: Option<u64>,
 }
 
 /// One OOM event. See `docs/event-schema.md` for where each field comes from.
@@ -102,10 +306,114 @@ pub struct OomEvent {
     pub tasks: Vec<TaskRow>,
     /// Rows of the task dump beyond the per-event cap, counted but not kept.
     pub tasks_dropped: u64,
+    /// Where the memory was: the `Mem-Info:` block and/or the memcg stat dump, in bytes;
+    /// `None` when the report shows neither.
+    pub memory: Option<Memory>,
     pub host: Option<String>,
     pub time: Option<String>,
     pub kernel_time_s: Option<f64>,
     pub line: Option<u64>,
+    /// Set by `oomguard run` for the command it supervises; `null` otherwise.
+    pub run: Option<RunInfo>,
+    // The daemon's fields (`docs/event-schema.md`, "Daemon fields"). Added after the explain
+    // fields and omitted when unset, so `explain --json` output is unchanged.
+    /// Unique id of the event (`<boot-unique prefix>-<sequence>`); it appears in the log, the
+    /// journal, hook environments and notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Wall-clock time the daemon saw the event, seconds since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unix_time_s: Option<f64>,
+    /// What made oomguard act or warn, with the figures at that moment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    /// The process oomguard chose (its own kills and warnings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub victim: Option<Victim>,
+    /// What oomguard did and how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// How the daemon learned of a kernel kill, and which counters confirm it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Detection>,
+}
+
+/// What fired, with the figures read when it fired. Fields that do not apply are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `memory` (MemAvailable), `swap`, `psi_some`, `psi_full`, `cgroup` (a watched cgroup
+    /// near its limit), `kernel` (the kernel's OOM killer).
+    pub reason: String,
+    /// One line for people: which threshold, crossed by how much.
+    pub detail: Option<String>,
+    pub mem_total_bytes: Option<u64>,
+    pub mem_available_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
+    pub psi_some_avg10_pct: Option<f64>,
+    pub psi_full_avg10_pct: Option<f64>,
+    /// The watched cgroup that fired (a configured path: bounded).
+    pub cgroup: Option<String>,
+    pub cgroup_usage_bytes: Option<u64>,
+    pub cgroup_limit_bytes: Option<u64>,
+}
+
+/// The chosen process, as read right before acting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Victim {
+    pub pid: i64,
+    /// `comm` (at most 15 bytes; attacker-controlled: never pass it to a shell).
+    pub name: String,
+    pub uid: Option<u64>,
+    /// The user name of `uid`, when it resolves.
+    pub user: Option<String>,
+    pub cgroup: Option<String>,
+    /// Arguments joined by spaces (capped).
+    pub cmdline: Option<String>,
+    /// `/proc/PID/oom_score` (0–2000 scale).
+    pub oom_score: Option<i64>,
+    pub oom_score_adj: Option<i64>,
+    pub rss_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+}
+
+/// What oomguard did about the event and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// `SIGTERM`, `SIGKILL`, or `none` for a warning.
+    pub signal: Option<String>,
+    /// `process`, `pgroup` or `cgroup`.
+    pub unit: Option<String>,
+    pub dry_run: bool,
+    /// `exited`, `timeout` (still alive after the grace period), `vanished` (gone before the
+    /// signal), `failed` (the signal could not be sent; see `error`), `dry_run`.
+    pub outcome: Option<String>,
+    /// From the signal to the victim's exit.
+    pub exited_after_ms: Option<u64>,
+    /// MemAvailable after minus before (0 when it fell).
+    pub freed_bytes: Option<u64>,
+    /// `process_mrelease` was called and succeeded.
+    pub mrelease: Option<bool>,
+    pub error: Option<String>,
+}
+
+/// How a kernel kill reached the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// `kmsg` (the kernel's report was read) or `counter` (only a counter rose: the report was
+    /// lost to a ring-buffer overrun, or /dev/kmsg is unreadable).
+    pub via: String,
+    /// Counters that rose with it: `vmstat` (`/proc/vmstat oom_kill`), `memory.oom_control`
+    /// (v1), `memory.events` (v2).
+    pub confirmed_by: Vec<String>,
+    /// For `via: counter`: kills the counter showed beyond the reports read (`>= 1`).
+    pub count: Option<u64>,
+    /// For `via: counter`: the watched cgroup whose counter rose, when one did.
+    pub cgroup: Option<String>,
+    /// /dev/kmsg records lost to overruns since the previous event.
+    pub kmsg_lost_records: Option<u64>,
+    /// Why /dev/kmsg could not be read, when it could not.
+    pub kmsg_error: Option<String>,
 }
 
 impl OomEvent {
@@ -150,10 +458,18 @@ impl OomEvent {
             reaped: None,
             tasks: Vec::new(),
             tasks_dropped: 0,
+            memory: None,
             host: None,
             time: None,
             kernel_time_s: None,
             line: None,
+            run: None,
+            id: None,
+            unix_time_s: None,
+            trigger: None,
+            victim: None,
+            action: None,
+            detection: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! trivially testable on literal kernel text and fuzzable (see `fuzz/`).
 
 pub mod badness;
+pub mod breakdown;
 pub mod config;
 pub mod diagnosis;
 pub mod event;
@@ -13,6 +14,9 @@ pub mod host;
 pub mod killpath;
 pub mod kmsg;
 pub mod oomlog;
+pub mod policy;
+pub mod run;
+pub mod since;
 pub mod size;
 pub mod time;
 pub mod trigger;

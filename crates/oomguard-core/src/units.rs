@@ -12,7 +12,7 @@ pub fn kib_to_bytes(kib: u64) -> u64 {
 
 /// Formats a byte count as MiB with one decimal, the unit people read OOM figures in.
 pub fn mib_1(bytes: u64) -> String {
-    let tenths = (bytes.saturating_mul(10) + MIB / 2) / MIB;
+    let tenths = bytes.saturating_mul(10).saturating_add(MIB / 2) / MIB;
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 

@@ -30,6 +30,27 @@ pub enum Command {
     /// Exit status: 0 nothing above info, 1 worst finding is a warning, 2 worst is critical,
     /// 3 the audit could not run.
     Doctor(DoctorArgs),
+    /// Run a command in its own memory cgroup, say why each death happened, restart it.
+    ///
+    /// Creates a memory cgroup (v2 where the memory controller is on v2, else v1) below
+    /// oomguard's own, applies the limits, starts CMD in it with stdin/stdout/stderr untouched,
+    /// forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT, explains each death (exit status, signal, kernel
+    /// OOM kill with its figures from /dev/kmsg) and restarts with exponential backoff. Exit
+    /// status: the command's own (128+N for a signal N, 137 for an OOM kill), 2 for usage or
+    /// set-up errors, 126/127 when CMD cannot be executed / is not found. See docs/run.md.
+    Run(crate::run::RunArgs),
+    /// The prevention daemon: act before the kernel's OOM killer must.
+    ///
+    /// Watches MemAvailable, free swap, PSI and memory cgroups' headroom; when a rule fires,
+    /// signals the right victim (the kernel's badness plus the config's rules) through a pidfd,
+    /// SIGTERM then SIGKILL, releases its memory with process_mrelease, and waits until memory
+    /// is back before choosing another. Exit status: 0 on SIGTERM/SIGINT or when --check accepts
+    /// the config; 2 for a bad config or flag, or a start-up failure.
+    Watch(crate::watch::WatchArgs),
+    /// Show the daemon's event log: its kills, its warnings and the kernel's OOM kills.
+    ///
+    /// Exit status: 0, or 2 when the log cannot be read.
+    Events(EventsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +61,11 @@ pub struct ExplainArgs {
     /// Print one JSON object per event (schema: docs/event-schema.md) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML report (inline CSS and SVG, no scripts) to FILE: per
+    /// event the breakdown of memory, the largest tasks, the diagnosis and every parsed
+    /// parameter explained; for several events a timeline of kills.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Colour the text output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -92,4 +118,33 @@ pub struct DoctorArgs {
     /// Root of the cgroup filesystems.
     #[arg(long, default_value = "/sys/fs/cgroup", hide = true)]
     pub cgroup_root: std::path::PathBuf,
+    /// Read kernel OOM kills from this log instead of this machine's kernel log (/dev/kmsg,
+    /// dmesg, journalctl -k, kern.log); `none` skips the check.
+    #[arg(long, value_name = "FILE")]
+    pub kernel_log: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// The event log (JSON lines; rotated files beside it are read first). Default: the
+    /// config's `events.log`, else /var/log/oomguard/events.jsonl.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The daemon's config file, for `events.log`.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/oomguard/oomguard.toml"
+    )]
+    pub config: PathBuf,
+    /// Keep running and print new events as they are logged.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print the events as stored: one JSON object per line (docs/event-schema.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Only events from this time on: 2026-11-29T14:00:00Z, "2026-11-29 14:00" (UTC),
+    /// @UNIX_SECONDS, or a duration ago such as 10m, 2h, 1d.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
 }

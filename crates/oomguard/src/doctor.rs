@@ -4,7 +4,7 @@
 //! missing instead of guessing.
 //!
 //! The finding list is open: [`Report::push`] lets other sources add findings (the `explain`
-//! integration will add "recent kernel OOM kills in the kernel log" after the merge).
+//! integration adds "recent kernel OOM kills in the kernel log" in `kernel_log_check`).
 //!
 //! Exit status (documented in `--help`): 0 when nothing is worse than info, 1 when the worst
 //! finding is a warning, 2 when it is critical, 3 when the audit could not run.
@@ -621,6 +621,87 @@ pub fn write_plain(r: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "worst: {:?} (exit {})", r.worst(), r.exit_code())
 }
 
+/// "Recent kernel OOM kills in the kernel log", read with `explain`'s parser.
+pub fn kernel_log_check(r: &mut Report, log: Option<&Path>) {
+    if log == Some(Path::new("none")) {
+        return;
+    }
+    let opened = match log {
+        Some(p) => crate::explain::input::open_arg(p).map(|i| (i, p.display().to_string())),
+        None => crate::explain::input::system_log(Path::new("/")).map(|(i, _)| {
+            let name = i.name.clone();
+            (i, name)
+        }),
+    };
+    let (input, source) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            r.missing.push(format!("kernel log: {e:#}"));
+            return;
+        }
+    };
+    match crate::explain::collect(input, 100) {
+        Err(e) => r.missing.push(format!("kernel log {source}: {e}")),
+        Ok((events, total)) => r.push(kernel_oom_finding(&events, total, &source)),
+    }
+}
+
+/// The finding for the kernel OOM events found in a log (`total` counted, the newest kept).
+pub fn kernel_oom_finding(
+    events: &[oomguard_core::event::OomEvent],
+    total: u64,
+    source: &str,
+) -> Finding {
+    use oomguard_core::event::EventKind;
+    let kills: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind != EventKind::Incomplete)
+        .collect();
+    if kills.is_empty() {
+        return finding(
+            "kernel_oom_kills",
+            Severity::Ok,
+            "no kernel OOM kill in the kernel log",
+            vec![ev(source, format!("{total} OOM events"))],
+            None,
+        );
+    }
+    let mut evidence = vec![ev(source, format!("{total} OOM events"))];
+    for e in kills.iter().rev().take(5) {
+        let when = e
+            .time
+            .clone()
+            .or_else(|| e.kernel_time_s.map(|t| format!("{t:.0} s after boot")))
+            .unwrap_or_else(|| "?".into());
+        let scope = e
+            .oom_memcg
+            .as_deref()
+            .map_or("whole machine".to_owned(), |c| format!("cgroup {c}"));
+        evidence.push(ev(
+            format!("kill at {when}"),
+            format!(
+                "{:?} (pid {}) in {scope}",
+                e.comm.as_deref().unwrap_or("?"),
+                e.pid.map_or("?".into(), |p| p.to_string())
+            ),
+        ));
+    }
+    let global = kills
+        .iter()
+        .any(|e| e.oom_memcg.is_none() && e.constraint.as_deref() != Some("CONSTRAINT_MEMCG"));
+    finding(
+        "kernel_oom_kills",
+        if global { Severity::Critical } else { Severity::Warning },
+        format!(
+            "the kernel's OOM killer killed {} time(s) recently{}",
+            kills.len(),
+            if global { ", at least once because the whole machine ran out" } else { " (memory cgroup limits)" }
+        ),
+        evidence,
+        Some("run `oomguard explain` for what died, why and what to change; `oomguard watch` acts before the kernel must"),
+    )
+}
+
 /// `oomguard doctor`'s body. Returns the exit code (worst severity).
 pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     let proc = ProcFs::new(&args.proc_root);
@@ -630,7 +711,17 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
             args.proc_root.display()
         );
     }
-    let r = audit(&proc, &CgroupFs::new(&args.cgroup_root), &args.critical);
+    let mut r = audit(&proc, &CgroupFs::new(&args.cgroup_root), &args.critical);
+    // The kernel log fallbacks (dmesg, journalctl) are this machine's: with a fake proc root
+    // (tests, containers) read a kernel log only when one is named.
+    match (&args.kernel_log, args.proc_root == Path::new("/proc")) {
+        (Some(log), _) => kernel_log_check(&mut r, Some(log)),
+        (None, true) => kernel_log_check(&mut r, None),
+        (None, false) => r.missing.push(
+            "kernel log: not read with a non-default --proc-root (name one with --kernel-log)"
+                .to_owned(),
+        ),
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written: std::io::Result<()> = if args.json {

@@ -8,5 +8,8 @@ pub mod doctor;
 pub mod explain;
 pub mod host;
 pub mod rank;
+pub mod run;
 pub mod sys;
+pub mod tell;
 pub mod term;
+pub mod watch;

@@ -43,6 +43,16 @@ impl Style {
         }
     }
 
+    /// True when colour codes are written.
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Any SGR code (e.g. `38;5;33`), for the breakdown bar's palette.
+    pub fn sgr(&self, code: &str, s: &str) -> String {
+        self.paint(code, s)
+    }
+
     pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
     }

@@ -124,6 +124,11 @@ pub struct MemoryStat {
     /// v1 `total_rss` (hierarchical).
     pub total_anon_bytes: Option<u64>,
     pub pgmajfault: Option<u64>,
+    /// `inactive_file` (this cgroup; v2 is hierarchical already): page cache the kernel reclaims
+    /// first, so "usage minus inactive file" is the working set that decides an OOM.
+    pub inactive_file_bytes: Option<u64>,
+    /// v1 `total_inactive_file` (hierarchical).
+    pub total_inactive_file_bytes: Option<u64>,
 }
 
 /// Parses `memory.stat` of either hierarchy.
@@ -139,6 +144,8 @@ pub fn parse_memory_stat(text: &[u8]) -> Result<MemoryStat, ParseError> {
             b"hierarchical_memsw_limit" => &mut s.hierarchical_memsw_limit_bytes,
             b"total_rss" => &mut s.total_anon_bytes,
             b"pgmajfault" => &mut s.pgmajfault,
+            b"inactive_file" => &mut s.inactive_file_bytes,
+            b"total_inactive_file" => &mut s.total_inactive_file_bytes,
             _ => return,
         };
         *slot = Some(v);

@@ -6,6 +6,7 @@
 //! add: missing spaces where lines were rejoined, `kB` suffixes, and comms that contain spaces,
 //! parentheses or commas (a comm is attacker-controlled: never trust its shape).
 
+use super::meminfo::{self, MemLine};
 use super::prefix::{lead_i64, lead_u64};
 
 /// A classified kernel message.
@@ -55,6 +56,8 @@ pub enum Line<'a> {
     InitPanic(&'a str),
     /// `Mem-Info:`, the start of the global memory dump.
     MemInfo,
+    /// A line of the Mem-Info block or of the memcg stat dump (see [`super::meminfo`]).
+    Mem(MemLine<'a>),
 }
 
 /// The OOM header line.
@@ -219,8 +222,12 @@ pub fn classify(text: &str) -> Option<Line<'_>> {
         }
         return about_memory.then_some(Line::Panic(why_trimmed));
     }
-    if t.starts_with("Mem-Info:") {
+    // "Mem-info:" until 2.6.2x/3.x on some arches (ia64 2.6.17, ARM 3.2), "Mem-Info:" after.
+    if t.starts_with("Mem-Info:") || t.starts_with("Mem-info:") {
         return Some(Line::MemInfo);
+    }
+    if let Some(m) = meminfo::classify(t) {
+        return Some(Line::Mem(m));
     }
     if let Some(i) = text.find(" cpuset=") {
         let rest = &text[i + " cpuset=".len()..];

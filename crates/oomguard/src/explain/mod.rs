@@ -3,12 +3,15 @@
 //!
 //! Exit status: 0 events found, 1 none found, 2 usage or I/O error (see `ExitStatus`).
 
+pub mod html;
 pub mod input;
 pub mod render;
 pub mod scan;
 
 use std::io::{self, Write};
 use std::path::Path;
+
+use anyhow::Context as _;
 
 use oomguard_core::event::OomEvent;
 use oomguard_core::oomlog::{Parser, Prefilter};
@@ -24,6 +27,24 @@ pub enum ExitStatus {
     Error = 2,
 }
 
+/// Reads every event from one input (at most `max` kept, the newest ones), for other
+/// subcommands (`doctor`) that want the kernel's OOM history without printing it.
+pub fn collect(input: input::Input, max: usize) -> std::io::Result<(Vec<OomEvent>, u64)> {
+    let mut parser = Parser::new();
+    let mut events = std::collections::VecDeque::new();
+    let mut total = 0u64;
+    let mut sink = |ev: OomEvent| -> io::Result<()> {
+        total += 1;
+        if events.len() == max {
+            events.pop_front();
+        }
+        events.push_back(ev);
+        Ok(())
+    };
+    scan::scan(input.reader, &mut parser, &Prefilter::new(), &mut sink)?;
+    Ok((events.into(), total))
+}
+
 /// Runs `explain`. Errors (unreadable input) are returned with the path in the message.
 pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
     let style = Style::for_stdout(args.color);
@@ -31,6 +52,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
     let mut out = io::BufWriter::new(stdout.lock());
     let prefilter = Prefilter::new();
     let mut summary = render::Summary::default();
+    let mut html = args.html.as_ref().map(|_| html::HtmlReport::new());
     let mut count = 0usize;
     let mut inputs = Vec::new();
     if args.files.is_empty() {
@@ -54,11 +76,17 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
             }
         };
         let name = input.name.clone();
+        if let Some(h) = &mut html {
+            h.input(&name);
+        }
         let before = count;
         let mut parser = Parser::new();
         let mut sink = |ev: OomEvent| -> io::Result<()> {
             count += 1;
             summary.add(&ev);
+            if let Some(h) = &mut html {
+                h.add(&ev, count, &name);
+            }
             if args.json {
                 serde_json::to_writer(&mut out, &ev).map_err(io::Error::other)?;
                 out.write_all(b"\n")?;
@@ -89,6 +117,11 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
         if e.kind() != io::ErrorKind::BrokenPipe {
             return Err(e.into());
         }
+    }
+    if let (Some(h), Some(path)) = (&html, &args.html) {
+        std::fs::write(path, h.finish())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("oomguard: wrote {}", path.display());
     }
     for n in &none_in {
         eprintln!("oomguard: no OOM events in {n}");

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use oomguard_core::breakdown::{self, Basis, Breakdown, PartKind};
 use oomguard_core::diagnosis::{self, FindingKind, Scope};
 use oomguard_core::event::{EventKind, OomEvent};
 use oomguard_core::units::{mib_1, KIB};
@@ -36,6 +37,8 @@ pub fn event(ev: &OomEvent, n: usize, input: &str, st: &Style) -> String {
         EventKind::NoKillable => "OOM with nothing to kill",
         EventKind::Panic => "OOM panic",
         EventKind::Incomplete => "OOM report without a kill line",
+        EventKind::Exit => "supervised command exit",
+        EventKind::Warning => "memory warning",
     };
     let mut when = Vec::new();
     if let Some(t) = &ev.time {
@@ -180,6 +183,9 @@ pub fn event(ev: &OomEvent, n: usize, input: &str, st: &Style) -> String {
             );
         }
     }
+    if let Some(b) = breakdown::breakdown(ev) {
+        o.push_str(&memory_lines(&b, st));
+    }
     let findings = diagnosis::findings(ev);
     let causes: Vec<_> = findings
         .iter()
@@ -200,6 +206,142 @@ pub fn event(ev: &OomEvent, n: usize, input: &str, st: &Style) -> String {
         for f in advice {
             let _ = writeln!(o, "    • {}", safe(&f.text));
         }
+    }
+    o
+}
+
+/// Width of the breakdown bar in cells.
+const BAR_CELLS: usize = 50;
+
+/// A part's colour (256-colour SGR) and its letter when colour is off.
+fn swatch(k: PartKind) -> (&'static str, char) {
+    match k {
+        PartKind::Anon => ("38;5;203", 'a'),
+        PartKind::PageCache => ("38;5;75", 'c'),
+        PartKind::Shmem => ("38;5;171", 's'),
+        PartKind::Unevictable => ("38;5;131", 'u'),
+        PartKind::SlabUnreclaimable => ("38;5;214", 'K'),
+        PartKind::SlabReclaimable => ("38;5;222", 'k'),
+        PartKind::PageTables => ("38;5;44", 'p'),
+        PartKind::KernelStack => ("38;5;37", 't'),
+        PartKind::KernelOther => ("38;5;180", 'o'),
+        PartKind::HugeUsed => ("38;5;70", 'H'),
+        PartKind::HugeFree => ("38;5;150", 'h'),
+        PartKind::Reserved => ("38;5;245", 'r'),
+        PartKind::Free => ("38;5;240", '.'),
+        PartKind::Unaccounted => ("38;5;250", '?'),
+    }
+}
+
+/// Cells per part, largest remainder first, so the bar is always exactly `cells` wide.
+pub fn bar_cells(b: &Breakdown, cells: usize) -> Vec<(PartKind, usize)> {
+    let total: u128 = b.parts.iter().map(|p| p.bytes as u128).sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<(PartKind, usize, u128)> = b
+        .parts
+        .iter()
+        .map(|p| {
+            let exact = p.bytes as u128 * cells as u128;
+            (p.kind, (exact / total) as usize, exact % total)
+        })
+        .collect();
+    let used: usize = out.iter().map(|x| x.1).sum();
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|a, b| out[*b].2.cmp(&out[*a].2));
+    for i in order.into_iter().take(cells.saturating_sub(used)) {
+        out[i].1 += 1;
+    }
+    out.into_iter().map(|(k, n, _)| (k, n)).collect()
+}
+
+fn pct(permille: u64) -> String {
+    format!("{}.{}%", permille / 10, permille % 10)
+}
+
+/// The breakdown: a one-line bar, its legend with MiB and shares, RSS against counters.
+fn memory_lines(b: &Breakdown, st: &Style) -> String {
+    let mut o = String::new();
+    let basis = match b.basis {
+        Basis::Ram => "RAM",
+        Basis::MemInfoSum => "memory shown",
+        Basis::MemcgLimit => "cgroup limit",
+        Basis::MemcgUsage => "cgroup usage (no limit)",
+    };
+    let mut bar = String::new();
+    for (k, n) in bar_cells(b, BAR_CELLS) {
+        let (code, letter) = swatch(k);
+        if n == 0 {
+            continue;
+        }
+        if st.is_on() {
+            bar.push_str(&st.sgr(code, &"█".repeat(n)));
+        } else {
+            bar.extend(std::iter::repeat_n(letter, n));
+        }
+    }
+    let _ = writeln!(
+        o,
+        "  {:<9}{basis} {} MiB  [{bar}]",
+        "Memory",
+        mib_1(b.total_bytes)
+    );
+    let mut line = String::new();
+    let mut width = 0usize;
+    for p in &b.parts {
+        let (code, letter) = swatch(p.kind);
+        let mark = if st.is_on() {
+            st.sgr(code, "█")
+        } else {
+            letter.to_string()
+        };
+        let item = format!(
+            "{} {} MiB {}",
+            p.kind.label(),
+            mib_1(p.bytes),
+            pct(b.permille(p.bytes))
+        );
+        if width > 0 && width + item.len() + 4 > 88 {
+            let _ = writeln!(o, "  {:<9}{line}", "");
+            line.clear();
+            width = 0;
+        }
+        if width > 0 {
+            line.push_str("  ");
+            width += 2;
+        }
+        line.push_str(&format!("{mark} {item}"));
+        width += item.len() + 2;
+    }
+    if !line.is_empty() {
+        let _ = writeln!(o, "  {:<9}{line}", "");
+    }
+    if b.overcounted_bytes > 0 {
+        let _ = writeln!(
+            o,
+            "  {:<9}{}",
+            "",
+            st.dim(&format!(
+                "(the counters add up to {} MiB more than the total: read at slightly different moments)",
+                mib_1(b.overcounted_bytes)
+            ))
+        );
+    }
+    match (b.tasks_rss_bytes, b.counters_rss_bytes) {
+        (Some(t), Some(c)) => {
+            let _ = writeln!(
+                o,
+                "  {:<9}task dump RSS {} MiB; counters (anon + shmem + mapped file) {} MiB",
+                "",
+                mib_1(t),
+                mib_1(c)
+            );
+        }
+        (Some(t), None) => {
+            let _ = writeln!(o, "  {:<9}task dump RSS {} MiB", "", mib_1(t));
+        }
+        _ => {}
     }
     o
 }
@@ -283,6 +425,8 @@ fn kind_word(k: EventKind) -> &'static str {
         EventKind::NoKillable => "nothing killable",
         EventKind::Panic => "panic",
         EventKind::Incomplete => "incomplete report",
+        EventKind::Exit => "exit",
+        EventKind::Warning => "warning",
     }
 }
 

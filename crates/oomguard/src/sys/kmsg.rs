@@ -240,10 +240,10 @@ mod tests {
     use crate::sys::testutil::{is_root, skip};
     use oomguard_core::kmsg::FACILITY_USER;
     use std::io::Write;
-    use std::sync::Mutex;
 
-    /// The flood test overruns the ring buffer; the other kmsg tests must not run meanwhile.
-    static KMSG_LOCK: Mutex<()> = Mutex::new(());
+    /// The flood test overruns the ring buffer; the other kmsg tests must not run meanwhile
+    /// (shared with `tell::kernel_oom`'s tests, which flood too).
+    use crate::sys::testutil::KMSG_LOCK;
 
     const PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 

@@ -26,6 +26,10 @@ pub const MEMCG_LIMIT_CAP_BYTES: u64 = 128 << 20;
 const HOG_BYTES_ENV: &str = "OOMGUARD_TEST_HOG_BYTES";
 const HOG_READY: &str = "OOMGUARD_HOG_READY";
 
+/// Tests that read or flood `/dev/kmsg` hold this: a flood overruns the ring buffer for
+/// every reader in the process.
+pub static KMSG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Prints why a test is skipped; tests then `return`.
 pub fn skip(test: &str, reason: &str) {
     eprintln!("SKIP {test}: {reason}");

@@ -1,0 +1,370 @@
+//! Who dies: the kernel's own badness, adjusted by the operator's rules. Pure: candidates in, a
+//! ranked choice out, every exclusion with a one-line reason.
+//!
+//! Rules are tried in the order written; the first whose matchers all match decides (like a
+//! firewall: predictable, and `protect` early in the list always wins). `avoid`/`prefer` shift the
+//! kernel's badness by `adjust × totalpages / 1000` pages, exactly as an `oom_score_adj` of that
+//! size would, so a rule means the same on a 1 GiB container and a 1 TiB host.
+//!
+//! Hard exclusions no rule can lift: pid 1, oomguard itself, kernel threads (never scanned),
+//! `oom_score_adj` -1000 and the kernel's other unkillable cases, processes already exiting.
+
+use regex_lite::Regex;
+
+use crate::badness::Verdict;
+use crate::config::{RuleAction, RuleConfig};
+
+/// A process as the policy sees it. Optional fields are read only when a rule needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub pid: i32,
+    pub name: &'a str,
+    pub cmdline: Option<&'a str>,
+    pub exe: Option<&'a str>,
+    pub cgroup: Option<&'a str>,
+    pub uid: u32,
+    pub user: Option<&'a str>,
+    /// The kernel's badness for this scope.
+    pub verdict: Verdict,
+    pub exiting: bool,
+}
+
+/// The policy's judgement of one candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    /// Never chosen, and why.
+    Excluded(String),
+    /// May be chosen: the adjusted score (pages), and the rule that adjusted it.
+    Eligible { score: i64, rule: Option<String> },
+}
+
+#[derive(Debug, Clone)]
+enum UserMatch {
+    Uid(u32),
+    Name(String),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    action: RuleAction,
+    name: Option<Regex>,
+    cmdline: Option<Regex>,
+    exe: Option<Regex>,
+    cgroup: Option<Regex>,
+    user: Option<UserMatch>,
+    adjust: i64,
+    label: String,
+}
+
+/// Compiled rules.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    self_pid: i32,
+}
+
+/// Which optional candidate fields some rule looks at (so the scan reads only those files).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub cmdline: bool,
+    pub exe: bool,
+    pub cgroup: bool,
+}
+
+fn compile_re(i: usize, key: &str, s: &Option<String>) -> Result<Option<Regex>, String> {
+    s.as_deref()
+        .map(|re| {
+            Regex::new(re).map_err(|e| format!("rules[{i}].{key}: invalid regex {re:?}: {e}"))
+        })
+        .transpose()
+}
+
+impl Policy {
+    /// Compiles the config's rules. `self_pid` is oomguard's own pid (never a victim).
+    pub fn compile(rules: &[RuleConfig], self_pid: i32) -> Result<Policy, String> {
+        let mut out = Vec::with_capacity(rules.len());
+        for (i, r) in rules.iter().enumerate() {
+            let user = r.user.as_deref().map(|u| match u.parse::<u32>() {
+                Ok(uid) => UserMatch::Uid(uid),
+                Err(_) => UserMatch::Name(u.to_owned()),
+            });
+            let mut parts = Vec::new();
+            for (k, v) in [
+                ("name", &r.name),
+                ("cmdline", &r.cmdline),
+                ("exe", &r.exe),
+                ("cgroup", &r.cgroup),
+                ("user", &r.user),
+            ] {
+                if let Some(v) = v {
+                    parts.push(format!("{k}={v:?}"));
+                }
+            }
+            let action = match r.action {
+                RuleAction::Protect => "protect",
+                RuleAction::Avoid => "avoid",
+                RuleAction::Prefer => "prefer",
+            };
+            out.push(Rule {
+                action: r.action,
+                name: compile_re(i, "name", &r.name)?,
+                cmdline: compile_re(i, "cmdline", &r.cmdline)?,
+                exe: compile_re(i, "exe", &r.exe)?,
+                cgroup: compile_re(i, "cgroup", &r.cgroup)?,
+                user,
+                adjust: i64::from(r.adjust),
+                label: format!("rules[{i}] {action} {}", parts.join(" ")),
+            });
+        }
+        Ok(Policy {
+            rules: out,
+            self_pid,
+        })
+    }
+
+    /// The optional fields rules look at.
+    pub fn needs(&self) -> Needs {
+        let mut n = Needs::default();
+        for r in &self.rules {
+            n.cmdline |= r.cmdline.is_some();
+            n.exe |= r.exe.is_some();
+            n.cgroup |= r.cgroup.is_some();
+        }
+        n
+    }
+
+    /// Judges one candidate for a scope of `totalpages`.
+    pub fn judge(&self, c: &Candidate<'_>, totalpages: u64) -> Judgement {
+        if c.pid == 1 {
+            return Judgement::Excluded("pid 1 (init) is never killed".to_owned());
+        }
+        if c.pid == self.self_pid {
+            return Judgement::Excluded("oomguard itself".to_owned());
+        }
+        let points = match c.verdict {
+            Verdict::Unkillable(u) => {
+                return Judgement::Excluded(format!("kernel: {}", u.reason()))
+            }
+            Verdict::Points(p) => p,
+        };
+        if c.exiting {
+            return Judgement::Excluded(
+                "already exiting (its memory is on its way back)".to_owned(),
+            );
+        }
+        let Some(rule) = self.rules.iter().find(|r| matches(r, c)) else {
+            return Judgement::Eligible {
+                score: points,
+                rule: None,
+            };
+        };
+        let unit = i64::try_from(totalpages / 1000).unwrap_or(i64::MAX);
+        let shift = rule.adjust.saturating_mul(unit);
+        match rule.action {
+            RuleAction::Protect => Judgement::Excluded(format!("protected by {}", rule.label)),
+            RuleAction::Avoid => Judgement::Eligible {
+                score: points.saturating_sub(shift),
+                rule: Some(rule.label.clone()),
+            },
+            RuleAction::Prefer => Judgement::Eligible {
+                score: points.saturating_add(shift),
+                rule: Some(rule.label.clone()),
+            },
+        }
+    }
+}
+
+fn matches(r: &Rule, c: &Candidate<'_>) -> bool {
+    let re = |re: &Option<Regex>, v: Option<&str>| match re {
+        None => true,
+        Some(re) => v.is_some_and(|v| re.is_match(v)),
+    };
+    let user_ok = match &r.user {
+        None => true,
+        Some(UserMatch::Uid(u)) => *u == c.uid,
+        Some(UserMatch::Name(n)) => c.user == Some(n.as_str()),
+    };
+    user_ok
+        && re(&r.name, Some(c.name))
+        && re(&r.cmdline, c.cmdline)
+        && re(&r.exe, c.exe)
+        && re(&r.cgroup, c.cgroup)
+}
+
+/// Picks the victim: the highest adjusted score; on a tie the one later in `judged` (the kernel's
+/// walk order: it takes `points >= chosen`, so the later task wins).
+pub fn choose(judged: &[Judgement]) -> Option<usize> {
+    let mut best: Option<(usize, i64)> = None;
+    for (i, j) in judged.iter().enumerate() {
+        if let Judgement::Eligible { score, .. } = j {
+            if best.is_none_or(|(_, b)| *score >= b) {
+                best = Some((i, *score));
+            }
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::badness::Unkillable;
+    use crate::config::RuleConfig;
+
+    fn rule(action: RuleAction, name: &str, adjust: u16) -> RuleConfig {
+        RuleConfig {
+            action,
+            name: Some(name.to_owned()),
+            cmdline: None,
+            exe: None,
+            cgroup: None,
+            user: None,
+            adjust,
+        }
+    }
+
+    fn cand(pid: i32, name: &'static str, points: i64) -> Candidate<'static> {
+        Candidate {
+            pid,
+            name,
+            cmdline: None,
+            exe: None,
+            cgroup: None,
+            uid: 1000,
+            user: Some("app"),
+            verdict: Verdict::Points(points),
+            exiting: false,
+        }
+    }
+
+    /// Ranks candidates and returns their names, most likely victim first.
+    fn order(p: &Policy, cands: &[Candidate<'static>], totalpages: u64) -> Vec<&'static str> {
+        let mut judged: Vec<(Judgement, usize)> = cands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (p.judge(c, totalpages), i))
+            .collect();
+        let mut out = Vec::new();
+        loop {
+            let js: Vec<Judgement> = judged.iter().map(|(j, _)| j.clone()).collect();
+            let Some(i) = choose(&js) else { break };
+            out.push(cands[judged[i].1].name);
+            judged.remove(i);
+        }
+        out
+    }
+
+    #[test]
+    fn every_pair_in_an_ordered_list() {
+        // Expected order, with the reason each is where it is (totalpages 1_000_000: adjust 1 = 1000 pages).
+        let p = Policy::compile(
+            &[
+                rule(RuleAction::Protect, "^sshd$", 0),
+                rule(RuleAction::Prefer, "^batch", 300),
+                rule(RuleAction::Avoid, "^db$", 300),
+            ],
+            4242,
+        )
+        .unwrap();
+        let cands = [
+            cand(10, "db", 500_000),       // 500k - 300k = 200k
+            cand(11, "batch-job", 50_000), // 50k + 300k = 350k
+            cand(12, "web", 300_000),      // 300k
+            cand(13, "sshd", 900_000),     // protected
+            cand(14, "cron", 1_000),       // 1k
+        ];
+        let got = order(&p, &cands, 1_000_000);
+        let want = ["batch-job", "web", "db", "cron"];
+        assert_eq!(got, want);
+        // Every pair: each name ranks above every later one.
+        for (i, a) in want.iter().enumerate() {
+            for b in &want[i + 1..] {
+                let pa = got.iter().position(|x| x == a).unwrap();
+                let pb = got.iter().position(|x| x == b).unwrap();
+                assert!(pa < pb, "{a} should die before {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn hard_exclusions_cannot_be_lifted() {
+        let p = Policy::compile(&[rule(RuleAction::Prefer, ".", 1000)], 77).unwrap();
+        let init = cand(1, "init", 10);
+        let me = cand(77, "oomguard", 10);
+        let mut never = cand(5, "x", 10);
+        never.verdict = Verdict::Unkillable(Unkillable::OomScoreAdjMin);
+        let mut dying = cand(6, "y", 10);
+        dying.exiting = true;
+        for c in [init, me, never, dying] {
+            assert!(
+                matches!(p.judge(&c, 1000), Judgement::Excluded(_)),
+                "{}",
+                c.name
+            );
+        }
+        assert!(matches!(
+            p.judge(&cand(7, "z", 10), 1000),
+            Judgement::Eligible { .. }
+        ));
+    }
+
+    #[test]
+    fn first_matching_rule_decides_and_all_matchers_must_match() {
+        let mut r0 = rule(RuleAction::Protect, "^java$", 0);
+        r0.user = Some("root".into());
+        let p = Policy::compile(&[r0, rule(RuleAction::Prefer, "^java$", 100)], 1).unwrap();
+        // java as "app" is not protected (user differs), so the prefer rule applies.
+        let j = p.judge(&cand(9, "java", 10), 10_000);
+        assert_eq!(
+            j,
+            Judgement::Eligible {
+                score: 10 + 100 * 10,
+                rule: Some("rules[1] prefer name=\"^java$\"".into())
+            }
+        );
+        let mut rootjava = cand(9, "java", 10);
+        rootjava.user = Some("root");
+        assert!(
+            matches!(p.judge(&rootjava, 10_000), Judgement::Excluded(r) if r.contains("rules[0] protect"))
+        );
+    }
+
+    #[test]
+    fn cmdline_rules_need_the_cmdline() {
+        let mut r = rule(RuleAction::Prefer, ".", 100);
+        r.name = None;
+        r.cmdline = Some("--type=renderer".into());
+        let p = Policy::compile(&[r], 1).unwrap();
+        assert!(p.needs().cmdline && !p.needs().exe);
+        let mut c = cand(3, "chrome", 5);
+        assert_eq!(
+            p.judge(&c, 1000),
+            Judgement::Eligible {
+                score: 5,
+                rule: None
+            }
+        );
+        c.cmdline = Some("/opt/chrome --type=renderer");
+        assert!(matches!(
+            p.judge(&c, 1000),
+            Judgement::Eligible { score: 105, .. }
+        ));
+    }
+
+    #[test]
+    fn ties_go_to_the_later_candidate_like_the_kernel() {
+        let js = vec![
+            Judgement::Eligible {
+                score: 5,
+                rule: None,
+            },
+            Judgement::Eligible {
+                score: 5,
+                rule: None,
+            },
+            Judgement::Excluded("x".into()),
+        ];
+        assert_eq!(choose(&js), Some(1));
+        assert_eq!(choose(&[Judgement::Excluded("x".into())]), None);
+    }
+}

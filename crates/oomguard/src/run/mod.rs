@@ -1,0 +1,865 @@
+//! `oomguard run -- CMD`: supervise a command in its own memory cgroup, say why each death
+//! happened, restart it with backoff. Design, exit statuses and examples: `docs/run.md`.
+//!
+//! One thread, one `poll`: the child's pidfd (its exit), a signalfd (signals to forward),
+//! `/dev/kmsg` (the kernel's OOM reports, fed to `oomguard_core::oomlog::Parser`), v1 usage
+//! threshold eventfds (prompt warn/guard wake-ups) and a 100 ms tick that reads the cgroup's
+//! usage. The decisions (why it died, whether and when to restart, when to warn, whom the guard
+//! kills) are pure functions in `oomguard_core::run`; this module gathers their evidence.
+
+pub mod cgroup;
+pub mod guard;
+pub mod signals;
+
+use std::ffi::{CString, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use oomguard_core::event::{EventKind, OomEvent, RunInfo, Source};
+use oomguard_core::killpath::{cgroup_is_within, parse_stat_identity};
+use oomguard_core::oomlog::Parser;
+use oomguard_core::run::{
+    classify, default_name, explain, guard_level, parse_backoff, parse_duration, parse_percent,
+    parse_size, signal_name, valid_name, Backoff, BackoffRange, Cause, CgroupFacts, CgroupVersion,
+    DeathEvidence, RestartPolicy, WaitStatus, WarnTracker,
+};
+use oomguard_core::units::{mib_1, KIB, MIB};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::process::Signal;
+
+use crate::sys::actuator::RealActuator;
+use crate::sys::kmsg::{KmsgError, KmsgReader, KmsgStart};
+use crate::sys::memcg_v1::MemcgEvent;
+use crate::sys::pidfd::Pinned;
+use cgroup::{CgroupEnv, Limits, RunCgroup};
+use signals::{Received, SignalFd, SI_KERNEL};
+
+/// How often the cgroup's usage is read for `--warn-at` and `--guard` (on v1 a usage threshold
+/// eventfd also wakes the loop at once).
+const TICK: Duration = Duration::from_millis(100);
+/// How long to wait, after a death that looks like an OOM kill, for the kernel's report to be
+/// readable in `/dev/kmsg`. On 6.18 here it is there within a few milliseconds of the kill.
+const REPORT_WAIT: Duration = Duration::from_millis(1000);
+/// Quiet time after a guard kill before the guard may act again (memory is being freed).
+const GUARD_COOLDOWN: Duration = Duration::from_millis(500);
+
+/// The restart policy on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartArg {
+    /// Never restart; exit with the command's status.
+    Never,
+    /// Restart only after an OOM kill (the kernel's or --guard's).
+    OnOom,
+    /// Restart after any death except exit status 0.
+    OnFailure,
+    /// Restart after every death, exit status 0 included.
+    Always,
+}
+
+impl From<RestartArg> for RestartPolicy {
+    fn from(r: RestartArg) -> Self {
+        match r {
+            RestartArg::Never => RestartPolicy::Never,
+            RestartArg::OnOom => RestartPolicy::OnOom,
+            RestartArg::OnFailure => RestartPolicy::OnFailure,
+            RestartArg::Always => RestartPolicy::Always,
+        }
+    }
+}
+
+fn size_arg(s: &str) -> Result<u64, String> {
+    parse_size(s).map_err(|e| e.why.to_owned())
+}
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.why.to_owned())
+}
+fn backoff_arg(s: &str) -> Result<BackoffRange, String> {
+    parse_backoff(s).map_err(|e| e.why.to_owned())
+}
+fn pct_arg(s: &str) -> Result<u8, String> {
+    parse_percent(s).map_err(|e| e.why.to_owned())
+}
+
+/// `oomguard run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Hard memory limit of the command's cgroup (memory.max on v2, memory.limit_in_bytes on
+    /// v1): K, M, G, T are powers of 1024, e.g. 512M.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub memory_max: Option<u64>,
+    /// Throttling limit (memory.high; cgroup v2 only: refused on v1).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub memory_high: Option<u64>,
+    /// Warn (stderr line and event) each time usage rises past PCT percent of --memory-max.
+    #[arg(long, value_name = "PCT", value_parser = pct_arg)]
+    pub warn_at: Option<u8>,
+    /// When to start the command again after it died.
+    #[arg(long, value_enum, default_value_t = RestartArg::OnFailure)]
+    pub restart: RestartArg,
+    /// Give up after this many restarts (default: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// Delay before a restart: MIN, doubled after each quick death, at most MAX.
+    #[arg(long, value_name = "MIN..MAX", default_value = "1s..60s", value_parser = backoff_arg)]
+    pub backoff: BackoffRange,
+    /// A run at least this long resets the backoff to MIN.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
+    pub healthy_after: Duration,
+    /// Service name, used for the cgroup (`oomguard-NAME`) and in messages (default: the
+    /// command's base name and oomguard's pid).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Create the cgroup below this cgroup directory instead of below oomguard's own cgroup.
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Kill the worst process in the cgroup (the kernel's memcg badness) with SIGKILL when usage
+    /// comes within --guard-headroom of --memory-max, before the kernel's OOM killer must.
+    #[arg(long, requires = "memory_max")]
+    pub guard: bool,
+    /// How close to the limit --guard acts (default: 5% of --memory-max, at least 2M).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, requires = "guard")]
+    pub guard_headroom: Option<u64>,
+    /// After a forwarded SIGINT/SIGTERM/SIGQUIT, SIGKILL the cgroup if the command has not
+    /// exited within this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    pub stop_timeout: Duration,
+    /// Write every event (deaths, OOM kills, warnings) as one JSON line to FILE (appended;
+    /// `-` is stderr). Schema: docs/event-schema.md.
+    #[arg(long, value_name = "FILE")]
+    pub json_events: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// Where events go.
+struct EventSink {
+    out: Option<Box<dyn Write>>,
+}
+
+impl EventSink {
+    fn open(path: Option<&PathBuf>) -> anyhow::Result<Self> {
+        let out: Option<Box<dyn Write>> = match path {
+            None => None,
+            Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::stderr())),
+            Some(p) => Some(Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("open --json-events file {}", p.display()))?,
+            )),
+        };
+        Ok(Self { out })
+    }
+
+    fn emit(&mut self, ev: &OomEvent) {
+        let Some(out) = &mut self.out else { return };
+        let line = match serde_json::to_string(ev) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("oomguard run: warning: cannot serialise an event: {e}");
+                return;
+            }
+        };
+        if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            eprintln!("oomguard run: warning: cannot write an event: {e}");
+        }
+    }
+}
+
+/// Validated settings.
+struct Config {
+    name: String,
+    policy: RestartPolicy,
+    warn_at: Option<u8>,
+    guard_headroom: Option<u64>,
+}
+
+fn config(args: &RunArgs) -> anyhow::Result<Config> {
+    let Some(program) = args.command.first() else {
+        anyhow::bail!("no command given: oomguard run [OPTIONS] -- CMD [ARGS...]");
+    };
+    if program.is_empty() {
+        anyhow::bail!("the command is an empty string");
+    }
+    let name = match &args.name {
+        Some(n) if valid_name(n) => n.clone(),
+        Some(n) => anyhow::bail!(
+            "invalid --name {n:?}: use 1 to 64 of A-Z a-z 0-9 . _ - (not starting with a dot)"
+        ),
+        None => format!(
+            "{}-{}",
+            default_name(&program.to_string_lossy()),
+            std::process::id()
+        ),
+    };
+    if args.warn_at.is_some() && args.memory_max.is_none() {
+        anyhow::bail!("--warn-at is a percentage of --memory-max: give --memory-max too");
+    }
+    if let (Some(max), Some(high)) = (args.memory_max, args.memory_high) {
+        if high > max {
+            anyhow::bail!("--memory-high ({high} bytes) is above --memory-max ({max} bytes)");
+        }
+    }
+    let guard_headroom = match (args.guard, args.memory_max) {
+        (true, Some(max)) => {
+            let h = args.guard_headroom.unwrap_or((max / 20).max(2 * MIB));
+            if h >= max {
+                anyhow::bail!("--guard-headroom must be below --memory-max");
+            }
+            Some(h)
+        }
+        _ => None,
+    };
+    Ok(Config {
+        name,
+        policy: args.restart.into(),
+        warn_at: args.warn_at,
+        guard_headroom,
+    })
+}
+
+/// Runs `oomguard run`; returns the exit status (see docs/run.md). Errors before the command
+/// first starts are usage or set-up errors (exit 2, nothing left behind).
+pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    let cfg = config(args)?;
+    let env = CgroupEnv::read_live()?;
+    let limits = Limits {
+        max_bytes: args.memory_max,
+        high_bytes: args.memory_high,
+    };
+    // Signals are blocked before the cgroup exists, so a SIGTERM during set-up is not lost
+    // and cannot kill us between mkdir and the Drop that removes it.
+    let sigs = SignalFd::new().context("signalfd for SIGINT/SIGTERM/SIGHUP/SIGQUIT")?;
+    let mut cg = RunCgroup::create(&env, args.cgroup_parent.as_deref(), &cfg.name, limits)?;
+    if let Some(why) = &cg.v2_skipped {
+        eprintln!("oomguard run: {}: using cgroup v1: {why}", cfg.name);
+    }
+    let sink = EventSink::open(args.json_events.as_ref())?;
+    let limit_bytes = cg.read_limit_bytes()?;
+    let kmsg = match KmsgReader::open(KmsgStart::End) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!(
+                "oomguard run: {}: warning: cannot follow the kernel log ({e}); OOM kills are \
+                 told from the cgroup's oom_kill counter only, without the kernel's figures",
+                cfg.name
+            );
+            None
+        }
+    };
+    let mut sup = Supervisor {
+        args,
+        cfg,
+        cg: &cg,
+        limit_bytes,
+        sigs,
+        kmsg,
+        sink,
+        stop: None,
+    };
+    let code = sup.run_all();
+    drop(sup);
+    if let Err(e) = cg.remove() {
+        eprintln!("oomguard run: warning: {e}");
+    }
+    code
+}
+
+/// A stop request (a forwarded SIGINT/SIGTERM/SIGQUIT).
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    signal: i32,
+    kill_at: Instant,
+    killed: bool,
+}
+
+struct Supervisor<'a> {
+    args: &'a RunArgs,
+    cfg: Config,
+    cg: &'a RunCgroup,
+    limit_bytes: Option<u64>,
+    sigs: SignalFd,
+    kmsg: Option<KmsgReader>,
+    sink: EventSink,
+    stop: Option<Stop>,
+}
+
+/// One start of the command and how it ended.
+struct Death {
+    pid: i32,
+    comm: Option<String>,
+    status: WaitStatus,
+    ran_for: Duration,
+    cause: Cause,
+    why: String,
+    /// Other OOM kills (kernel or guard) in the cgroup during this start, as events.
+    other_kills: Vec<OomEvent>,
+    usage_bytes: Option<u64>,
+}
+
+fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+fn poll_timeout(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+impl Supervisor<'_> {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn run_info(&self, start: u32, pid: i32, cause: &str, why: String) -> RunInfo {
+        RunInfo {
+            name: self.cfg.name.clone(),
+            cgroup: self.cg.rel_path.clone(),
+            start,
+            main_pid: i64::from(pid),
+            cause: cause.to_owned(),
+            exit_code: None,
+            signal: None,
+            core_dumped: false,
+            status: None,
+            ran_ms: 0,
+            last_usage_bytes: None,
+            limit_bytes: self.limit_bytes,
+            restart_in_ms: None,
+            why,
+        }
+    }
+
+    /// Starts, supervises and restarts until done; returns the exit status.
+    fn run_all(&mut self) -> anyhow::Result<u8> {
+        let mut backoff = Backoff::new(self.args.backoff, self.args.healthy_after);
+        let mut restarts: u32 = 0;
+        let mut start: u32 = 0;
+        loop {
+            start += 1;
+            let (child, pinned, comm) = match self.spawn() {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!(
+                        "oomguard run: {}: cannot start the command: {e:#}",
+                        self.name()
+                    );
+                    // As a shell says it: 127 not found, 126 found but not executable.
+                    let code = match e.downcast_ref::<std::io::Error>().map(|e| e.kind()) {
+                        Some(std::io::ErrorKind::NotFound) => 127,
+                        _ => 126,
+                    };
+                    return Ok(code);
+                }
+            };
+            eprintln!(
+                "oomguard run: {}: started pid {} ({}) in {} at {}{}",
+                self.name(),
+                pinned.pid(),
+                comm.as_deref().unwrap_or("?"),
+                self.cg.version,
+                self.cg.rel_path,
+                self.limit_bytes
+                    .map(|l| format!(", limit {} MiB", mib_1(l)))
+                    .unwrap_or_default()
+            );
+            let death = self.supervise(start, child, &pinned, comm)?;
+            let status = death.status.shell_status();
+            // Leftovers (daemonised children) would hold memory into the next start.
+            match self.cg.empty() {
+                Ok(0) => {}
+                Ok(n) => eprintln!(
+                    "oomguard run: {}: killed {n} process(es) left in the cgroup",
+                    self.name()
+                ),
+                Err(e) => eprintln!("oomguard run: {}: warning: {e}", self.name()),
+            }
+            let decision: Result<Duration, String> = if let Some(stop) = self.stop {
+                Err(format!("stopping on {}", signal_name(stop.signal)))
+            } else if !self.cfg.policy.restarts_after(&death.cause) {
+                Err(format!(
+                    "not restarting (--restart {})",
+                    clap::ValueEnum::to_possible_value(&self.args.restart)
+                        .map(|v| v.get_name().to_owned())
+                        .unwrap_or_default()
+                ))
+            } else if let Some(max) = self.args.max_restarts.filter(|&m| restarts >= m) {
+                Err(format!("not restarting: --max-restarts {max} reached"))
+            } else {
+                Ok(backoff.after_death(death.ran_for))
+            };
+            self.report(start, &death, &decision);
+            let Ok(delay) = decision else {
+                eprintln!(
+                    "oomguard run: {}: exiting with status {status}",
+                    self.name()
+                );
+                return Ok(status);
+            };
+            restarts += 1;
+            if self.sleep_interruptibly(delay)? {
+                eprintln!(
+                    "oomguard run: {}: stopped during the backoff; exiting with status {status}",
+                    self.name()
+                );
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Prints the death line and emits the events of this start.
+    fn report(&mut self, start: u32, d: &Death, decision: &Result<Duration, String>) {
+        let tail = match decision {
+            Ok(delay) => format!(
+                "; restarting in {} (restart {}{})",
+                secs(*delay),
+                start,
+                self.args
+                    .max_restarts
+                    .map(|m| format!(" of {m}"))
+                    .unwrap_or_default()
+            ),
+            Err(s) => format!("; {s}"),
+        };
+        eprintln!(
+            "oomguard run: {}: pid {} {}{tail}",
+            self.name(),
+            d.pid,
+            d.why
+        );
+        for k in &d.other_kills {
+            let mut ev = k.clone();
+            let why = format!(
+                "{} OOM-killed pid {} ({}) in the cgroup",
+                if k.source == Source::Oomguard {
+                    "oomguard --guard"
+                } else {
+                    "the kernel"
+                },
+                k.pid.unwrap_or_default(),
+                k.comm.as_deref().unwrap_or("?")
+            );
+            let tag = if k.source == Source::Oomguard {
+                "oomguard"
+            } else {
+                "kernel_oom"
+            };
+            ev.run = Some(self.run_info(start, d.pid, tag, why));
+            self.sink.emit(&ev);
+        }
+        let mut ev = match &d.cause {
+            Cause::KernelOom { report: Some(r) } => r.clone(),
+            Cause::Oomguard { kill } => kill.clone(),
+            Cause::KernelOom { report: None } => {
+                let mut e = OomEvent::new(EventKind::Kill);
+                e.constraint = Some("CONSTRAINT_MEMCG".to_owned());
+                e.oom_memcg = Some(self.cg.rel_path.clone());
+                e.memcg_limit_kb = self.limit_bytes.map(|l| l / KIB);
+                e
+            }
+            Cause::Exited { .. } | Cause::Signaled { .. } => {
+                let mut e = OomEvent::new(EventKind::Exit);
+                e.source = Source::Oomguard;
+                e
+            }
+        };
+        if ev.pid.is_none() {
+            ev.pid = Some(i64::from(d.pid));
+        }
+        if ev.comm.is_none() {
+            ev.comm = d.comm.clone();
+        }
+        if ev.task_memcg.is_none() {
+            ev.task_memcg = Some(self.cg.rel_path.clone());
+        }
+        let mut info = self.run_info(start, d.pid, d.cause.tag(), d.why.clone());
+        match d.status {
+            WaitStatus::Exited(c) => info.exit_code = Some(c),
+            WaitStatus::Signaled {
+                signal,
+                core_dumped,
+            } => {
+                info.signal = Some(signal_name(signal));
+                info.core_dumped = core_dumped;
+            }
+        }
+        info.status = Some(d.status.shell_status());
+        info.ran_ms = u64::try_from(d.ran_for.as_millis()).unwrap_or(u64::MAX);
+        info.last_usage_bytes = d.usage_bytes;
+        info.restart_in_ms = decision
+            .as_ref()
+            .ok()
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        ev.run = Some(info);
+        self.sink.emit(&ev);
+    }
+
+    /// Starts the command in the cgroup; returns it pinned, with its comm.
+    fn spawn(&mut self) -> anyhow::Result<(Child, Pinned, Option<String>)> {
+        let procs = CString::new(self.cg.procs_file().as_os_str().as_bytes())
+            .context("cgroup path contains a NUL byte")?;
+        let mut cmd = Command::new(&self.args.command[0]);
+        cmd.args(&self.args.command[1..]);
+        // SAFETY: the closure runs in the child between fork and exec and only calls
+        // async-signal-safe functions (sigprocmask, open, write, close) on a path prepared
+        // before the fork. Joining before exec charges the whole image of the command to its
+        // cgroup.
+        unsafe {
+            cmd.pre_exec(move || {
+                signals::unblock_in_child()?;
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                let err = std::io::Error::last_os_error();
+                libc::close(fd);
+                if ok {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            });
+        }
+        let mut child = cmd.spawn().map_err(anyhow::Error::from)?;
+        let pid = child.id() as i32;
+        // Our own unreaped child: the pid cannot be reused before we wait for it.
+        let pinned = match Pinned::open(pid) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(anyhow::Error::new(e).context("pidfd_open of the command"));
+            }
+        };
+        let comm = pinned
+            .read_proc_file("comm")
+            .ok()
+            .map(|c| String::from_utf8_lossy(&c).trim_end().to_owned());
+        Ok((child, pinned, comm))
+    }
+
+    /// Handles one received signal: forward it, and note a stop request.
+    fn on_signal(&mut self, r: Received, child: &Pinned, child_shares_pgrp: bool) {
+        // A terminal's ^C / ^\ / hangup (si_code SI_KERNEL) already went to the whole
+        // foreground process group; forwarding it again would deliver it twice.
+        let already_delivered = r.code == SI_KERNEL && child_shares_pgrp;
+        if !already_delivered {
+            if let Some(sig) = Signal::from_named_raw(r.signal) {
+                if let Err(e) = child.send_signal(sig) {
+                    eprintln!(
+                        "oomguard run: {}: cannot forward {}: {e}",
+                        self.cfg.name,
+                        signal_name(r.signal)
+                    );
+                }
+            }
+        }
+        if r.signal != libc::SIGHUP && self.stop.is_none() {
+            self.stop = Some(Stop {
+                signal: r.signal,
+                kill_at: Instant::now() + self.args.stop_timeout,
+                killed: false,
+            });
+        }
+    }
+
+    /// Sleeps for the backoff, waking for signals; true when a stop was requested.
+    fn sleep_interruptibly(&mut self, delay: Duration) -> anyhow::Result<bool> {
+        let until = Instant::now() + delay;
+        loop {
+            while let Some(r) = self.sigs.read()? {
+                if r.signal != libc::SIGHUP {
+                    self.stop = Some(Stop {
+                        signal: r.signal,
+                        kill_at: Instant::now(),
+                        killed: true,
+                    });
+                    return Ok(true);
+                }
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(false);
+            }
+            let mut fds = [PollFd::from_borrowed_fd(self.sigs.fd(), PollFlags::IN)];
+            let _ = rustix::event::poll(&mut fds, Some(&poll_timeout(until - now)));
+        }
+    }
+
+    /// Reads every pending kernel-log record into the parser. Returns true when one of them is
+    /// the kernel's `Killed process PID` line for `pid`.
+    fn drain_kmsg(&mut self, parser: &mut Parser, line_no: &mut u64, pid: i32) -> bool {
+        let Some(reader) = &mut self.kmsg else {
+            return false;
+        };
+        let needle = format!("Killed process {pid} (");
+        let mut seen = false;
+        loop {
+            match reader.next_record() {
+                Ok(Some(entry)) => {
+                    let r = &entry.record;
+                    if !r.is_kernel() {
+                        continue;
+                    }
+                    // The parser reads /dev/kmsg record syntax itself (prefix, escapes).
+                    let line = format!(
+                        "{},{},{},-;{}",
+                        (u32::from(r.facility) << 3) | u32::from(r.level),
+                        r.seq,
+                        r.usec_monotonic,
+                        r.text
+                    );
+                    seen |= r.text.contains(&needle);
+                    *line_no += 1;
+                    parser.push(line.as_bytes(), *line_no);
+                }
+                Ok(None) => return seen,
+                // An oversized or malformed record was skipped and counted by the reader; go on.
+                Err(KmsgError::Oversized { .. } | KmsgError::Malformed { .. }) => continue,
+                // A read error would repeat on every call: stop following the log.
+                Err(e) => {
+                    eprintln!(
+                        "oomguard run: {}: warning: stopped following the kernel log: {e}",
+                        self.cfg.name
+                    );
+                    self.kmsg = None;
+                    return seen;
+                }
+            }
+        }
+    }
+
+    /// Supervises one start until the main process exits.
+    fn supervise(
+        &mut self,
+        start: u32,
+        mut child: Child,
+        pinned: &Pinned,
+        comm: Option<String>,
+    ) -> anyhow::Result<Death> {
+        let started = Instant::now();
+        let pid = pinned.pid();
+        let oom_before = self.cg.read_oom_kills().ok().flatten();
+        let shares_pgrp = pinned
+            .read_proc_file("stat")
+            .ok()
+            .and_then(|s| parse_stat_identity(&s).ok())
+            .is_some_and(|id| id.pgrp == rustix::process::getpgrp().as_raw_nonzero().get());
+        let mut parser = Parser::new();
+        let mut line_no = 0u64;
+        let mut warn = self
+            .cfg
+            .warn_at
+            .zip(self.limit_bytes)
+            .map(|(p, l)| WarnTracker::new(l, p));
+        let guard_at = self
+            .cfg
+            .guard_headroom
+            .zip(self.limit_bytes)
+            .map(|(h, l)| guard_level(l, h));
+        // v1: the kernel wakes us at the crossing instead of the next tick.
+        let mut wakeups = Vec::new();
+        if self.cg.version == CgroupVersion::V1 {
+            for level in [warn.map(|w| w.level_bytes), guard_at]
+                .into_iter()
+                .flatten()
+            {
+                match MemcgEvent::usage_threshold(&self.cg.dir, level) {
+                    Ok(e) => wakeups.push(e),
+                    Err(e) => eprintln!("oomguard run: {}: warning: {e}", self.cfg.name),
+                }
+            }
+        }
+        let mut guard_kills: Vec<OomEvent> = Vec::new();
+        let mut guard_quiet_until = started;
+        let mut last_usage = None;
+        let mut next_tick = started;
+        let status = loop {
+            if let Some(s) = child.try_wait().context("waitpid on the command")? {
+                break s;
+            }
+            self.drain_kmsg(&mut parser, &mut line_no, pid);
+            while let Some(r) = self.sigs.read().context("read signalfd")? {
+                self.on_signal(r, pinned, shares_pgrp);
+            }
+            let now = Instant::now();
+            if let Some(stop) = &mut self.stop {
+                if !stop.killed && now >= stop.kill_at {
+                    stop.killed = true;
+                    eprintln!(
+                        "oomguard run: {}: still running {} after {}; killing the cgroup",
+                        self.cfg.name,
+                        secs(self.args.stop_timeout),
+                        signal_name(stop.signal)
+                    );
+                    if let Err(e) = self.cg.empty() {
+                        eprintln!("oomguard run: {}: warning: {e}", self.cfg.name);
+                    }
+                }
+            }
+            for w in &wakeups {
+                let _ = w.read_count();
+            }
+            if now >= next_tick || !wakeups.is_empty() {
+                next_tick = now + TICK;
+                if let Ok(usage) = self.cg.read_usage_bytes() {
+                    last_usage = Some(usage);
+                    if let Some(w) = &mut warn {
+                        if w.observe(usage) {
+                            self.warn(start, pid, usage, w.level_bytes);
+                        }
+                    }
+                    if let (Some(level), Some(limit)) = (guard_at, self.limit_bytes) {
+                        if usage >= level && now >= guard_quiet_until {
+                            if let Some(k) =
+                                guard::kill_worst(&mut RealActuator, self.cg, usage, limit)
+                            {
+                                eprintln!(
+                                    "oomguard run: {}: --guard: usage {} MiB within {} MiB of \
+                                     the {} MiB limit: killed pid {} ({}){}",
+                                    self.cfg.name,
+                                    mib_1(usage),
+                                    mib_1(limit - level),
+                                    mib_1(limit),
+                                    k.event.pid.unwrap_or_default(),
+                                    k.event.comm.as_deref().unwrap_or("?"),
+                                    if k.gone { "" } else { " (not yet gone)" }
+                                );
+                                guard_kills.push(k.event);
+                                guard_quiet_until = Instant::now() + GUARD_COOLDOWN;
+                            }
+                        }
+                    }
+                }
+            }
+            let mut timeout = next_tick.saturating_duration_since(Instant::now());
+            if let Some(stop) = &self.stop {
+                if !stop.killed {
+                    timeout = timeout.min(stop.kill_at.saturating_duration_since(Instant::now()));
+                }
+            }
+            let mut fds = Vec::with_capacity(3 + wakeups.len());
+            fds.push(PollFd::from_borrowed_fd(pinned.pidfd(), PollFlags::IN));
+            fds.push(PollFd::from_borrowed_fd(self.sigs.fd(), PollFlags::IN));
+            if let Some(k) = &self.kmsg {
+                fds.push(PollFd::from_borrowed_fd(k.fd(), PollFlags::IN));
+            }
+            for w in &wakeups {
+                fds.push(PollFd::from_borrowed_fd(w.fd(), PollFlags::IN));
+            }
+            match rustix::event::poll(&mut fds, Some(&poll_timeout(timeout))) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(anyhow::anyhow!("poll: {e}")),
+            }
+            drop(fds);
+        };
+        let ran_for = started.elapsed();
+        let status = match (status.code(), status.signal()) {
+            (Some(c), _) => WaitStatus::Exited(c),
+            (None, Some(s)) => WaitStatus::Signaled {
+                signal: s,
+                core_dumped: status.core_dumped(),
+            },
+            (None, None) => WaitStatus::Exited(-1),
+        };
+        let oom_after = self.cg.read_oom_kills().ok().flatten();
+        let delta = oom_before.zip(oom_after).map(|(b, a)| a.saturating_sub(b));
+        // The kernel prints its report while killing; give it a moment to be readable.
+        let sigkill = matches!(status, WaitStatus::Signaled { signal: 9, .. });
+        if self.kmsg.is_some() && (sigkill || delta.is_some_and(|d| d > 0)) {
+            let until = Instant::now() + REPORT_WAIT;
+            loop {
+                if self.drain_kmsg(&mut parser, &mut line_no, pid) {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= until || (!sigkill && delta.is_some()) {
+                    break;
+                }
+                if let Some(k) = &self.kmsg {
+                    let mut fds = [PollFd::from_borrowed_fd(k.fd(), PollFlags::IN)];
+                    let _ = rustix::event::poll(
+                        &mut fds,
+                        Some(&poll_timeout((until - now).min(Duration::from_millis(50)))),
+                    );
+                }
+            }
+        }
+        let mut events = Vec::new();
+        parser.finish(&mut events);
+        let ours: Vec<OomEvent> = events
+            .into_iter()
+            .filter(|e| {
+                e.kind == EventKind::Kill
+                    && [e.task_memcg.as_deref(), e.oom_memcg.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .any(|p| cgroup_is_within(p, &self.cg.rel_path))
+            })
+            .collect();
+        let evidence = DeathEvidence {
+            pid: i64::from(pid),
+            status,
+            oom_kills_delta: delta,
+            kernel_reports: &ours,
+            guard_kills: &guard_kills,
+            kmsg_followed: self.kmsg.is_some(),
+        };
+        let cause = classify(&evidence);
+        let mut all_kills = ours.clone();
+        all_kills.extend(guard_kills.iter().cloned());
+        let facts = CgroupFacts {
+            path: &self.cg.rel_path,
+            limit_bytes: self.limit_bytes,
+        };
+        let why = explain(&cause, &facts, &all_kills);
+        let main = Some(i64::from(pid));
+        let other_kills = all_kills.into_iter().filter(|k| k.pid != main).collect();
+        Ok(Death {
+            pid,
+            comm,
+            status,
+            ran_for,
+            cause,
+            why,
+            other_kills,
+            usage_bytes: last_usage,
+        })
+    }
+
+    fn warn(&mut self, start: u32, pid: i32, usage: u64, level: u64) {
+        let limit = self.limit_bytes.unwrap_or_default();
+        let why = format!(
+            "memory usage {} MiB passed {}% of the {} MiB limit ({} MiB)",
+            mib_1(usage),
+            self.cfg.warn_at.unwrap_or_default(),
+            mib_1(limit),
+            mib_1(level)
+        );
+        eprintln!("oomguard run: {}: warning: {why}", self.cfg.name);
+        let mut ev = OomEvent::new(EventKind::Warning);
+        ev.source = Source::Oomguard;
+        ev.pid = Some(i64::from(pid));
+        ev.task_memcg = Some(self.cg.rel_path.clone());
+        ev.memcg_usage_kb = Some(usage / KIB);
+        ev.memcg_limit_kb = self.limit_bytes.map(|l| l / KIB);
+        let mut info = self.run_info(start, pid, "warn_at", why);
+        info.last_usage_bytes = Some(usage);
+        ev.run = Some(info);
+        self.sink.emit(&ev);
+    }
+}

@@ -1,0 +1,182 @@
+//! The flat view of an event that hooks (`OOMGUARD_*` environment variables), the journal
+//! (`OOMGUARD_*` fields) and notifications share, so the three never disagree on a name.
+//!
+//! Values are passed through literally (a process name may be `$(touch /tmp/x)` or contain a
+//! newline: nothing here is ever given to a shell). Only NUL, which neither an environment
+//! variable nor a journal field can carry, becomes a space.
+
+use oomguard_core::event::{EventKind, OomEvent, Source};
+
+/// `kill`, `warn`, ... as in the JSON.
+pub fn kind_str(k: EventKind) -> &'static str {
+    match k {
+        EventKind::Kill => "kill",
+        EventKind::NoKillable => "no_killable",
+        EventKind::Panic => "panic",
+        EventKind::Incomplete => "incomplete",
+        EventKind::Warning => "warning",
+        EventKind::Exit => "exit",
+    }
+}
+
+/// `kernel` or `oomguard`.
+pub fn source_str(s: Source) -> &'static str {
+    match s {
+        Source::Kernel => "kernel",
+        Source::Oomguard => "oomguard",
+    }
+}
+
+/// The victim, whichever part of the event names it: `(pid, name, uid, cgroup)`.
+pub fn victim(ev: &OomEvent) -> (Option<i64>, Option<&str>, Option<u64>, Option<&str>) {
+    match &ev.victim {
+        Some(v) => (
+            Some(v.pid),
+            Some(v.name.as_str()),
+            v.uid,
+            v.cgroup.as_deref(),
+        ),
+        None => (
+            ev.pid.or(ev.selected_pid),
+            ev.comm.as_deref().or(ev.selected_comm.as_deref()),
+            ev.uid,
+            ev.task_memcg
+                .as_deref()
+                .or_else(|| ev.detection.as_ref().and_then(|d| d.cgroup.as_deref())),
+        ),
+    }
+}
+
+/// The victim's resident memory in bytes.
+pub fn rss_bytes(ev: &OomEvent) -> Option<u64> {
+    ev.victim
+        .as_ref()
+        .and_then(|v| v.rss_bytes)
+        .or_else(|| ev.rss_kb().map(|k| k * 1024))
+}
+
+/// Longest value passed on (bytes). The kernel refuses an exec whose single environment
+/// string exceeds `MAX_ARG_STRLEN` (128 KiB) with E2BIG, and a 1 MiB command line is possible:
+/// found by the large-stdin hook test. The full value is in the JSON on stdin.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+fn clean(s: &str) -> String {
+    let mut end = s.len().min(MAX_FIELD_BYTES);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].replace('\0', " ")
+}
+
+/// `(NAME, value)` pairs, names without the `OOMGUARD_` prefix. Only what the event shows.
+pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = Vec::with_capacity(24);
+    let mut put = |k: &'static str, v: Option<String>| {
+        if let Some(v) = v {
+            out.push((k, clean(&v)));
+        }
+    };
+    put("EVENT_ID", ev.id.clone());
+    put("KIND", Some(kind_str(ev.kind).to_owned()));
+    put("SOURCE", Some(source_str(ev.source).to_owned()));
+    put("TIME", ev.time.clone());
+    put("UNIX_TIME", ev.unix_time_s.map(|t| format!("{t:.3}")));
+    put("HOST", ev.host.clone());
+    let (pid, name, uid, cgroup) = victim(ev);
+    put("PID", pid.map(|p| p.to_string()));
+    put("COMM", name.map(str::to_owned));
+    put("UID", uid.map(|u| u.to_string()));
+    put("CGROUP", cgroup.map(str::to_owned));
+    put("RSS_BYTES", rss_bytes(ev).map(|b| b.to_string()));
+    if let Some(v) = &ev.victim {
+        put("USER", v.user.clone());
+        put("CMDLINE", v.cmdline.clone());
+        put("OOM_SCORE", v.oom_score.map(|s| s.to_string()));
+        put("OOM_SCORE_ADJ", v.oom_score_adj.map(|s| s.to_string()));
+    } else {
+        put("OOM_SCORE_ADJ", ev.oom_score_adj.map(|s| s.to_string()));
+    }
+    put("CONSTRAINT", ev.constraint.clone());
+    put("OOM_MEMCG", ev.oom_memcg.clone());
+    if let Some(t) = &ev.trigger {
+        put("TRIGGER", Some(t.reason.clone()));
+        put("TRIGGER_DETAIL", t.detail.clone());
+        put(
+            "MEM_AVAILABLE_BYTES",
+            t.mem_available_bytes.map(|b| b.to_string()),
+        );
+        put("MEM_TOTAL_BYTES", t.mem_total_bytes.map(|b| b.to_string()));
+        put("SWAP_FREE_BYTES", t.swap_free_bytes.map(|b| b.to_string()));
+        put(
+            "PSI_SOME_AVG10",
+            t.psi_some_avg10_pct.map(|b| b.to_string()),
+        );
+        put(
+            "PSI_FULL_AVG10",
+            t.psi_full_avg10_pct.map(|b| b.to_string()),
+        );
+    } else if ev.source == Source::Kernel {
+        put("TRIGGER", Some("kernel".to_owned()));
+    }
+    if let Some(a) = &ev.action {
+        put("SIGNAL", a.signal.clone());
+        put("OUTCOME", a.outcome.clone());
+        put("EXITED_AFTER_MS", a.exited_after_ms.map(|b| b.to_string()));
+        put("FREED_BYTES", a.freed_bytes.map(|b| b.to_string()));
+        put(
+            "DRY_RUN",
+            Some(if a.dry_run { "1" } else { "0" }.to_owned()),
+        );
+    }
+    if let Some(d) = &ev.detection {
+        put("DETECTED_VIA", Some(d.via.clone()));
+        put("COUNT", d.count.map(|c| c.to_string()));
+    }
+    out
+}
+
+/// Printable form of an attacker-controlled string for one-line human text (notifications,
+/// journal MESSAGE): control characters become `?`. Structured fields keep the raw value.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A title and a one-paragraph body for people (journal MESSAGE, notifications).
+pub fn summary(ev: &OomEvent) -> (String, String) {
+    let (pid, name, _, cgroup) = victim(ev);
+    let who = match (name, pid) {
+        (Some(n), Some(p)) => format!("{} (pid {p})", printable(n)),
+        (Some(n), None) => printable(n),
+        (None, Some(p)) => format!("pid {p}"),
+        (None, None) => "an unknown process".to_owned(),
+    };
+    let rss = rss_bytes(ev)
+        .map(|b| format!(", {} MiB resident", b >> 20))
+        .unwrap_or_default();
+    let place = cgroup
+        .map(|c| format!(" in cgroup {}", printable(c)))
+        .unwrap_or_default();
+    let title = match (ev.source, ev.kind) {
+        (Source::Kernel, EventKind::Kill) => format!("Kernel OOM killer killed {who}"),
+        (Source::Kernel, _) => format!("Kernel out of memory ({})", kind_str(ev.kind)),
+        (Source::Oomguard, EventKind::Warning) => format!("Low memory: {who} may be killed next"),
+        (Source::Oomguard, _) => format!("oomguard killed {who}"),
+    };
+    let mut body = format!("{title}{rss}{place}.");
+    if let Some(t) = &ev.trigger {
+        if let Some(d) = &t.detail {
+            body.push_str(&format!(" Reason: {}.", printable(d)));
+        }
+    }
+    if let Some(d) = &ev.detection {
+        if d.via == "counter" {
+            body.push_str(" Seen only in the oom_kill counters: the kernel's report was lost.");
+        }
+    }
+    if let Some(id) = &ev.id {
+        body.push_str(&format!(" Event {id}."));
+    }
+    (title, body)
+}

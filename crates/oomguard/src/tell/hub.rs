@@ -1,0 +1,433 @@
+//! [`Teller`]: every sink and the kernel-OOM detector behind one handle, so the daemon's loop
+//! needs four calls: [`Teller::poll_fds`] into its poll set, [`Teller::next_deadline`] into its
+//! timeout, [`Teller::on_ready`] after every wake-up, and [`Teller::record`] for each event of
+//! its own (plus [`Teller::pre_kill`] right before a kill). Nothing here blocks or panics on
+//! I/O errors; each sink counts its own failures (and they show in the metrics).
+//!
+//! What happens to an event in [`Teller::record`], in this order (cheapest and most important
+//! first, all after the kill was signalled): stamp (id, time, host) → JSON log (one write) →
+//! journal (one datagram) → metrics → hooks (`warn`, `post_kill`, `kernel_oom`; spawned) →
+//! desktop notifications for kills (spawned).
+
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use oomguard_core::config::{Config, HookEvent};
+use oomguard_core::event::{EventKind, OomEvent, Source};
+use rustix::event::PollFlags;
+
+use super::eventlog::EventLog;
+use super::hooks::Hooks;
+use super::journal::{priority, Journal};
+use super::kernel_oom::{self, KernelOomDetector};
+use super::metrics::{Metrics, MetricsServer, Trigger};
+use super::notify::Notifier;
+use super::{earliest, Stamper};
+
+/// How often the node_exporter textfile is rewritten.
+pub const TEXTFILE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// What the daemon passes besides its config.
+#[derive(Debug, Clone, Default)]
+pub struct TellerOptions {
+    /// The build's version (`oomguard_build_info`).
+    pub version: String,
+    /// The kernel-OOM detector's sources; `None`: no detector.
+    pub detector: Option<kernel_oom::Options>,
+    /// Journal socket override (tests); `None`: journald's, when `events.journal` is on.
+    pub journal_socket: Option<PathBuf>,
+}
+
+/// All the "tell" parts. See the module docs.
+#[derive(Debug)]
+pub struct Teller {
+    pub stamper: Stamper,
+    pub log: Option<EventLog>,
+    pub journal: Journal,
+    pub hooks: Hooks,
+    pub notifier: Notifier,
+    pub metrics: Metrics,
+    pub server: Option<MetricsServer>,
+    pub detector: Option<KernelOomDetector>,
+    textfile: Option<PathBuf>,
+    next_textfile: Instant,
+    scratch: Vec<OomEvent>,
+}
+
+impl Teller {
+    /// Builds every part from the config. Fails only when the metrics address cannot be bound
+    /// (a start-up error the operator must see).
+    pub fn new(cfg: &Config, opts: TellerOptions, now: Instant) -> Result<Self, String> {
+        let server = if cfg.metrics.listen.is_empty() {
+            None
+        } else {
+            Some(
+                MetricsServer::bind(&cfg.metrics.listen)
+                    .map_err(|e| format!("metrics.listen {}: {e}", cfg.metrics.listen))?,
+            )
+        };
+        let journal = match (&opts.journal_socket, cfg.events.journal) {
+            (Some(p), _) => Journal::open(p),
+            (None, true) => Journal::open_default(),
+            // Journal off: stderr only (a path that cannot exist).
+            (None, false) => Journal::open(std::path::Path::new("/nonexistent/journal")),
+        };
+        let labels: Vec<String> = cfg.cgroups.iter().map(|c| c.path.clone()).collect();
+        Ok(Teller {
+            stamper: Stamper::new(),
+            log: EventLog::new(&cfg.events),
+            journal,
+            hooks: Hooks::new(&cfg.hooks),
+            notifier: Notifier::new(cfg.notify),
+            metrics: Metrics::new(&opts.version, &labels),
+            server,
+            detector: opts.detector.map(|o| KernelOomDetector::new(o, now)),
+            textfile: (!cfg.metrics.textfile.is_empty())
+                .then(|| PathBuf::from(&cfg.metrics.textfile)),
+            next_textfile: now,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The fds to add to the daemon's poll set, with their interest.
+    pub fn poll_fds<'a>(&'a self, out: &mut Vec<(BorrowedFd<'a>, PollFlags)>) {
+        if let Some(d) = &self.detector {
+            if let Some(fd) = d.fd() {
+                out.push((fd, PollFlags::IN));
+            }
+        }
+        if let Some(s) = &self.server {
+            s.poll_fds(out);
+        }
+        for fd in self.hooks.pidfds() {
+            out.push((fd, PollFlags::IN));
+        }
+    }
+
+    /// When [`Teller::on_ready`] must run even if no fd is ready.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let mut d = self.detector.as_ref().map(|d| d.next_deadline(now));
+        d = earliest(d, self.server.as_ref().and_then(|s| s.next_deadline()));
+        d = earliest(d, self.hooks.next_deadline(now));
+        d = earliest(d, self.notifier.next_deadline(now));
+        if self.textfile.is_some() {
+            d = earliest(d, Some(self.next_textfile));
+        }
+        d
+    }
+
+    /// Does whatever is due: reads the kernel log, answers scrapes, reaps hooks and
+    /// notifications, writes the textfile. Kernel OOM events found are recorded (and returned
+    /// in `out` for the daemon, which may want to react, e.g. re-plan after a kernel kill).
+    pub fn on_ready(&mut self, now: Instant, out: &mut Vec<OomEvent>) {
+        let mut evs = std::mem::take(&mut self.scratch);
+        if let Some(d) = &mut self.detector {
+            d.on_readable(now, &mut evs);
+            let s = d.stats();
+            self.metrics.kmsg_records_lost_total = s.kmsg_lost_records;
+        }
+        for ev in evs.drain(..) {
+            let ev = self.record(ev, now);
+            out.push(ev);
+        }
+        self.scratch = evs;
+        let mut results = Vec::new();
+        self.hooks.on_tick(now, &mut results);
+        for r in &results {
+            let prio = if r.finished.outcome.is_success() {
+                priority::INFO
+            } else {
+                priority::WARNING
+            };
+            self.journal.log(prio, &r.log_line());
+        }
+        let s = self.hooks.stats();
+        self.metrics.set_hook_counts(s.runs, s.failures);
+        let mut done = Vec::new();
+        self.notifier.on_tick(now, &mut done);
+        for f in done.iter().filter(|f| !f.outcome.is_success()) {
+            self.journal.log(
+                priority::WARNING,
+                &format!("{}: {:?} {}", f.label, f.outcome, f.output.trim_end()),
+            );
+        }
+        if let Some(s) = &mut self.server {
+            s.on_ready(now, &mut self.metrics);
+        }
+        if let Some(p) = &self.textfile {
+            if now >= self.next_textfile {
+                self.next_textfile = now + TEXTFILE_INTERVAL;
+                if let Err(e) = self.metrics.write_textfile(p) {
+                    self.journal
+                        .log(priority::WARNING, &format!("textfile {}: {e}", p.display()));
+                }
+            }
+        }
+    }
+
+    /// Fires the `pre_kill` hooks for the kill the daemon is about to make; returns the
+    /// instant the kill may be held until (at most `hooks::PRE_KILL_HEAD_START_MAX` away),
+    /// `None` when no hook runs. The daemon signals at that instant or as soon as
+    /// `self.hooks.pre_kill_running()` is false, whichever is first.
+    pub fn pre_kill(&mut self, ev: &OomEvent, now: Instant) -> Option<Instant> {
+        if !self.hooks.has(HookEvent::PreKill) {
+            return None;
+        }
+        self.hooks.fire(HookEvent::PreKill, ev, now);
+        self.hooks.pre_kill_hold_until(now)
+    }
+
+    /// Records an event everywhere (see the module docs) and returns it stamped.
+    pub fn record(&mut self, mut ev: OomEvent, now: Instant) -> OomEvent {
+        self.stamper.stamp(&mut ev);
+        if let Some(log) = &mut self.log {
+            log.write(&ev);
+            if let Some(e) = log.take_error() {
+                self.journal
+                    .log(priority::WARNING, &format!("event log: {e}"));
+            }
+            let s = log.stats();
+            self.metrics.events_logged_total = s.written;
+            self.metrics.event_log_errors_total = s.errors;
+        }
+        self.journal.event(&ev);
+        let unix = ev.unix_time_s.unwrap_or(0.0);
+        let hook = match (ev.source, ev.kind) {
+            (Source::Kernel, EventKind::Kill) => {
+                let unreported = ev.detection.as_ref().is_some_and(|d| d.via == "counter");
+                let n = ev
+                    .detection
+                    .as_ref()
+                    .and_then(|d| d.count)
+                    .unwrap_or(1)
+                    .max(1);
+                for _ in 0..n {
+                    self.metrics
+                        .inc_kernel_kill(ev.constraint.as_deref(), unreported, unix);
+                }
+                Some(HookEvent::KernelOom)
+            }
+            (Source::Kernel, _) => Some(HookEvent::KernelOom),
+            (Source::Oomguard, EventKind::Warning) => {
+                if let Some(t) = trigger_of(&ev) {
+                    self.metrics.inc_decision(super::metrics::Decision::Warn, t);
+                }
+                Some(HookEvent::Warn)
+            }
+            (Source::Oomguard, _) => {
+                let t = trigger_of(&ev).unwrap_or(Trigger::Memory);
+                let sigkill = ev
+                    .action
+                    .as_ref()
+                    .and_then(|a| a.signal.as_deref())
+                    .is_some_and(|s| s == "SIGKILL");
+                let dry = ev.action.as_ref().is_some_and(|a| a.dry_run);
+                let d = if sigkill {
+                    super::metrics::Decision::Sigkill
+                } else {
+                    super::metrics::Decision::Sigterm
+                };
+                self.metrics.inc_decision(d, t);
+                if !dry {
+                    self.metrics.inc_kill(t, sigkill, unix);
+                }
+                Some(HookEvent::PostKill)
+            }
+        };
+        if let Some(h) = hook {
+            self.hooks.fire(h, &ev, now);
+        }
+        if ev.kind == EventKind::Kill && self.notifier.enabled() {
+            self.metrics.notifications_total += self.notifier.notify(&ev, now) as u64;
+        }
+        ev
+    }
+
+    /// Updates the host gauges from what the daemon read this tick.
+    pub fn set_host(
+        &mut self,
+        mem: &oomguard_core::host::system::MemInfo,
+        psi: Option<&oomguard_core::host::system::Pressure>,
+    ) {
+        let f = |v: Option<u64>| v.map(|b| b as f64);
+        self.metrics.memory_total_bytes = f(mem.mem_total_bytes);
+        self.metrics.memory_available_bytes = f(mem.mem_available_bytes);
+        self.metrics.swap_total_bytes = f(mem.swap_total_bytes);
+        self.metrics.swap_free_bytes = f(mem.swap_free_bytes);
+        if let Some(p) = psi {
+            self.metrics.psi_some_avg10_ratio = Some(p.some.avg10_pct / 100.0);
+            self.metrics.psi_full_avg10_ratio = p.full.map(|l| l.avg10_pct / 100.0);
+        }
+    }
+
+    /// Updates a watched cgroup's gauges (`label` as configured).
+    pub fn set_cgroup(&mut self, label: &str, usage_bytes: Option<u64>, limit_bytes: Option<u64>) {
+        if let Some(c) = self.metrics.cgroups.iter_mut().find(|c| c.label == label) {
+            c.usage_bytes = usage_bytes.map(|b| b as f64);
+            c.limit_bytes = limit_bytes.map(|b| b as f64);
+        }
+    }
+
+    /// Counts one loop iteration and the time it worked (not waiting in poll).
+    pub fn count_iteration(&mut self, busy: Duration) {
+        self.metrics.loop_iterations_total += 1;
+        self.metrics.loop_busy_seconds_total += busy.as_secs_f64();
+    }
+}
+
+fn trigger_of(ev: &OomEvent) -> Option<Trigger> {
+    ev.trigger
+        .as_ref()
+        .and_then(|t| Trigger::from_reason(&t.reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oomguard_core::config::HookConfig;
+    use oomguard_core::event::{Action, Victim};
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixDatagram;
+
+    fn hook_script(dir: &std::path::Path, name: &str) -> String {
+        let p = dir.join(name);
+        let out = dir.join(format!("{name}.out"));
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nprintf '%s %s\\n' \"$OOMGUARD_HOOK\" \"$OOMGUARD_EVENT_ID\" >> '{}'\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    /// One oomguard kill and one kernel kill through the Teller: each reaches the log, the
+    /// journal, the metrics (served over HTTP) and its hook, with one id everywhere.
+    #[test]
+    fn record_reaches_every_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("journal");
+        let journald = UnixDatagram::bind(&sock).unwrap();
+        let script = hook_script(dir.path(), "hook");
+        let cfg = Config {
+            events: oomguard_core::config::EventsConfig {
+                log: dir.path().join("events.jsonl").display().to_string(),
+                ..Default::default()
+            },
+            metrics: oomguard_core::config::MetricsConfig {
+                listen: "127.0.0.1:0".to_owned(),
+                textfile: dir.path().join("oomguard.prom").display().to_string(),
+            },
+            hooks: vec![
+                HookConfig {
+                    on: HookEvent::PostKill,
+                    command: vec![script.clone()],
+                    timeout: Duration::from_secs(5),
+                },
+                HookConfig {
+                    on: HookEvent::KernelOom,
+                    command: vec![script],
+                    timeout: Duration::from_secs(5),
+                },
+            ],
+            ..Config::default()
+        };
+        let now = Instant::now();
+        let mut t = Teller::new(
+            &cfg,
+            TellerOptions {
+                version: "9.9.9".to_owned(),
+                detector: None,
+                journal_socket: Some(sock.clone()),
+            },
+            now,
+        )
+        .unwrap();
+        let mut kill = OomEvent::new(EventKind::Kill);
+        kill.source = Source::Oomguard;
+        kill.trigger = Some(oomguard_core::event::Trigger {
+            reason: "psi_full".to_owned(),
+            ..Default::default()
+        });
+        kill.victim = Some(Victim {
+            pid: 12,
+            name: "hog".to_owned(),
+            ..Victim::default()
+        });
+        kill.action = Some(Action {
+            signal: Some("SIGTERM".to_owned()),
+            ..Action::default()
+        });
+        let kill = t.record(kill, now);
+        let mut kernel = OomEvent::new(EventKind::Kill);
+        kernel.pid = Some(13);
+        kernel.constraint = Some("CONSTRAINT_NONE".to_owned());
+        let kernel = t.record(kernel, now);
+        let (id1, id2) = (kill.id.clone().unwrap(), kernel.id.clone().unwrap());
+        assert_ne!(id1, id2);
+        assert!(kill.unix_time_s.is_some() && kill.time.is_some());
+
+        // Log.
+        let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+        assert_eq!(log.lines().count(), 2);
+        assert!(log.contains(&format!("\"id\":\"{id1}\"")));
+        // Journal.
+        let mut b = vec![0u8; 65536];
+        let n = journald.recv(&mut b).unwrap();
+        let f = super::super::journal::parse_datagram(&b[..n]).unwrap();
+        assert!(f
+            .iter()
+            .any(|(k, v)| k == "OOMGUARD_EVENT_ID" && v == id1.as_bytes()));
+        // Hooks (reaped by on_ready).
+        let start = Instant::now();
+        while t.hooks.running() > 0 && start.elapsed() < Duration::from_secs(5) {
+            t.on_ready(Instant::now(), &mut Vec::new());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        t.on_ready(Instant::now(), &mut Vec::new());
+        let mut hooks: Vec<String> = std::fs::read_to_string(dir.path().join("hook.out"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        hooks.sort();
+        assert_eq!(
+            hooks,
+            vec![format!("kernel_oom {id2}"), format!("post_kill {id1}")]
+        );
+        // Metrics, scraped over HTTP from the Teller's own server.
+        let addr = t.server.as_ref().unwrap().local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        });
+        let start = Instant::now();
+        while !client.is_finished() && start.elapsed() < Duration::from_secs(5) {
+            t.on_ready(Instant::now(), &mut Vec::new());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let text = client.join().unwrap();
+        for want in [
+            "oomguard_build_info{version=\"9.9.9\"} 1",
+            "oomguard_kills_total{signal=\"SIGTERM\",trigger=\"psi_full\"} 1",
+            "oomguard_decisions_total{action=\"sigterm\",trigger=\"psi_full\"} 1",
+            "oomguard_kernel_oom_kills_total{constraint=\"none\"} 1",
+            "oomguard_hook_runs_total{event=\"post_kill\"} 1",
+            "oomguard_hook_failures_total{event=\"post_kill\"} 0",
+            "oomguard_events_logged_total 2",
+        ] {
+            assert!(text.lines().any(|l| l == want), "missing {want}:\n{text}");
+        }
+        // Textfile written on the first on_ready.
+        let prom = std::fs::read_to_string(dir.path().join("oomguard.prom")).unwrap();
+        assert!(prom.contains("oomguard_build_info"));
+    }
+}

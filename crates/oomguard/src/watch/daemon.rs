@@ -1,0 +1,1053 @@
+//! The daemon loop: one thread, one `poll()` over every input (signals, PSI triggers, cgroup
+//! eventfds) with an adaptive timeout; a reading of memory on each wake; and, when a rule fires,
+//! the kill path: scan, judge, re-check, pin, signal, release, wait, recover.
+//!
+//! Steady state (no pressure) reads /proc/meminfo (and the PSI file when a PSI rule is set)
+//! through descriptors opened at start into one buffer sized at start: no allocation, no
+//! directory walk. The process scan happens only when a rule fires.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use oomguard_core::badness::{self, Era};
+use oomguard_core::config::{Config, KillUnit};
+use oomguard_core::host::process::CgroupVersion;
+use oomguard_core::host::system;
+use oomguard_core::policy::{self, Judgement, Policy};
+use oomguard_core::size::format_bytes;
+use oomguard_core::trigger::{
+    self, Level, PollPlan, PsiRule, PsiState, Sample, Thresholds, Trigger, Verdict,
+};
+
+use super::cgroups::{self, Watched};
+use super::sdnotify::Notifier;
+use super::WatchArgs;
+use crate::host::scan::{ProcSample, ScanStats, Scanner};
+use crate::host::{page_size_bytes, CgroupFs, ProcFs};
+use crate::sys::actuator::{
+    self, Actuator, CgroupTarget, DryRunActuator, KillOutcome, KillPlan, KillResult, RealActuator,
+};
+use crate::sys::mlock;
+use crate::sys::pidfd::Pinned;
+use crate::sys::psi::{PsiTrigger, StallKind, WindowRounding};
+
+/// Where a decision applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Scope {
+    Global,
+    Cgroup(usize),
+}
+
+/// State after a kill: no new victim in the same scope until memory is back.
+#[derive(Debug, Clone, Copy)]
+struct Recovery {
+    started: Instant,
+    /// The figure that must rise (MemAvailable, or a cgroup's room), and when it last rose.
+    last_value: u64,
+    last_rise: Instant,
+    victim_gone: bool,
+}
+
+/// How long memory must stop rising, after the victim is gone, before a new victim may be chosen
+/// while pressure remains. The reaper and exit path return a victim's pages within a few ms
+/// (docs/kill-path.md: 1–4 ms for 32–120 MiB); 250 ms of no rise means it is over.
+const SETTLE: Duration = Duration::from_millis(250);
+
+/// The running daemon.
+pub struct Daemon {
+    cfg: Config,
+    origin: Option<PathBuf>,
+    args: WatchArgs,
+    procfs: ProcFs,
+    cgfs: CgroupFs,
+    meminfo: File,
+    psi_file: Option<File>,
+    buf: Vec<u8>,
+    th: Thresholds,
+    poll_plan: PollPlan,
+    psi_state: PsiState,
+    psi_triggers: Vec<PsiTrigger>,
+    cgroups: Vec<Watched>,
+    policy: Policy,
+    actuator: Box<dyn Actuator>,
+    scanner: Scanner,
+    samples: Vec<ProcSample>,
+    pids: Vec<i32>,
+    era: Era,
+    page_size: u64,
+    users: HashMap<u32, String>,
+    last_mem: Option<(u64, Instant)>,
+    recovery: HashMap<Scope, Recovery>,
+    /// No candidate was found: wait before scanning again (no busy loop).
+    idle_until: HashMap<Scope, Instant>,
+    kills: u64,
+    decisions: u64,
+    loops: u64,
+    sigfd: OwnedFd,
+    notifier: Notifier,
+    started: Instant,
+    report: Option<Duration>,
+    last_report: Instant,
+}
+
+fn log(msg: std::fmt::Arguments<'_>) {
+    let mut e = io::stderr().lock();
+    let _ = writeln!(e, "oomguard: {msg}");
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP and returns a signalfd for them.
+fn signal_fd() -> anyhow::Result<OwnedFd> {
+    // SAFETY: sigset and signalfd are plain libc calls on a zeroed, owned set; the returned fd
+    // is checked before it is owned.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error()).context("blocking signals");
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error()).context("signalfd");
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Pending signals on the signalfd.
+fn read_signals(fd: &OwnedFd) -> Vec<u32> {
+    let mut out = Vec::new();
+    loop {
+        let mut info = [0u8; 128];
+        // SAFETY: reading into an owned buffer of the signalfd_siginfo size.
+        let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) };
+        if n != 128 {
+            return out;
+        }
+        out.push(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]));
+    }
+}
+
+/// Reads a whole small kernel file through an open descriptor, from offset 0, into `buf`.
+fn reread(f: &mut File, buf: &mut Vec<u8>) -> io::Result<()> {
+    f.seek(SeekFrom::Start(0))?;
+    buf.clear();
+    // meminfo is ~1.5 KiB; the buffer was sized at start, so this does not allocate.
+    f.read_to_end(buf)?;
+    Ok(())
+}
+
+fn read_sample(
+    meminfo: &mut File,
+    psi: Option<&mut File>,
+    buf: &mut Vec<u8>,
+) -> anyhow::Result<Sample> {
+    reread(meminfo, buf).context("reading /proc/meminfo")?;
+    let m = system::parse_meminfo(buf).map_err(|e| anyhow!("/proc/meminfo: {e}"))?;
+    let mut s = Sample {
+        mem_total_bytes: m.mem_total_bytes.unwrap_or(0),
+        mem_available_bytes: m
+            .mem_available_bytes
+            .ok_or_else(|| anyhow!("/proc/meminfo has no MemAvailable (kernel < 3.14?)"))?,
+        swap_total_bytes: m.swap_total_bytes.unwrap_or(0),
+        swap_free_bytes: m.swap_free_bytes.unwrap_or(0),
+        ..Default::default()
+    };
+    if let Some(f) = psi {
+        reread(f, buf).context("reading /proc/pressure/memory")?;
+        let p = system::parse_pressure(buf).map_err(|e| anyhow!("/proc/pressure/memory: {e}"))?;
+        s.psi_some_avg10_pct = Some(p.some.avg10_pct);
+        s.psi_full_avg10_pct = p.full.map(|f| f.avg10_pct);
+    }
+    Ok(s)
+}
+
+fn thresholds(cfg: &Config, s: &Sample) -> Thresholds {
+    let psi = |p: Option<oomguard_core::config::PsiSpec>| {
+        p.map(|p| PsiRule {
+            avg10_pct: p.avg10_pct,
+            duration: p.duration,
+        })
+    };
+    Thresholds {
+        mem_term_bytes: cfg.memory.term_below.resolve(s.mem_total_bytes),
+        mem_kill_bytes: cfg.memory.kill_below.resolve(s.mem_total_bytes),
+        swap_term_bytes: cfg
+            .swap
+            .term_below
+            .filter(|_| s.swap_total_bytes > 0)
+            .map(|a| a.resolve(s.swap_total_bytes)),
+        psi_some: psi(cfg.psi.some),
+        psi_full: psi(cfg.psi.full),
+    }
+}
+
+fn users() -> HashMap<u32, String> {
+    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let uid = f.nth(1)?.parse().ok()?;
+            Some((uid, name.to_owned()))
+        })
+        .collect()
+}
+
+impl Daemon {
+    /// Starts: validates the config against this host, protects itself, opens every input.
+    /// Every failure here is fatal and named; after this, nothing stops the loop.
+    pub fn start(
+        cfg: Config,
+        origin: Option<PathBuf>,
+        args: WatchArgs,
+        report: Option<Duration>,
+    ) -> anyhow::Result<Daemon> {
+        let procfs = ProcFs::default();
+        let cgfs = CgroupFs::default();
+        let (kernel, era) = crate::rank::kernel_era(&procfs)?;
+        let policy =
+            Policy::compile(&cfg.rules, std::process::id() as i32).map_err(|e| anyhow!(e))?;
+        let mut meminfo = File::open("/proc/meminfo").context("opening /proc/meminfo")?;
+        let need_psi = cfg.psi.some.is_some() || cfg.psi.full.is_some();
+        let mut psi_file = if need_psi {
+            Some(File::open("/proc/pressure/memory").context(
+                "a PSI rule is set but /proc/pressure/memory cannot be opened (kernel without PSI, or booted with psi=0)",
+            )?)
+        } else {
+            None
+        };
+        let mut buf = Vec::with_capacity(8192);
+        let s = read_sample(&mut meminfo, psi_file.as_mut(), &mut buf)?;
+        let th = thresholds(&cfg, &s);
+        let patterns: Vec<_> = cfg
+            .cgroups
+            .iter()
+            .map(|c| (c.path.clone(), c.headroom))
+            .collect();
+        let mut cgroups = cgroups::resolve(&cgfs, &patterns)?;
+        if cgroups.is_empty() && !patterns.is_empty() {
+            log(format_args!(
+                "warning: no cgroup matches {:?} yet; will look again every 10 s",
+                patterns.iter().map(|p| &p.0).collect::<Vec<_>>()
+            ));
+        }
+        for w in &mut cgroups {
+            match cgroups::read(&cgfs, w) {
+                Ok(r) => {
+                    if r.limit_bytes.is_none() {
+                        log(format_args!(
+                            "warning: cgroup {} has no memory limit: nothing to guard there",
+                            w.path
+                        ));
+                    } else if let Some(msg) = w.arm(&r) {
+                        log(format_args!("{msg}"));
+                    }
+                }
+                Err(e) => log(format_args!("warning: cgroup {}: {e}", w.path)),
+            }
+        }
+        // Self-protection. Each step degrades with a message rather than refusing to run.
+        let lock = mlock::lock_all_memory();
+        let adj = mlock::set_own_oom_score_adj(-1000);
+        let actuator: Box<dyn Actuator> = if cfg.dry_run {
+            Box::new(DryRunActuator::new(Box::new(io::stderr())))
+        } else {
+            Box::new(RealActuator)
+        };
+        let mut psi_triggers = Vec::new();
+        for (kind, spec) in [
+            (StallKind::Some, cfg.psi.some),
+            (StallKind::Full, cfg.psi.full),
+        ] {
+            if let Some(p) = spec {
+                // Wake when stalls reach the rule's share of a 2 s window (the smallest window
+                // unprivileged callers may use on 6.5+); the rule itself is judged on avg10.
+                let window = Duration::from_secs(2);
+                let stall = window.mul_f64((p.avg10_pct / 100.0).clamp(0.001, 1.0));
+                match PsiTrigger::arm_planned(
+                    Path::new("/proc/pressure/memory"),
+                    kind,
+                    stall,
+                    window,
+                    WindowRounding::RoundUp,
+                ) {
+                    Ok(t) => psi_triggers.push(t),
+                    Err(e) => log(format_args!(
+                        "PSI trigger not armed ({e}); PSI is polled instead"
+                    )),
+                }
+            }
+        }
+        let scanner = Scanner::new(&procfs).context("opening /proc")?;
+        let sigfd = signal_fd()?;
+        let notifier = Notifier::from_env();
+        log(format_args!(
+            "started on kernel {kernel}: MemTotal {}, SIGTERM below {} and SIGKILL below {} available{}{}; {}; {}",
+            format_bytes(s.mem_total_bytes),
+            format_bytes(th.mem_term_bytes),
+            format_bytes(th.mem_kill_bytes),
+            if cfg.dry_run { "; DRY RUN: nothing will be signalled" } else { "" },
+            match (cfg.swap.term_below, s.swap_total_bytes) {
+                (Some(_), 0) => "; no swap here: the swap rule is inert",
+                _ => "",
+            },
+            lock.describe(),
+            adj.describe()
+        ));
+        for w in &cgroups {
+            log(format_args!(
+                "guarding cgroup {} ({:?}), acting within {} of its limit",
+                w.path, w.version, w.headroom
+            ));
+        }
+        let poll_plan = PollPlan {
+            min: cfg.poll.min,
+            max: cfg.poll.max,
+            floor_fill_bytes_per_s: cfg.poll.fill_rate as f64,
+        };
+        Ok(Daemon {
+            cfg,
+            origin,
+            args,
+            procfs,
+            cgfs,
+            meminfo,
+            psi_file,
+            buf,
+            th,
+            poll_plan,
+            psi_state: PsiState::default(),
+            psi_triggers,
+            cgroups,
+            policy,
+            actuator,
+            scanner,
+            samples: Vec::with_capacity(4096),
+            pids: Vec::with_capacity(4096),
+            era,
+            page_size: page_size_bytes(),
+            users: users(),
+            last_mem: None,
+            recovery: HashMap::new(),
+            idle_until: HashMap::new(),
+            kills: 0,
+            decisions: 0,
+            loops: 0,
+            sigfd,
+            notifier,
+            started: Instant::now(),
+            report,
+            last_report: Instant::now(),
+        })
+    }
+
+    fn sample(&mut self) -> anyhow::Result<Sample> {
+        read_sample(&mut self.meminfo, self.psi_file.as_mut(), &mut self.buf)
+    }
+
+    /// The loop. Returns the exit code when asked to stop.
+    pub fn run(&mut self) -> anyhow::Result<i32> {
+        self.notifier.ready("watching");
+        let mut last_rescan = Instant::now();
+        loop {
+            self.loops += 1;
+            self.notifier.tick();
+            let now = Instant::now();
+            let mut timeout = self.poll_plan.max;
+            match self.sample() {
+                Ok(s) => timeout = timeout.min(self.check_global(&s, now)),
+                Err(e) => log(format_args!("error: {e:#}")),
+            }
+            for i in 0..self.cgroups.len() {
+                timeout = timeout.min(self.check_cgroup(i));
+            }
+            if last_rescan.elapsed() >= Duration::from_secs(10) && !self.cfg.cgroups.is_empty() {
+                self.rescan_cgroups();
+                last_rescan = Instant::now();
+            }
+            if let Some(r) = self.report {
+                if self.last_report.elapsed() >= r {
+                    self.status_line();
+                    self.last_report = Instant::now();
+                }
+                timeout = timeout.min(r);
+            }
+            if let Some(w) = self.notifier.max_sleep() {
+                timeout = timeout.min(w);
+            }
+            if let Some(code) = self.wait(timeout)? {
+                self.notifier.stopping();
+                log(format_args!(
+                    "stopping: {} decisions, {} kills, {} loop iterations",
+                    self.decisions, self.kills, self.loops
+                ));
+                return Ok(code);
+            }
+        }
+    }
+
+    /// Sleeps on every input until `timeout`; handles signals. `Some(code)` to exit.
+    fn wait(&mut self, timeout: Duration) -> anyhow::Result<Option<i32>> {
+        let mut fds: Vec<libc::pollfd> =
+            Vec::with_capacity(2 + self.psi_triggers.len() + self.cgroups.len());
+        let pfd = |fd: RawFd, events: i16| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        fds.push(pfd(self.sigfd.as_raw_fd(), libc::POLLIN));
+        for t in &self.psi_triggers {
+            fds.push(pfd(t.fd().as_raw_fd(), libc::POLLPRI));
+        }
+        for w in &self.cgroups {
+            if let Some(ev) = &w.wake {
+                fds.push(pfd(ev.fd().as_raw_fd(), libc::POLLIN));
+            }
+        }
+        let ms = timeout.as_millis().clamp(0, i32::MAX as u128) as i32;
+        // SAFETY: fds is a valid array of pollfd for its length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                log(format_args!("poll: {e}"));
+            }
+            return Ok(None);
+        }
+        // Drain the cgroup eventfds so they do not stay readable.
+        for w in &self.cgroups {
+            if let Some(ev) = &w.wake {
+                let _ = ev.read_count();
+            }
+        }
+        if fds[0].revents != 0 {
+            for sig in read_signals(&self.sigfd) {
+                match sig as i32 {
+                    libc::SIGTERM | libc::SIGINT => return Ok(Some(0)),
+                    libc::SIGHUP => self.reload(),
+                    _ => {}
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// SIGHUP: re-reads the config; a bad one is rejected and the running one stays.
+    fn reload(&mut self) {
+        self.notifier.reloading();
+        let cfg = match super::effective_config(&self.args) {
+            Ok((c, _)) => c,
+            Err(e) => {
+                log(format_args!(
+                    "reload rejected, keeping the running config: {e:#}"
+                ));
+                self.notifier.ready("watching (reload rejected)");
+                return;
+            }
+        };
+        let policy = match Policy::compile(&cfg.rules, std::process::id() as i32) {
+            Ok(p) => p,
+            Err(e) => {
+                log(format_args!(
+                    "reload rejected, keeping the running config: {e}"
+                ));
+                self.notifier.ready("watching (reload rejected)");
+                return;
+            }
+        };
+        self.policy = policy;
+        self.cfg = cfg;
+        if let Ok(s) = self.sample() {
+            self.th = thresholds(&self.cfg, &s);
+        }
+        self.poll_plan = PollPlan {
+            min: self.cfg.poll.min,
+            max: self.cfg.poll.max,
+            floor_fill_bytes_per_s: self.cfg.poll.fill_rate as f64,
+        };
+        self.rescan_cgroups();
+        log(format_args!(
+            "reloaded {}",
+            self.origin
+                .as_ref()
+                .map_or("flags".to_owned(), |p| p.display().to_string())
+        ));
+        self.notifier.ready("watching");
+    }
+
+    fn rescan_cgroups(&mut self) {
+        let patterns: Vec<_> = self
+            .cfg
+            .cgroups
+            .iter()
+            .map(|c| (c.path.clone(), c.headroom))
+            .collect();
+        let Ok(found) = cgroups::resolve(&self.cgfs, &patterns) else {
+            return;
+        };
+        // Keep existing watches (and their state); add new ones; drop removed ones.
+        self.cgroups
+            .retain(|w| w.exists() && found.iter().any(|f| f.dir == w.dir));
+        for mut f in found {
+            if self.cgroups.iter().any(|w| w.dir == f.dir) {
+                continue;
+            }
+            if let Ok(r) = cgroups::read(&self.cgfs, &f) {
+                if let Some(msg) = f.arm(&r) {
+                    log(format_args!("{msg}"));
+                }
+            }
+            log(format_args!(
+                "guarding cgroup {} ({:?}), acting within {} of its limit",
+                f.path, f.version, f.headroom
+            ));
+            self.cgroups.push(f);
+        }
+        self.recovery.retain(|s, _| {
+            matches!(s, Scope::Global) || matches!(s, Scope::Cgroup(i) if *i < self.cgroups.len())
+        });
+    }
+
+    fn status_line(&mut self) {
+        if let Ok(s) = self.sample() {
+            log(format_args!(
+                "status: MemAvailable {} of {}, swap free {} of {}, PSI some {:?} full {:?}; {} decisions, {} kills, {} loops",
+                format_bytes(s.mem_available_bytes),
+                format_bytes(s.mem_total_bytes),
+                format_bytes(s.swap_free_bytes),
+                format_bytes(s.swap_total_bytes),
+                s.psi_some_avg10_pct,
+                s.psi_full_avg10_pct,
+                self.decisions,
+                self.kills,
+                self.loops
+            ));
+        }
+    }
+
+    /// Whether an earlier kill in `scope` still holds back a new one. `value` is the figure that
+    /// recovers (MemAvailable, or a cgroup's room below its trigger).
+    fn held_back(&mut self, scope: Scope, value: u64, recovered: bool) -> bool {
+        let timeout = self.cfg.kill.recovery_timeout;
+        let Some(r) = self.recovery.get_mut(&scope) else {
+            return false;
+        };
+        let now = Instant::now();
+        if value > r.last_value.saturating_add(1 << 20) {
+            r.last_rise = now;
+        }
+        r.last_value = r.last_value.max(value);
+        let settled = r.victim_gone && now.duration_since(r.last_rise) >= SETTLE;
+        if recovered || settled || now.duration_since(r.started) >= timeout {
+            self.recovery.remove(&scope);
+            return false;
+        }
+        true
+    }
+
+    /// System-wide rules; returns how long the loop may sleep.
+    fn check_global(&mut self, s: &Sample, now: Instant) -> Duration {
+        let since = now.duration_since(self.started);
+        self.psi_state.observe(&self.th, s, since);
+        let fill = match self.last_mem {
+            Some((prev, at)) => trigger::fill_rate(
+                prev,
+                Duration::ZERO,
+                s.mem_available_bytes,
+                now.duration_since(at),
+            ),
+            None => 0.0,
+        };
+        self.last_mem = Some((s.mem_available_bytes, now));
+        let verdict = trigger::evaluate(&self.th, s, &self.psi_state, since);
+        let recovered = trigger::recovered(&self.th, s, self.cfg.kill.recovery_margin);
+        let held = self.held_back(Scope::Global, s.mem_available_bytes, recovered);
+        if verdict.level != Level::Calm && !held && !self.idle(Scope::Global) {
+            self.act(Scope::Global, verdict, describe_sample(&self.th, s));
+        }
+        let headroom = s.mem_available_bytes.saturating_sub(self.th.mem_term_bytes);
+        let mut t = self.poll_plan.interval(headroom, fill);
+        // A PSI rule counting towards its duration is judged at least every 100 ms.
+        if self.th.psi_some.is_some() || self.th.psi_full.is_some() {
+            t = t.min(Duration::from_millis(100).max(self.poll_plan.min));
+        }
+        t
+    }
+
+    /// One guarded cgroup; returns how long the loop may sleep.
+    fn check_cgroup(&mut self, i: usize) -> Duration {
+        let now = Instant::now();
+        let reading = match cgroups::read(&self.cgfs, &self.cgroups[i]) {
+            Ok(r) => r,
+            Err(e) => {
+                if !self.cgroups[i].exists() {
+                    log(format_args!(
+                        "cgroup {} is gone; no longer guarded",
+                        self.cgroups[i].path
+                    ));
+                } else {
+                    log(format_args!("cgroup {}: {e}", self.cgroups[i].path));
+                }
+                return self.poll_plan.max;
+            }
+        };
+        let w = &mut self.cgroups[i];
+        if let Some(msg) = w.arm(&reading) {
+            log(format_args!("{msg}"));
+        }
+        let Some(room) = reading.room_bytes(w.headroom) else {
+            return self.poll_plan.max;
+        };
+        let fill = match w.last {
+            Some((prev, at)) => -trigger::fill_rate(
+                prev,
+                Duration::ZERO,
+                reading.working_set_bytes,
+                now.duration_since(at),
+            ),
+            None => 0.0,
+        };
+        w.last = Some((reading.working_set_bytes, now));
+        let limit = reading.limit_bytes.unwrap_or(0);
+        let headroom = w.headroom.resolve(limit);
+        let recovered = room >= headroom.max(1);
+        let held = self.held_back(Scope::Cgroup(i), room, recovered);
+        if room == 0 && !held && !self.idle(Scope::Cgroup(i)) {
+            // Past a quarter of the headroom the kernel's memcg OOM is close: no SIGTERM grace.
+            let kill_at = limit.saturating_sub(headroom / 4);
+            let level = if reading.working_set_bytes >= kill_at {
+                Level::Kill
+            } else {
+                Level::Term
+            };
+            let figures = format!(
+                "cgroup {} working set {} (usage {}) within {} of its {} limit",
+                self.cgroups[i].path,
+                format_bytes(reading.working_set_bytes),
+                format_bytes(reading.usage_bytes),
+                format_bytes(headroom),
+                format_bytes(limit)
+            );
+            self.act(
+                Scope::Cgroup(i),
+                Verdict {
+                    level,
+                    trigger: Some(Trigger::CgroupHeadroom),
+                },
+                figures,
+            );
+        }
+        self.poll_plan.interval(room, fill)
+    }
+
+    fn idle(&mut self, scope: Scope) -> bool {
+        match self.idle_until.get(&scope) {
+            Some(t) if Instant::now() < *t => true,
+            Some(_) => {
+                self.idle_until.remove(&scope);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The candidates for `scope`, in the kernel's walk order; returns totalpages.
+    fn candidates(&mut self, scope: Scope) -> anyhow::Result<u64> {
+        self.samples.clear();
+        self.pids.clear();
+        let mut stats = ScanStats::default();
+        let ps = self.page_size;
+        let totalpages = match scope {
+            Scope::Global => {
+                match &self.cfg.candidates_cgroup {
+                    Some(cg) => {
+                        let (_, dir) = crate::rank::resolve_cgroup(&self.cgfs, cg)?;
+                        self.cgfs.subtree_procs(&dir, &mut self.pids)?;
+                        self.scanner
+                            .scan_pids(&self.pids, &mut self.samples, &mut stats);
+                    }
+                    None => self.scanner.scan(&mut self.samples, &mut stats)?,
+                }
+                if let Some(parent) = self.cfg.candidates_parent_pid {
+                    let ppid: HashMap<i32, i32> =
+                        self.samples.iter().map(|s| (s.pid, s.ppid)).collect();
+                    let descends = |mut p: i32| {
+                        for _ in 0..4096 {
+                            match ppid.get(&p) {
+                                Some(&pp) if pp == parent => return true,
+                                Some(&pp) if pp > 0 => p = pp,
+                                _ => return false,
+                            }
+                        }
+                        false
+                    };
+                    self.samples.retain(|s| descends(s.pid));
+                }
+                let s = read_sample(&mut self.meminfo, None, &mut self.buf)?;
+                badness::global_totalpages(s.mem_total_bytes, s.swap_total_bytes, ps)
+            }
+            Scope::Cgroup(i) => {
+                let w = &self.cgroups[i];
+                self.cgfs.subtree_procs(&w.dir, &mut self.pids)?;
+                self.scanner
+                    .scan_pids(&self.pids, &mut self.samples, &mut stats);
+                let memcg = self.cgfs.read_memcg(w.version, &w.dir)?;
+                let swap = read_sample(&mut self.meminfo, None, &mut self.buf)
+                    .map(|s| s.swap_total_bytes)
+                    .unwrap_or(0);
+                let swappiness = crate::host::optional(self.procfs.read_sysctl_vm("swappiness"))
+                    .ok()
+                    .flatten()
+                    .unwrap_or(60)
+                    .max(0) as u64;
+                crate::rank::memcg_totalpages(&memcg, ps, swappiness, swap / ps).0
+            }
+        };
+        // for_each_process() walks in creation order: start time, then pid.
+        self.samples.sort_by_key(|s| (s.start_time_ticks, s.pid));
+        Ok(totalpages)
+    }
+
+    /// The kill path for one decision.
+    fn act(&mut self, scope: Scope, verdict: Verdict, figures: String) {
+        self.decisions += 1;
+        let t0 = Instant::now();
+        let trig = verdict.trigger.map_or("?", Trigger::label);
+        let totalpages = match self.candidates(scope) {
+            Ok(t) => t,
+            Err(e) => {
+                log(format_args!(
+                    "decision #{}: {trig}: {figures}; cannot list candidates: {e:#}",
+                    self.decisions
+                ));
+                self.idle_until
+                    .insert(scope, Instant::now() + Duration::from_secs(1));
+                return;
+            }
+        };
+        let needs = self.policy.needs();
+        let root = self.procfs.root().to_path_buf();
+        let mut judged = Vec::with_capacity(self.samples.len());
+        let mut extra: Vec<(Option<String>, Option<String>)> =
+            Vec::with_capacity(self.samples.len());
+        for s in &self.samples {
+            let dir = self.scanner.open_pid(s.pid).ok();
+            let cmdline = if needs.cmdline {
+                dir.as_ref()
+                    .and_then(|d| d.read_cmdline(&root, self.scanner.buf()).ok())
+            } else {
+                None
+            };
+            let cgroup = if needs.cgroup {
+                dir.as_ref()
+                    .and_then(|d| {
+                        d.read_memory_cgroup(&root, self.scanner.buf())
+                            .ok()
+                            .flatten()
+                    })
+                    .map(|(_, p)| p)
+            } else {
+                None
+            };
+            let exe = if needs.exe {
+                std::fs::read_link(root.join(s.pid.to_string()).join("exe"))
+                    .ok()
+                    .map(|p| p.display().to_string())
+            } else {
+                None
+            };
+            let name = s.comm.as_str();
+            let c = policy::Candidate {
+                pid: s.pid,
+                name: &name,
+                cmdline: cmdline.as_deref(),
+                exe: exe.as_deref(),
+                cgroup: cgroup.as_deref(),
+                uid: s.uid,
+                user: self.users.get(&s.uid).map(String::as_str),
+                verdict: badness::badness(self.era, &s.facts(true), totalpages),
+                exiting: s.exiting,
+            };
+            judged.push(self.policy.judge(&c, totalpages));
+            extra.push((cmdline, cgroup));
+        }
+        let Some(vi) = policy::choose(&judged) else {
+            log(format_args!(
+                "decision #{}: {trig}: {figures}; no eligible victim among {} processes (all excluded); looking again in 1 s",
+                self.decisions,
+                self.samples.len()
+            ));
+            self.idle_until
+                .insert(scope, Instant::now() + Duration::from_secs(1));
+            return;
+        };
+        let scan_ms = t0.elapsed().as_secs_f64() * 1e3;
+        // Re-check right before acting: the scan took time, and the pressure may be gone.
+        let still = match scope {
+            Scope::Global => self
+                .sample()
+                .ok()
+                .map(|s| trigger::evaluate(&self.th, &s, &self.psi_state, self.started.elapsed())),
+            Scope::Cgroup(i) => cgroups::read(&self.cgfs, &self.cgroups[i]).ok().map(|r| {
+                if r.room_bytes(self.cgroups[i].headroom) == Some(0) {
+                    verdict
+                } else {
+                    Verdict::CALM
+                }
+            }),
+        };
+        if still.is_some_and(|v| v.level == Level::Calm) {
+            log(format_args!(
+                "decision #{}: {trig}: {figures}; pressure gone after the scan: standing down",
+                self.decisions
+            ));
+            return;
+        }
+        let level = still.map_or(verdict.level, |v| v.level.max(verdict.level));
+        let victim = &self.samples[vi];
+        let (score, rule) = match &judged[vi] {
+            Judgement::Eligible { score, rule } => (*score, rule.clone()),
+            Judgement::Excluded(_) => (0, None),
+        };
+        let mem = victim.mem.unwrap_or_default();
+        let who = format!(
+            "pid {} {:?} user {} cgroup {} score {} rss {} adj {}{}",
+            victim.pid,
+            victim.comm.as_str(),
+            self.users
+                .get(&victim.uid)
+                .cloned()
+                .unwrap_or_else(|| victim.uid.to_string()),
+            extra[vi]
+                .1
+                .clone()
+                .or_else(|| self
+                    .scanner
+                    .open_pid(victim.pid)
+                    .ok()
+                    .and_then(|d| d
+                        .read_memory_cgroup(&root, self.scanner.buf())
+                        .ok()
+                        .flatten())
+                    .map(|(_, p)| p))
+                .unwrap_or_else(|| "?".into()),
+            score,
+            format_bytes(mem.rss_pages * self.page_size),
+            victim.oom_score_adj,
+            rule.map(|r| format!(" ({r})")).unwrap_or_default()
+        );
+        let pinned = match Pinned::open_expecting(victim.pid, victim.start_time_ticks) {
+            Ok(p) => p,
+            Err(e) => {
+                log(format_args!(
+                    "decision #{}: {trig}: {figures}; victim {who}: {e}; nothing signalled",
+                    self.decisions
+                ));
+                return;
+            }
+        };
+        let plan = KillPlan {
+            term_grace: (level == Level::Term).then_some(self.cfg.kill.term_grace),
+            kill_wait: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(5),
+        };
+        let before = self.sample().map(|s| s.mem_available_bytes).unwrap_or(0);
+        let outcome = self.kill(scope, &pinned, &plan);
+        self.kills += 1;
+        let after = self.sample().ok();
+        let (result, victim_gone) = describe_outcome(&outcome);
+        log(format_args!(
+            "kill #{} ({}): {trig}: {figures}; victim {who}; sent {}; {result}; scan {scan_ms:.1} ms; MemAvailable {} -> {}",
+            self.kills,
+            if self.cfg.dry_run { "dry run" } else { "real" },
+            match &outcome {
+                Ok(o) if o.targets.iter().any(|t| t.kill_sent) && o.targets.iter().any(|t| t.term_sent) => "SIGTERM then SIGKILL",
+                Ok(o) if o.targets.iter().any(|t| t.kill_sent) => "SIGKILL",
+                Ok(o) if o.targets.iter().any(|t| t.term_sent) => "SIGTERM",
+                _ => "nothing",
+            },
+            format_bytes(before),
+            after.map_or("?".to_owned(), |s| format_bytes(s.mem_available_bytes)),
+        ));
+        let value = match scope {
+            Scope::Global => after.map_or(0, |s| s.mem_available_bytes),
+            Scope::Cgroup(i) => cgroups::read(&self.cgfs, &self.cgroups[i])
+                .ok()
+                .and_then(|r| r.room_bytes(self.cgroups[i].headroom))
+                .unwrap_or(0),
+        };
+        let now = Instant::now();
+        self.recovery.insert(
+            scope,
+            Recovery {
+                started: now,
+                last_value: value,
+                last_rise: now,
+                victim_gone,
+            },
+        );
+    }
+
+    fn kill(
+        &mut self,
+        scope: Scope,
+        pinned: &Pinned,
+        plan: &KillPlan,
+    ) -> Result<KillOutcome, actuator::ActuatorError> {
+        // Escalate early when memory reaches the SIGKILL level while the victim takes its time.
+        let kill_bytes = self.th.mem_kill_bytes;
+        let mut meminfo = self.meminfo.try_clone().ok();
+        let mut buf = Vec::with_capacity(8192);
+        let cg = match scope {
+            Scope::Cgroup(i) => Some((self.cgfs.clone(), i)),
+            Scope::Global => None,
+        };
+        let cgroups = &self.cgroups;
+        let mut escalate = || -> bool {
+            match &cg {
+                None => meminfo
+                    .as_mut()
+                    .and_then(|f| read_sample(f, None, &mut buf).ok())
+                    .is_some_and(|s| s.mem_available_bytes < kill_bytes),
+                Some((cgfs, i)) => {
+                    let w = &cgroups[*i];
+                    cgroups::read(cgfs, w).ok().is_some_and(|r| {
+                        let limit = r.limit_bytes.unwrap_or(u64::MAX);
+                        r.working_set_bytes >= limit.saturating_sub(w.headroom.resolve(limit) / 4)
+                    })
+                }
+            }
+        };
+        match self.cfg.kill.unit {
+            KillUnit::Process => Ok(actuator::kill_escalating(
+                self.actuator.as_mut(),
+                pinned,
+                plan,
+                &mut escalate,
+            )),
+            KillUnit::Pgroup => {
+                // SAFETY: getpgid has no memory preconditions.
+                let pgid = unsafe { libc::getpgid(pinned.pid()) };
+                if pgid <= 0 {
+                    return Ok(actuator::kill_escalating(
+                        self.actuator.as_mut(),
+                        pinned,
+                        plan,
+                        &mut escalate,
+                    ));
+                }
+                actuator::kill_process_group(self.actuator.as_mut(), pgid, plan, &mut escalate)
+            }
+            KillUnit::Cgroup => {
+                let target = victim_cgroup(&self.procfs, &self.cgfs, pinned.pid());
+                match target {
+                    Some(t) => {
+                        actuator::kill_cgroup(self.actuator.as_mut(), &t, plan, &mut escalate)
+                    }
+                    None => Ok(actuator::kill_escalating(
+                        self.actuator.as_mut(),
+                        pinned,
+                        plan,
+                        &mut escalate,
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// The victim's memory cgroup as a kill target (its leaf cgroup, never the root).
+fn victim_cgroup(procfs: &ProcFs, cgfs: &CgroupFs, pid: i32) -> Option<CgroupTarget> {
+    let mut buf = Vec::new();
+    let (version, path) = procfs
+        .open_pid(pid)
+        .ok()?
+        .read_memory_cgroup(procfs.root(), &mut buf)
+        .ok()??;
+    if path == "/" || path.is_empty() {
+        return None;
+    }
+    let dir = cgfs.memcg_dir(version, &path)?;
+    Some(CgroupTarget {
+        dir,
+        rel_path: path,
+        v1_controller: (version == CgroupVersion::V1).then(|| "memory".to_owned()),
+    })
+}
+
+fn describe_sample(th: &Thresholds, s: &Sample) -> String {
+    let mut out = format!(
+        "MemAvailable {} (SIGTERM below {}, SIGKILL below {})",
+        format_bytes(s.mem_available_bytes),
+        format_bytes(th.mem_term_bytes),
+        format_bytes(th.mem_kill_bytes)
+    );
+    if s.swap_total_bytes > 0 {
+        out.push_str(&format!(
+            ", swap free {} of {}",
+            format_bytes(s.swap_free_bytes),
+            format_bytes(s.swap_total_bytes)
+        ));
+    }
+    if let Some(p) = s.psi_some_avg10_pct {
+        out.push_str(&format!(", PSI some avg10 {p:.2}%"));
+    }
+    if let Some(p) = s.psi_full_avg10_pct {
+        out.push_str(&format!(" full {p:.2}%"));
+    }
+    out
+}
+
+fn describe_outcome(o: &Result<KillOutcome, actuator::ActuatorError>) -> (String, bool) {
+    match o {
+        Err(e) => (format!("not killed: {e}"), false),
+        Ok(o) => {
+            let mut parts = Vec::new();
+            for t in &o.targets {
+                let how = match t.result {
+                    KillResult::ExitedAfterTerm => "exited after SIGTERM",
+                    KillResult::ExitedAfterKill => "exited after SIGKILL",
+                    KillResult::AlreadyGone => "already gone (nothing signalled)",
+                    KillResult::StillAlive => "STILL ALIVE",
+                    KillResult::DryRun => "dry run: not signalled",
+                    KillResult::Failed => "signal failed",
+                };
+                let after = t
+                    .exited_after
+                    .map(|d| format!(" in {:.1} ms", d.as_secs_f64() * 1e3))
+                    .unwrap_or_default();
+                let mrel = t
+                    .mrelease
+                    .map(|m| format!(", mrelease {m:?}"))
+                    .unwrap_or_default();
+                let err = t
+                    .error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default();
+                parts.push(format!("pid {} {how}{after}{mrel}{err}", t.pid));
+            }
+            if o.escalated_early {
+                parts.push("SIGKILL early: memory reached the kill level".to_owned());
+            }
+            if !o.remaining_pids.is_empty() {
+                parts.push(format!("still listed: {:?}", o.remaining_pids));
+            }
+            (parts.join(", "), o.all_gone())
+        }
+    }
+}
+
+impl AsFd for Daemon {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sigfd.as_fd()
+    }
+}

@@ -1,0 +1,351 @@
+//! `oomguard watch`: the prevention daemon. Acts before the kernel must: watches MemAvailable,
+//! free swap, PSI and memory cgroups' headroom, and signals the right victim (the kernel's badness
+//! plus the operator's rules) through a pidfd, SIGTERM then SIGKILL, with `process_mrelease`.
+//!
+//! This module turns the config file and flags into the effective [`Config`]; `daemon.rs` is the
+//! loop, `cgroups.rs` the per-cgroup watch, `sdnotify.rs` systemd's readiness and watchdog.
+//!
+//! Exit status: 0 after SIGTERM/SIGINT (or `--check` accepting the config), 2 for a bad config,
+//! bad flags or a start-up failure (the message names the file, key and line).
+
+mod cgroups;
+mod daemon;
+mod sdnotify;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use oomguard_core::config::{self, CgroupWatch, Config, KillUnit, RuleAction, RuleConfig};
+use oomguard_core::size::{self, Amount};
+
+pub use daemon::Daemon;
+
+/// The default config file; used when it exists and `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/oomguard/oomguard.toml";
+
+/// `oomguard watch` flags. Every flag overrides the config file's key of the same meaning.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WatchArgs {
+    /// Config file (TOML). Default: /etc/oomguard/oomguard.toml when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the config and flags, print the effective settings, and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Log every decision but never send a signal.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// SIGTERM when MemAvailable falls below SIZE or PCT of MemTotal (memory.term_below).
+    #[arg(long, value_name = "SIZE|PCT")]
+    pub mem_min: Option<String>,
+    /// SIGKILL when MemAvailable falls below SIZE or PCT of MemTotal (memory.kill_below).
+    #[arg(long, value_name = "SIZE|PCT")]
+    pub mem_kill: Option<String>,
+    /// SIGTERM when free swap falls below SIZE or PCT of SwapTotal (only where swap exists).
+    #[arg(long, value_name = "SIZE|PCT")]
+    pub swap_min: Option<String>,
+    /// Act when PSI memory `some` avg10 stays above PCT for DURATION (default 10s).
+    #[arg(long, value_name = "PCT[/DURATION]")]
+    pub psi_some: Option<String>,
+    /// Act when PSI memory `full` avg10 stays above PCT for DURATION (default 10s).
+    #[arg(long, value_name = "PCT[/DURATION]")]
+    pub psi_full: Option<String>,
+    /// Guard this memory cgroup (path as in /proc/PID/cgroup, `*` globs allowed); repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
+    /// Act when a guarded cgroup's working set comes within SIZE or PCT of its limit.
+    #[arg(long, value_name = "SIZE|PCT")]
+    pub cgroup_headroom: Option<String>,
+    /// Prefer processes whose name matches RE (score +300, like oom_score_adj +300); repeatable.
+    #[arg(long, value_name = "RE")]
+    pub prefer: Vec<String>,
+    /// Avoid processes whose name matches RE (score -300); repeatable.
+    #[arg(long, value_name = "RE")]
+    pub avoid: Vec<String>,
+    /// Never kill processes whose name matches RE; repeatable.
+    #[arg(long, value_name = "RE")]
+    pub protect: Vec<String>,
+    /// What one kill takes down.
+    #[arg(long, value_name = "UNIT", value_parser = ["process", "pgroup", "cgroup"])]
+    pub kill_group: Option<String>,
+    /// How long a victim may take to exit after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION")]
+    pub term_grace: Option<String>,
+    /// Only processes in this memory cgroup (subtree) may be chosen system-wide.
+    #[arg(long, value_name = "PATH")]
+    pub candidates_cgroup: Option<String>,
+    /// Only descendants of this pid may be chosen system-wide.
+    #[arg(long, value_name = "PID")]
+    pub candidates_parent: Option<i32>,
+    /// Print a status line (memory, PSI, loop figures) every DURATION.
+    #[arg(long, value_name = "DURATION")]
+    pub report_interval: Option<String>,
+}
+
+/// Reads the config file (if any) and applies the flags on top.
+pub fn effective_config(args: &WatchArgs) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    let (mut cfg, origin) = match &args.config {
+        Some(p) => (load_file(p)?, Some(p.clone())),
+        None if Path::new(DEFAULT_CONFIG).exists() => {
+            let p = PathBuf::from(DEFAULT_CONFIG);
+            (load_file(&p)?, Some(p))
+        }
+        None => (Config::default(), None),
+    };
+    apply_flags(&mut cfg, args)?;
+    config::validate(&cfg).map_err(|e| anyhow::anyhow!("flags and config together: {e}"))?;
+    Ok((cfg, origin))
+}
+
+/// Parses one config file.
+pub fn load_file(p: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("cannot read config {}", p.display()))?;
+    Ok(config::parse(&text, &p.display().to_string())?)
+}
+
+fn flag_amount(name: &str, v: &Option<String>) -> anyhow::Result<Option<Amount>> {
+    v.as_deref()
+        .map(|s| size::parse_amount(s).with_context(|| format!("--{name}")))
+        .transpose()
+}
+
+fn apply_flags(cfg: &mut Config, a: &WatchArgs) -> anyhow::Result<()> {
+    cfg.dry_run |= a.dry_run;
+    if let Some(v) = flag_amount("mem-min", &a.mem_min)? {
+        cfg.memory.term_below = v;
+    }
+    if let Some(v) = flag_amount("mem-kill", &a.mem_kill)? {
+        cfg.memory.kill_below = v;
+    } else if let (Some(_), Amount::Percent(t)) = (&a.mem_min, cfg.memory.term_below) {
+        // Like earlyoom: with only the SIGTERM level given, SIGKILL is half of it.
+        if let Amount::Percent(k) = cfg.memory.kill_below {
+            if k > t {
+                cfg.memory.kill_below = Amount::Percent(t / 2.0);
+            }
+        }
+    } else if let (Some(_), Amount::Bytes(t)) = (&a.mem_min, cfg.memory.term_below) {
+        if !matches!(cfg.memory.kill_below, Amount::Bytes(k) if k <= t) {
+            cfg.memory.kill_below = Amount::Bytes(t / 2);
+        }
+    }
+    if let Some(v) = flag_amount("swap-min", &a.swap_min)? {
+        cfg.swap.term_below = Some(v);
+    }
+    if let Some(s) = &a.psi_some {
+        cfg.psi.some = Some(config::parse_psi(s).map_err(|e| anyhow::anyhow!("--psi-some: {e}"))?);
+    }
+    if let Some(s) = &a.psi_full {
+        cfg.psi.full = Some(config::parse_psi(s).map_err(|e| anyhow::anyhow!("--psi-full: {e}"))?);
+    }
+    let headroom = flag_amount("cgroup-headroom", &a.cgroup_headroom)?;
+    for p in &a.cgroup {
+        cfg.cgroups.push(CgroupWatch {
+            path: p.clone(),
+            headroom: headroom.unwrap_or(Amount::Percent(5.0)),
+        });
+    }
+    if let Some(h) = headroom {
+        for c in &mut cfg.cgroups {
+            c.headroom = h;
+        }
+    }
+    // Flag rules go first: the first matching rule decides, and the command line is the most
+    // specific statement of intent.
+    let mut flag_rules = Vec::new();
+    for (action, list) in [
+        (RuleAction::Protect, &a.protect),
+        (RuleAction::Prefer, &a.prefer),
+        (RuleAction::Avoid, &a.avoid),
+    ] {
+        for re in list {
+            flag_rules.push(RuleConfig {
+                action,
+                name: Some(re.clone()),
+                cmdline: None,
+                exe: None,
+                cgroup: None,
+                user: None,
+                adjust: 300,
+            });
+        }
+    }
+    flag_rules.append(&mut cfg.rules);
+    cfg.rules = flag_rules;
+    if let Some(k) = &a.kill_group {
+        cfg.kill.unit = match k.as_str() {
+            "process" => KillUnit::Process,
+            "pgroup" => KillUnit::Pgroup,
+            "cgroup" => KillUnit::Cgroup,
+            other => bail!("--kill-group {other:?}: expected process, pgroup or cgroup"),
+        };
+    }
+    if let Some(d) = &a.term_grace {
+        cfg.kill.term_grace = size::parse_duration(d).context("--term-grace")?;
+    }
+    if let Some(c) = &a.candidates_cgroup {
+        cfg.candidates_cgroup = Some(c.clone());
+    }
+    if let Some(p) = a.candidates_parent {
+        if p <= 0 {
+            bail!("--candidates-parent {p}: expected a pid");
+        }
+        cfg.candidates_parent_pid = Some(p);
+    }
+    Ok(())
+}
+
+/// `oomguard watch`'s body. Returns the exit code.
+pub fn run(args: &WatchArgs) -> anyhow::Result<i32> {
+    let (cfg, origin) = effective_config(args)?;
+    let report = args
+        .report_interval
+        .as_deref()
+        .map(size::parse_duration)
+        .transpose()
+        .context("--report-interval")?;
+    if args.check {
+        print!("{}", describe(&cfg, origin.as_deref()));
+        return Ok(0);
+    }
+    let mut d = Daemon::start(cfg, origin, args.clone(), report)?;
+    d.run()
+}
+
+/// The effective settings, for `--check` and the start-up log.
+pub fn describe(cfg: &Config, origin: Option<&Path>) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "config: {}",
+        origin.map_or("(none: defaults)".to_owned(), |p| p.display().to_string())
+    );
+    let _ = writeln!(o, "dry_run: {}", cfg.dry_run);
+    let _ = writeln!(
+        o,
+        "memory: SIGTERM below {}, SIGKILL below {} of MemAvailable",
+        cfg.memory.term_below, cfg.memory.kill_below
+    );
+    match cfg.swap.term_below {
+        Some(s) => {
+            let _ = writeln!(o, "swap: SIGTERM below {s} free (only where swap exists)");
+        }
+        None => {
+            let _ = writeln!(o, "swap: no rule");
+        }
+    }
+    for (n, p) in [("some", cfg.psi.some), ("full", cfg.psi.full)] {
+        if let Some(p) = p {
+            let _ = writeln!(
+                o,
+                "psi {n}: avg10 above {}% for {:?}",
+                p.avg10_pct, p.duration
+            );
+        }
+    }
+    for c in &cfg.cgroups {
+        let _ = writeln!(
+            o,
+            "cgroup {}: act within {} of its limit",
+            c.path, c.headroom
+        );
+    }
+    let _ = writeln!(
+        o,
+        "kill: unit {:?}, SIGTERM grace {:?}, recovery margin {}, recovery timeout {:?}",
+        cfg.kill.unit,
+        cfg.kill.term_grace,
+        size::format_bytes(cfg.kill.recovery_margin),
+        cfg.kill.recovery_timeout
+    );
+    let _ = writeln!(
+        o,
+        "poll: {:?}..{:?}, planning for fills up to {}/s",
+        cfg.poll.min,
+        cfg.poll.max,
+        size::format_bytes(cfg.poll.fill_rate)
+    );
+    for (i, r) in cfg.rules.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "rule {i}: {:?} name={:?} cmdline={:?} exe={:?} cgroup={:?} user={:?} adjust={}",
+            r.action, r.name, r.cmdline, r.exe, r.cgroup, r.user, r.adjust
+        );
+    }
+    if let Some(c) = &cfg.candidates_cgroup {
+        let _ = writeln!(o, "candidates: only in cgroup {c}");
+    }
+    if let Some(p) = cfg.candidates_parent_pid {
+        let _ = writeln!(o, "candidates: only descendants of pid {p}");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_and_derive_the_kill_level() {
+        let args = WatchArgs {
+            mem_min: Some("20%".into()),
+            protect: vec!["^sshd$".into()],
+            cgroup: vec!["/a".into()],
+            cgroup_headroom: Some("64M".into()),
+            kill_group: Some("pgroup".into()),
+            ..Default::default()
+        };
+        let mut cfg = Config::default();
+        apply_flags(&mut cfg, &args).unwrap();
+        assert_eq!(cfg.memory.term_below, Amount::Percent(20.0));
+        // The default kill level (5 %) is below 20 %: kept.
+        assert_eq!(cfg.memory.kill_below, Amount::Percent(5.0));
+        assert_eq!(cfg.cgroups[0].headroom, Amount::Bytes(64 << 20));
+        assert_eq!(cfg.rules[0].action, RuleAction::Protect);
+        assert_eq!(cfg.kill.unit, KillUnit::Pgroup);
+        let mut cfg = Config::default();
+        apply_flags(
+            &mut cfg,
+            &WatchArgs {
+                mem_min: Some("3%".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(cfg.memory.kill_below, Amount::Percent(1.5));
+        let mut cfg = Config::default();
+        apply_flags(
+            &mut cfg,
+            &WatchArgs {
+                mem_min: Some("1G".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(cfg.memory.kill_below, Amount::Bytes(512 << 20));
+    }
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let mut cfg = Config::default();
+        let e = apply_flags(
+            &mut cfg,
+            &WatchArgs {
+                mem_min: Some("12 parsecs".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("--mem-min"), "{e:#}");
+        let e = apply_flags(
+            &mut cfg,
+            &WatchArgs {
+                psi_some: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("--psi-some"), "{e:#}");
+    }
+}
