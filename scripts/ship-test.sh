@@ -7,7 +7,7 @@
 #     and the real-kernel kill-path tests pass as root with only the unit's capabilities
 #  3. every man page renders with `man -l` and no groff warning
 #  4. completions: bash completes the subcommands; zsh and fish parse theirs
-#  5. Prometheus rules: promtool check rules + promtool test rules
+#  5. Prometheus rules (deploy/): promtool check rules + promtool test rules
 #  6. Kubernetes manifests: kubernetes-validate --strict (offline schemas from PyPI) and a
 #     hand-written schema for the ServiceMonitor CRD, which that package does not ship
 #  7. the .deb (cargo-deb): file list, conffiles, then install, reinstall and upgrade (a local
@@ -147,8 +147,9 @@ echo "bash, zsh and fish completions load"
 
 # ---------------------------------------------------------------------------------------------
 log "Prometheus rules"
-(cd packaging/prometheus && promtool check rules oomguard-rules.yml && promtool test rules oomguard-rules.test.yml)
-python3 -c 'import json,sys; json.load(open(sys.argv[1]))' packaging/grafana/oomguard-dashboard.json \
+# tests/fleet_files.rs also checks that they name only series the daemon exports.
+(cd deploy/prometheus && promtool check rules oomguard-rules.yml && promtool test rules oomguard-rules.test.yml)
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' deploy/grafana/oomguard.json \
   || fail "the Grafana dashboard is not JSON"
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ expected=(
   /usr/share/zsh/vendor-completions/_oomguard
   /usr/share/fish/vendor_completions.d/oomguard.fish
   /usr/share/oomguard/prometheus/oomguard-rules.yml
-  /usr/share/oomguard/grafana/oomguard-dashboard.json
+  /usr/share/oomguard/grafana/oomguard.json
   /usr/share/oomguard/kubernetes/oomguard.yaml
   /usr/share/doc/oomguard/README.md
   /usr/share/doc/oomguard/configuration.md

@@ -194,6 +194,37 @@ mod tests {
     }
 
     #[test]
+    fn every_hook_variable_is_in_environment() {
+        // The variables come from `tell::fields::pairs` (and OOMGUARD_HOOK from the hook runner);
+        // read the names from its source so a new field cannot go undocumented.
+        let src = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../oomguard/src/tell/fields.rs"),
+        )
+        .unwrap();
+        let body = src.split("pub fn pairs(").nth(1).unwrap();
+        let body = body.split("\n}\n").next().unwrap();
+        let mut names: Vec<&str> = body
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|w| {
+                w.len() > 1
+                    && w.chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+            })
+            .collect();
+        names.push("HOOK");
+        assert!(names.len() > 20, "{names:?}");
+        for n in names {
+            let var = format!("\\fBOOMGUARD_{n}\\fR");
+            assert!(
+                OOMGUARD_1_EXTRA.contains(&var),
+                "OOMGUARD_{n} is not in ENVIRONMENT"
+            );
+        }
+    }
+
+    #[test]
     fn demote_touches_only_section_headings() {
         assert_eq!(
             demote_headings(".SH OPTIONS\n.TP\n\\fB\\-\\-json\\fR\n"),
