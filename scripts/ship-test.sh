@@ -95,7 +95,11 @@ for line in open(sys.argv[3]):
   lib_tests=$(pick oomguard lib) real_tests=$(pick real_kernel test)
   [ -x "$lib_tests" ] && [ -x "$real_tests" ] || fail "test binaries not found"
   setpriv --bounding-set "-all,$caps" -- grep CapEff /proc/self/status
-  setpriv --bounding-set "-all,$caps" -- "$lib_tests" sys:: -q 2>&1 | tail -n 3
+  # Skipped here: system_trigger_2s_window_polls asserts that the machine does not stall on
+  # memory for 150 ms within 2 s, which a busy CI machine sometimes does; the other PSI tests
+  # arm triggers under these capabilities just the same. It still runs in `cargo test`.
+  setpriv --bounding-set "-all,$caps" -- "$lib_tests" sys:: -q \
+    --skip sys::psi::tests::system_trigger_2s_window_polls 2>&1 | tail -n 3
   setpriv --bounding-set "-all,$caps" -- "$real_tests" -q 2>&1 | tail -n 3
   if [ "$(cat /proc/sys/kernel/dmesg_restrict)" = 1 ]; then
     said=$(setpriv --bounding-set "-all,$caps" -- "$bin" explain 2>&1 >/dev/null || true)
