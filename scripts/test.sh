@@ -4,7 +4,8 @@
 # real-kernel tests (memory cgroups, pidfd kills, PSI triggers, /dev/kmsg; they skip with a reason
 # when not root or when the machine lacks the feature), and a short fuzz smoke run.
 #
-# Usage: scripts/test.sh            (FUZZ_SECONDS=0 skips the fuzz smoke run)
+# Usage: scripts/test.sh            (FUZZ_SECONDS=0 skips the fuzz smoke run, SHIP_TESTS=0 the
+#                                   packaging tests of scripts/ship-test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,5 +62,10 @@ if [ "$fuzz_seconds" -gt 0 ] && cargo +nightly --version >/dev/null 2>&1; then
   rm -rf "$corpus"
 else
   log "fuzz smoke run skipped (no nightly toolchain, or FUZZ_SECONDS=0)"
+fi
+# The shipped artefacts: systemd unit, man pages, completions, alert rules, Kubernetes
+# manifests, and the .deb installed and purged in a scratch root (SHIP_TESTS=0 skips).
+if [ "${SHIP_TESTS:-1}" != 0 ]; then
+  bash scripts/ship-test.sh
 fi
 log "all tests passed"
