@@ -5,14 +5,14 @@
 //! thresholds are set relative to the current MemAvailable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod realkernel;
+mod common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use realkernel::{wait_timeout, TestCgroup};
+use common::{wait_timeout, TestCgroup};
 
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("oomguard")
@@ -104,7 +104,7 @@ const INERT_SYSTEM: [&str; 4] = ["--mem-min", "1M", "--mem-kill", "512K"];
 
 #[test]
 fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
-    let Some(cg) = TestCgroup::new("hog", 128) else {
+    let Some(cg) = TestCgroup::new("hog", 128 << 20) else {
         return;
     };
     let mut args = vec![
@@ -148,7 +148,7 @@ fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
 
 #[test]
 fn sigterm_ignored_means_sigkill_after_the_grace() {
-    let Some(cg) = TestCgroup::new("stubborn", 128) else {
+    let Some(cg) = TestCgroup::new("stubborn", 128 << 20) else {
         return;
     };
     let mut args = vec![
@@ -173,7 +173,7 @@ fn sigterm_ignored_means_sigkill_after_the_grace() {
 
 #[test]
 fn protected_larger_process_survives_while_the_smaller_dies() {
-    let Some(cg) = TestCgroup::new("protect", 128) else {
+    let Some(cg) = TestCgroup::new("protect", 128 << 20) else {
         return;
     };
     // The big one would be the kernel's choice (more memory, same adj 1000): protect it.
@@ -211,7 +211,7 @@ fn protected_larger_process_survives_while_the_smaller_dies() {
 
 #[test]
 fn dry_run_signals_nothing() {
-    let Some(cg) = TestCgroup::new("dry", 128) else {
+    let Some(cg) = TestCgroup::new("dry", 128 << 20) else {
         return;
     };
     let mut args = vec!["--cgroup", &cg.rel, "--cgroup-headroom", "40M", "--dry-run"];
@@ -237,7 +237,7 @@ fn dry_run_signals_nothing() {
 #[test]
 fn system_wide_kill_in_a_private_pid_namespace() {
     let test = "system_wide";
-    let Some(cg) = TestCgroup::new("system", 1024) else {
+    let Some(cg) = TestCgroup::new("system", 1024 << 20) else {
         return;
     };
     if !Path::new("/usr/bin/unshare").exists() {
@@ -263,7 +263,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
         procs = cg.dir.join("cgroup.procs").display(),
         bin = bin().display(),
         log = log.display(),
-        py = realkernel::python().unwrap(),
+        py = common::python().unwrap(),
     );
     let out = Command::new("/usr/bin/unshare")
         .args([
@@ -273,7 +273,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
             "/bin/sh",
             "-c",
             &script,
-            realkernel::HOG,
+            common::HOG,
         ])
         .stdin(Stdio::null())
         .output()
@@ -329,7 +329,7 @@ fn check_accepts_good_and_names_bad_config() {
 
 #[test]
 fn sighup_rejects_a_bad_config_and_keeps_running() {
-    let Some(cg) = TestCgroup::new("reload", 128) else {
+    let Some(cg) = TestCgroup::new("reload", 128 << 20) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
