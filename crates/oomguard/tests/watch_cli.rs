@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_timeout, TestCgroup};
+use common::{first_line, mem_available_kib, wait_timeout, Kmsg, PidWatch, TestCgroup};
 
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("oomguard")
@@ -27,12 +27,22 @@ struct Daemon {
 
 impl Daemon {
     fn start(args: &[&str]) -> Daemon {
+        Daemon::start_in(args, None)
+    }
+
+    /// Starts in `cwd` (default: the test's), in a process group of its own.
+    fn start_in(args: &[&str], cwd: Option<&Path>) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("watch.log");
         let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin())
+        let mut cmd = Command::new(bin());
+        if let Some(c) = cwd {
+            cmd.current_dir(c);
+        }
+        let child = cmd
             .arg("watch")
             .args(args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(f))
@@ -68,16 +78,24 @@ impl Daemon {
 
     /// VmRSS in KiB and the number of open fds.
     fn footprint(&self) -> (u64, usize) {
+        let (rss, _, fds) = self.footprint_hwm();
+        (rss, fds)
+    }
+
+    /// VmRSS and VmHWM in KiB, and the number of open fds.
+    fn footprint_hwm(&self) -> (u64, u64, usize) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let rss = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
+        let kib = |key: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap()
+        };
         let fds = std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .unwrap()
             .count();
-        (rss, fds)
+        (kib("VmRSS:"), kib("VmHWM:"), fds)
     }
 
     /// SIGTERM, and the exit status must be 0.
@@ -122,9 +140,27 @@ fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
         "{}",
         d.text()
     );
+    let mut kmsg = Kmsg::follow();
     // 1 MiB every 2 ms: 500 MiB/s towards a 128 MiB limit.
     let mut hog = cg.spawn_hog(&["400", "0.002", "30", "hogger"]);
+    let hog_pid = hog.id();
     let st = wait_timeout(&mut hog, Duration::from_secs(30)).expect("hog not killed");
+    // No memcg OOM report for this cgroup or this hog in the kernel log (other tests' cgroups
+    // may OOM at the same time: only ours count).
+    if let Some(k) = kmsg.as_mut() {
+        let ours: Vec<String> = k
+            .read_new()
+            .into_iter()
+            .filter(|l| {
+                l.contains(&format!("oom_memcg={}", cg.rel))
+                    || (l.contains("Memory cgroup out of memory")
+                        && l.contains(&format!("process {hog_pid} ")))
+            })
+            .collect();
+        assert!(ours.is_empty(), "kernel memcg OOM in our cgroup: {ours:?}");
+    } else {
+        eprintln!("note: /dev/kmsg not readable; only the oom_kill counter is checked");
+    }
     assert!(
         matches!(st.signal(), Some(libc::SIGTERM | libc::SIGKILL)),
         "hog status {st:?}\n{}",
@@ -363,4 +399,321 @@ fn sighup_rejects_a_bad_config_and_keeps_running() {
         d.text()
     );
     d.stop();
+}
+
+// ---- kill units: a process that forks children ------------------------------------------
+
+/// A family: oom_score_adj 1000; optionally a process group of its own (`newpg`); forks
+/// `argv[2]` children that only sleep (named `<name>-kid`), prints its pid and theirs on one
+/// line, then grows to `argv[3]` MiB (capped at 200) 1 MiB per `argv[4]` s and holds.
+const FAMILY: &str = r#"
+import os, sys, time, ctypes
+open('/proc/self/oom_score_adj', 'w').write('1000')
+name, kids, mib, pause = sys.argv[1], int(sys.argv[2]), min(int(sys.argv[3]), 200), float(sys.argv[4])
+prctl = ctypes.CDLL(None).prctl
+if sys.argv[5] == 'newpg':
+    os.setpgid(0, 0)
+pids = []
+for i in range(kids):
+    pid = os.fork()
+    if pid == 0:
+        prctl(15, (name + '-kid').encode()[:15], 0, 0, 0)
+        time.sleep(600)
+        os._exit(0)
+    pids.append(pid)
+prctl(15, name.encode()[:15], 0, 0, 0)
+print(' '.join(str(p) for p in [os.getpid()] + pids), flush=True)
+chunks = []
+for i in range(mib):
+    chunks.append(bytearray(1 << 20))
+    for j in range(0, 1 << 20, 4096):
+        chunks[-1][j] = 1
+    if pause:
+        time.sleep(pause)
+print('allocated', flush=True)
+time.sleep(600)
+"#;
+
+/// A bystander: sleeps with the given name (oom_score_adj left at the test's, small RSS).
+const SLEEPER: &str = r#"
+import sys, time, ctypes
+ctypes.CDLL(None).prctl(15, sys.argv[1].encode()[:15], 0, 0, 0)
+print('ready', flush=True)
+time.sleep(600)
+"#;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Unit {
+    Process,
+    Pgroup,
+    Cgroup,
+}
+
+/// The family grows in the guarded cgroup until the daemon acts. Bystanders: a sleeper in the
+/// guarded cgroup in another process group (in a sibling child cgroup for the cgroup unit), and
+/// one in a memory cgroup outside the guarded one. Which die depends on the unit.
+fn kill_unit_case(unit: Unit) {
+    let name = format!("unit-{unit:?}").to_lowercase();
+    let Some(cg) = TestCgroup::new(&name, 160 << 20) else {
+        return;
+    };
+    let Some(outside_cg) = TestCgroup::new(&format!("{name}-out"), 64 << 20) else {
+        return;
+    };
+    // The cgroup unit kills the victim's leaf cgroup: family in a/, bystander in b/.
+    let (a, b) = (cg.child("a"), cg.child("b"));
+    let (fam_cg, near_cg) = match unit {
+        Unit::Cgroup => (&a, &b),
+        _ => (&cg, &cg),
+    };
+    let mut near = near_cg.spawn_py(SLEEPER, &["near"]);
+    let mut outside = outside_cg.spawn_py(SLEEPER, &["outside"]);
+    assert_eq!(first_line(&mut near), "ready");
+    assert_eq!(first_line(&mut outside), "ready");
+    let unit_flag = format!("{unit:?}").to_lowercase();
+    let mut args = vec![
+        "--cgroup",
+        &cg.rel,
+        "--cgroup-headroom",
+        "32M",
+        "--term-grace",
+        "1s",
+        "--kill-group",
+        &unit_flag,
+    ];
+    args.extend(INERT_SYSTEM);
+    let d = Daemon::start(&args);
+    assert!(d.wait_for("guarding cgroup", Duration::from_secs(5)));
+    let pg = if unit == Unit::Pgroup { "newpg" } else { "-" };
+    let mut fam = fam_cg.spawn_py(FAMILY, &["family", "3", "140", "0.003", pg]);
+    let pids: Vec<i32> = first_line(&mut fam)
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 4, "{pids:?}");
+    let watches: Vec<PidWatch> = pids.iter().map(|&p| PidWatch::new(p)).collect();
+    let (parent, kids) = watches.split_first().unwrap();
+    assert!(
+        parent.wait(Duration::from_secs(30)),
+        "family not killed\n{}",
+        d.text()
+    );
+    let _ = fam.wait();
+    if unit == Unit::Process {
+        // Only the victim: its children are other processes, and no memory pressure is left.
+        std::thread::sleep(Duration::from_millis(500));
+        for k in kids {
+            assert!(
+                !k.exited(),
+                "kid {} died with the process unit\n{}",
+                k.pid,
+                d.text()
+            );
+        }
+    } else {
+        for k in kids {
+            assert!(
+                k.wait(Duration::from_secs(10)),
+                "kid {} survived the {unit:?} kill\n{}",
+                k.pid,
+                d.text()
+            );
+        }
+    }
+    assert!(
+        near.try_wait().unwrap().is_none(),
+        "bystander died\n{}",
+        d.text()
+    );
+    assert!(
+        outside.try_wait().unwrap().is_none(),
+        "outsider died\n{}",
+        d.text()
+    );
+    assert_eq!(cg.oom_kills(), 0, "{}", d.text());
+    let log = d.stop();
+    eprintln!("{log}");
+    assert!(log.contains("kill #1 (real): cgroup:"), "{log}");
+    assert!(!log.contains("kill #2"), "{log}");
+    if unit != Unit::Process {
+        for k in kids {
+            assert!(
+                log.contains(&format!("pid {} exited after", k.pid)),
+                "{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn process_unit_kills_only_the_victim_not_its_children() {
+    kill_unit_case(Unit::Process);
+}
+
+#[test]
+fn pgroup_unit_kills_the_whole_group_and_nothing_else() {
+    kill_unit_case(Unit::Pgroup);
+}
+
+#[test]
+fn cgroup_unit_kills_the_victims_cgroup_and_nothing_else() {
+    kill_unit_case(Unit::Cgroup);
+}
+
+// ---- hostile names -----------------------------------------------------------------------
+
+#[test]
+fn hostile_names_are_killed_and_logged_escaped_on_one_line_without_a_shell() {
+    let Some(cg) = TestCgroup::new("names", 128 << 20) else {
+        return;
+    };
+    // The daemon's working directory: where `$(touch F)` would create F if a shell ran it.
+    let cwd = tempfile::tempdir().unwrap();
+    let mut args = vec!["--cgroup", &cg.rel, "--cgroup-headroom", "24M"];
+    args.extend(INERT_SYSTEM);
+    let d = Daemon::start_in(&args, Some(cwd.path()));
+    assert!(d.wait_for("guarding cgroup", Duration::from_secs(5)));
+    let names = ["a) b", "x\ny", "$(touch F)", "p (q) r"];
+    for (i, name) in names.iter().enumerate() {
+        let mut hog = cg.spawn_hog(&["400", "0.002", "30", name]);
+        let st = wait_timeout(&mut hog, Duration::from_secs(30)).expect("hog not killed");
+        assert!(st.signal().is_some(), "{name:?}: {st:?}\n{}", d.text());
+        assert!(
+            d.wait_for(&format!("kill #{}", i + 1), Duration::from_secs(5)),
+            "{}",
+            d.text()
+        );
+    }
+    let log = d.stop();
+    for (i, name) in names.iter().enumerate() {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with(&format!("oomguard: kill #{} ", i + 1)))
+            .unwrap_or_else(|| panic!("no kill #{}\n{log}", i + 1));
+        assert!(
+            line.contains(&format!("{name:?}")),
+            "{name:?} not in {line}"
+        );
+    }
+    // One record per line: nothing a name contains starts a line of its own.
+    for l in log.lines() {
+        assert!(l.starts_with("oomguard: "), "raw line {l:?} in\n{log}");
+    }
+    eprintln!("{log}");
+    assert!(!cwd.path().join("F").exists(), "a shell ran a name");
+    assert!(!Path::new("F").exists(), "a shell ran a name");
+    assert_eq!(cg.oom_kills(), 0);
+}
+
+// ---- a pid reused between choice and kill ------------------------------------------------
+
+/// Runs as pid 1 of a private PID namespace (so only it forks there, and pid reuse is exact):
+/// starts the victim (adj 1000) and the daemon with the test seam that pauses between choosing
+/// and pinning; when the daemon pauses, the victim exits by itself, is reaped, and
+/// `ns_last_pid` hands its pid to a new process, which a `protect` rule keeps out of later
+/// decisions. Prints what it saw as JSON.
+const REUSE: &str = r#"
+import os, sys, time, json, subprocess
+bin, procs, log, avail_kib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+open(procs, 'w').write('0')
+py = sys.executable
+gone = log + '.gone'
+VICTIM = ("import os, time, ctypes\n"
+          "open('/proc/self/oom_score_adj', 'w').write('1000')\n"
+          "ctypes.CDLL(None).prctl(15, b'victim', 0, 0, 0)\n"
+          "print('ready', flush=True)\n"
+          "while not os.path.exists(%r): time.sleep(0.01)\n" % gone)
+victim = subprocess.Popen([py, '-c', VICTIM], stdout=subprocess.PIPE)
+res = {'victim_ready': victim.stdout.readline() == b'ready\n', 'vpid': victim.pid}
+# Thresholds above the current MemAvailable: the rule fires at once; only this namespace's
+# processes can be candidates.
+env = dict(os.environ, OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS='4000')
+d = subprocess.Popen([bin, 'watch', '--mem-min', '%dK' % (avail_kib + (4 << 20)),
+                      '--mem-kill', '%dK' % (avail_kib + (2 << 20)), '--protect', '^newcomer$'],
+                     env=env, stdin=subprocess.DEVNULL, stderr=open(log, 'w'))
+def wait_log(needle, t):
+    deadline = time.time() + t
+    while time.time() < deadline:
+        if needle in open(log).read():
+            return True
+        time.sleep(0.01)
+    return False
+res['paused'] = wait_log('before pinning pid %d ' % victim.pid, 30)
+open(gone, 'w').close()
+victim.wait()
+res['victim_status'] = victim.returncode
+open('/proc/sys/kernel/ns_last_pid', 'w').write(str(victim.pid - 1))
+NEW = ("import time, ctypes\n"
+       "ctypes.CDLL(None).prctl(15, b'newcomer', 0, 0, 0)\n"
+       "print('ready', flush=True)\n"
+       "time.sleep(120)\n")
+new = subprocess.Popen([py, '-c', NEW], stdout=subprocess.PIPE)
+res['new_pid'] = new.pid
+new.stdout.readline()
+res['refused'] = wait_log('was reused', 30)
+# Leave the daemon time for a (wrong) later decision.
+wait_log('no eligible victim', 5)
+res['newcomer_alive'] = new.poll() is None
+new.kill()
+new.wait()
+d.terminate()
+res['daemon'] = d.wait(timeout=20)
+print(json.dumps(res), flush=True)
+"#;
+
+#[test]
+fn victim_exits_by_itself_and_its_pid_is_reused_before_the_pin_nobody_is_signalled() {
+    let test = "pid_reuse";
+    if !cfg!(debug_assertions) {
+        eprintln!("SKIP {test}: the pause seam exists only in builds with debug assertions");
+        return;
+    }
+    if !Path::new("/usr/bin/unshare").exists() {
+        eprintln!("SKIP {test}: no unshare");
+        return;
+    }
+    let Some(cg) = TestCgroup::new("reuse", 128 << 20) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("watch.log");
+    let out = Command::new("/usr/bin/unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(common::python().unwrap())
+        .args(["-c", REUSE])
+        .arg(bin())
+        .arg(cg.dir.join("cgroup.procs"))
+        .arg(&log)
+        .arg(mem_available_kib().to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let res: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {stdout}\n{}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(res["victim_ready"], true, "{res}\n{text}");
+    assert_eq!(res["paused"], true, "{res}\n{text}");
+    assert_eq!(
+        res["victim_status"], 0,
+        "the victim must exit by itself: {res}\n{text}"
+    );
+    assert_eq!(res["new_pid"], res["vpid"], "pid not reused: {res}\n{text}");
+    assert_eq!(res["refused"], true, "{res}\n{text}");
+    assert_eq!(
+        res["newcomer_alive"], true,
+        "the new holder of the pid was killed\n{text}"
+    );
+    assert_eq!(res["daemon"], 0, "{res}\n{text}");
+    let vpid = res["vpid"].as_i64().unwrap();
+    assert!(
+        text.contains(&format!("pid {vpid} was reused")) && text.contains("nothing signalled"),
+        "{text}"
+    );
+    assert!(!text.contains("kill #"), "{text}");
+    eprintln!("{text}");
 }

@@ -844,6 +844,7 @@ impl Daemon {
             victim.oom_score_adj,
             rule.map(|r| format!(" ({r})")).unwrap_or_default()
         );
+        test_seam_pause_before_pin(victim.pid, victim.start_time_ticks);
         let pinned = match Pinned::open_expecting(victim.pid, victim.start_time_ticks) {
             Ok(p) => p,
             Err(e) => {
@@ -962,6 +963,27 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Test seam, compiled only into builds with debug assertions (the test profile): with
+/// `OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS` set, the kill path sleeps that long between choosing the
+/// victim and pinning it, so a test can make the victim exit and hand its pid to a new process in
+/// exactly the window a real race would use (tests/watch_cli.rs, `reused_pid_...`). A hidden
+/// flag would ship in release builds; a unit test of `act` would need a fake /proc *and* a real
+/// pidfd for the same pid. Release builds ignore the variable.
+fn test_seam_pause_before_pin(pid: i32, start_time_ticks: u64) {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        log(format_args!(
+            "test seam: pausing {ms} ms before pinning pid {pid} (start {start_time_ticks} ticks)"
+        ));
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (pid, start_time_ticks);
 }
 
 /// The victim's memory cgroup as a kill target (its leaf cgroup, never the root).

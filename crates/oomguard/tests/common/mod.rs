@@ -5,7 +5,10 @@
 // Test-only helpers: a failed setup step should panic loudly, as in a #[test].
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -401,20 +404,44 @@ impl TestCgroup {
 
     /// Starts [`HOG`] inside this cgroup (it joins before it allocates); stdout piped.
     pub fn spawn_hog(&self, args: &[&str]) -> Child {
-        let mut script = self.join_then(&format!("{} -c \"$0\"", python().expect("python3")));
+        self.spawn_py(HOG, args)
+    }
+
+    /// Starts python `script` with `args` inside this cgroup (it joins before the interpreter
+    /// starts), in a process group of its own (so a `pgroup` kill of it can never reach the test
+    /// runner's group); stdout piped, stderr discarded.
+    pub fn spawn_py(&self, script: &str, args: &[&str]) -> Child {
+        let mut sh = self.join_then(&format!("{} -c \"$0\"", python().expect("python3")));
         for (i, _) in args.iter().enumerate() {
-            script.push_str(&format!(" \"${}\"", i + 1));
+            sh.push_str(&format!(" \"${}\"", i + 1));
         }
         Command::new("/bin/sh")
             .arg("-c")
+            .arg(sh)
             .arg(script)
-            .arg(HOG)
             .args(args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("spawn hog")
+            .expect("spawn python")
+    }
+
+    /// The working set as the daemon measures it: usage minus inactive page cache.
+    pub fn working_set_bytes(&self) -> u64 {
+        let usage: u64 = self
+            .read("memory.usage_in_bytes")
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let inactive = self
+            .read("memory.stat")
+            .lines()
+            .find_map(|l| l.strip_prefix("total_inactive_file "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0u64);
+        usage.saturating_sub(inactive)
     }
 
     /// Starts a python process that joins this cgroup, sets its own oom_score_adj to `adj`,
@@ -497,5 +524,106 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process
             return None;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads the first line of a child's piped stdout (a hog's "allocated", a family's pids).
+pub fn first_line(child: &mut Child) -> String {
+    let out = child.stdout.as_mut().expect("stdout piped");
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while let Ok(1) = out.read(&mut b) {
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// MemAvailable now, in KiB.
+pub fn mem_available_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .expect("meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemAvailable")
+}
+
+/// A process watched through a pidfd, so its exit is seen even when it is not our child (a
+/// grandchild reparented to init) and a reused pid can never be mistaken for it.
+pub struct PidWatch {
+    pub pid: i32,
+    fd: OwnedFd,
+}
+
+impl PidWatch {
+    pub fn new(pid: i32) -> PidWatch {
+        // SAFETY: pidfd_open(pid, 0) returns a new fd or -1; checked before it is owned.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        assert!(
+            fd >= 0,
+            "pidfd_open({pid}): {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        PidWatch { pid, fd }
+    }
+
+    /// Waits up to `timeout` for the exit; true once exited.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, ms) > 0 }
+    }
+
+    pub fn exited(&self) -> bool {
+        self.wait(Duration::ZERO)
+    }
+}
+
+/// New `/dev/kmsg` records from the moment of [`Kmsg::follow`] on (the kernel's OOM reports).
+pub struct Kmsg {
+    f: std::fs::File,
+}
+
+impl Kmsg {
+    /// `None` when /dev/kmsg cannot be read here.
+    pub fn follow() -> Option<Kmsg> {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .ok()?;
+        f.seek(SeekFrom::End(0)).ok()?;
+        Some(Kmsg { f })
+    }
+
+    /// The message text of every record since the last call.
+    pub fn read_new(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match self.f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    if let Some((_, msg)) = rec.split_once(';') {
+                        out.push(msg.lines().next().unwrap_or("").to_owned());
+                    }
+                }
+                // Records overwritten before we read them: go on with the next.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(_) => break,
+            }
+        }
+        out
     }
 }
