@@ -717,3 +717,172 @@ fn victim_exits_by_itself_and_its_pid_is_reused_before_the_pin_nobody_is_signall
     assert!(!text.contains("kill #"), "{text}");
     eprintln!("{text}");
 }
+
+// ---- recovery: no second victim while the first one's memory is still coming back ----------
+
+/// `first` (oom_score_adj 1000) allocates `argv[1]` MiB it will share and `argv[2]` MiB it will
+/// not, in `argv[3]` KiB pieces, then forks `sharer`, which drops its copy of the second part.
+/// When `first` dies, its own pages go at once, but the shared ones stay charged until `sharer`
+/// frees them, one piece every `argv[4]` seconds, and exits: memory a kill set free that is
+/// still coming back after the victim is gone, as with a pre-forked server's master. Prints the
+/// sharer's pid once both are set.
+const SHARER: &str = r#"
+import os, sys, time, ctypes
+open('/proc/self/oom_score_adj', 'w').write('1000')
+keep, drop, step_kib, step_s = min(int(sys.argv[1]), 120), min(int(sys.argv[2]), 60), int(sys.argv[3]), float(sys.argv[4])
+prctl = ctypes.CDLL(None).prctl
+def alloc(mib):
+    out = []
+    for _ in range(mib * 1024 // step_kib):
+        b = bytearray(step_kib << 10)
+        for j in range(0, len(b), 4096):
+            b[j] = 1
+        out.append(b)
+    return out
+kept = alloc(keep)
+dropped = alloc(drop)
+death_r, death_w = os.pipe()
+ready_r, ready_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    prctl(15, b'sharer', 0, 0, 0)
+    os.close(death_w)
+    os.close(ready_r)
+    del dropped
+    os.write(ready_w, b'x')
+    os.close(ready_w)
+    os.read(death_r, 1)
+    while kept:
+        kept.pop()
+        time.sleep(step_s)
+    os._exit(0)
+os.close(death_r)
+os.close(ready_w)
+os.read(ready_r, 1)
+prctl(15, b'first', 0, 0, 0)
+print(pid, flush=True)
+time.sleep(600)
+"#;
+
+const MIB: u64 = 1 << 20;
+
+/// The first victim's shared memory comes back slowly after it is gone, in `step_kib` pieces,
+/// while the working set stays above the trigger for several times [`SETTLE`] (250 ms); the
+/// second hog must survive.
+fn no_second_kill_while_memory_comes_back(test: &str, step_kib: u64, step_ms: u64) {
+    let limit = 256 * MIB;
+    let Some(cg) = TestCgroup::new(test, limit) else {
+        return;
+    };
+    let mut second = cg.spawn_hog(&["60", "0", "120", "second"]);
+    assert_eq!(first_line(&mut second), "allocated");
+    let (kib, secs) = (step_kib.to_string(), format!("{}", step_ms as f64 / 1000.0));
+    let mut first = cg.spawn_py(SHARER, &["100", "30", &kib, &secs]);
+    let sharer = PidWatch::new(first_line(&mut first).trim().parse().unwrap());
+    let first_watch = PidWatch::new(first.id() as i32);
+    // The trigger sits 25 MiB below what remains once `first` is gone (its 30 MiB of its own
+    // and then some), so the daemon acts at once and the sharer must free ~25 MiB, in
+    // 25 MiB / step × step_ms ≫ 250 ms, before the working set is below the trigger again.
+    let w0 = cg.working_set_bytes();
+    let trigger = w0 - 55 * MIB;
+    let headroom = format!("{}K", (limit - trigger) >> 10);
+    let mut args = vec![
+        "--cgroup",
+        &cg.rel,
+        "--cgroup-headroom",
+        &headroom,
+        "--term-grace",
+        "2s",
+    ];
+    args.extend(INERT_SYSTEM);
+    let d = Daemon::start(&args);
+    assert!(
+        first_watch.wait(Duration::from_secs(30)),
+        "first not killed (working set {} MiB)\n{}",
+        w0 >> 20,
+        d.text()
+    );
+    let _ = first.wait();
+    assert!(
+        sharer.wait(Duration::from_secs(60)),
+        "the sharer did not finish\n{}",
+        d.text()
+    );
+    // Past the sharer's exit, and then long enough for a wrong decision to show.
+    std::thread::sleep(Duration::from_secs(1));
+    let alive = second.try_wait().unwrap().is_none();
+    let log = d.stop();
+    eprintln!("{log}");
+    assert!(
+        log.contains("kill #1 (real)") && log.contains("\"first\""),
+        "{log}"
+    );
+    assert!(
+        alive && !log.contains("kill #2"),
+        "a second victim while the first one's memory was still coming back:\n{log}"
+    );
+    assert_eq!(cg.oom_kills(), 0, "{log}");
+}
+
+/// Regression: the recovery watch measured a guarded cgroup's room below its trigger, which is
+/// 0 all the while the working set is above the trigger, so memory coming back there looked
+/// like no change and the daemon chose a second victim after 250 ms.
+#[test]
+fn no_second_kill_while_memory_comes_back_inside_the_headroom() {
+    no_second_kill_while_memory_comes_back("freeing-2m", 2048, 60);
+}
+
+/// The converse: when pressure remains after the first victim is fully gone, the next one is
+/// chosen, after the settle time.
+#[test]
+fn second_kill_after_the_settle_time_when_pressure_remains() {
+    let limit = 256 * MIB;
+    let Some(cg) = TestCgroup::new("settle", limit) else {
+        return;
+    };
+    let mut second = cg.spawn_hog(&["60", "0", "120", "second"]);
+    assert_eq!(first_line(&mut second), "allocated");
+    let remains = cg.working_set_bytes();
+    let mut first = cg.spawn_hog(&["100", "0", "120", "first"]);
+    assert_eq!(first_line(&mut first), "allocated");
+    // Even without `first`, the working set is 15 MiB above the trigger.
+    let trigger = remains - 15 * MIB;
+    let headroom = format!("{}K", (limit - trigger) >> 10);
+    let mut args = vec![
+        "--cgroup",
+        &cg.rel,
+        "--cgroup-headroom",
+        &headroom,
+        "--term-grace",
+        "2s",
+    ];
+    args.extend(INERT_SYSTEM);
+    let (w1, w2) = (
+        PidWatch::new(first.id() as i32),
+        PidWatch::new(second.id() as i32),
+    );
+    let d = Daemon::start(&args);
+    assert!(w1.wait(Duration::from_secs(30)), "{}", d.text());
+    let first_gone = Instant::now();
+    assert!(
+        w2.wait(Duration::from_secs(30)),
+        "second not killed\n{}",
+        d.text()
+    );
+    let gap = first_gone.elapsed();
+    let _ = (first.wait(), second.wait());
+    let log = d.stop();
+    eprintln!("{log}");
+    let k1 = log.lines().find(|l| l.contains("kill #1 ")).unwrap_or("");
+    let k2 = log.lines().find(|l| l.contains("kill #2 ")).unwrap_or("");
+    assert!(
+        k1.contains("\"first\"") && k2.contains("\"second\""),
+        "{log}"
+    );
+    // SETTLE is 250 ms; the gap can only be longer on a slow machine, never shorter.
+    assert!(
+        gap >= Duration::from_millis(200),
+        "second kill after {gap:?}\n{log}"
+    );
+    assert_eq!(cg.oom_kills(), 0, "{log}");
+}

@@ -47,7 +47,8 @@ enum Scope {
 #[derive(Debug, Clone, Copy)]
 struct Recovery {
     started: Instant,
-    /// The figure that must rise (MemAvailable, or a cgroup's room), and when it last rose.
+    /// The figure that must rise (MemAvailable, or a cgroup's memory below its limit), and when
+    /// it last rose.
     last_value: u64,
     last_rise: Instant,
     victim_gone: bool,
@@ -534,7 +535,7 @@ impl Daemon {
     }
 
     /// Whether an earlier kill in `scope` still holds back a new one. `value` is the figure that
-    /// recovers (MemAvailable, or a cgroup's room below its trigger).
+    /// recovers (MemAvailable, or a cgroup's memory below its limit).
     fn held_back(&mut self, scope: Scope, value: u64, recovered: bool) -> bool {
         let timeout = self.cfg.kill.recovery_timeout;
         let Some(r) = self.recovery.get_mut(&scope) else {
@@ -619,7 +620,14 @@ impl Daemon {
         let limit = reading.limit_bytes.unwrap_or(0);
         let headroom = w.headroom.resolve(limit);
         let recovered = room >= headroom.max(1);
-        let held = self.held_back(Scope::Cgroup(i), room, recovered);
+        // Recovery is watched on the memory below the limit, not on `room`: room is 0 all the
+        // while the working set is above the trigger, so memory coming back there would look
+        // like no change and allow a second victim after SETTLE.
+        let held = self.held_back(
+            Scope::Cgroup(i),
+            limit.saturating_sub(reading.working_set_bytes),
+            recovered,
+        );
         if room == 0 && !held && !self.idle(Scope::Cgroup(i)) {
             // Past a quarter of the headroom the kernel's memcg OOM is close: no SIGTERM grace.
             let kill_at = limit.saturating_sub(headroom / 4);
@@ -880,9 +888,10 @@ impl Daemon {
         ));
         let value = match scope {
             Scope::Global => after.map_or(0, |s| s.mem_available_bytes),
+            // The same figure `check_cgroup` watches: memory below the limit.
             Scope::Cgroup(i) => cgroups::read(&self.cgfs, &self.cgroups[i])
                 .ok()
-                .and_then(|r| r.room_bytes(self.cgroups[i].headroom))
+                .and_then(|r| r.limit_bytes.map(|l| l.saturating_sub(r.working_set_bytes)))
                 .unwrap_or(0),
         };
         let now = Instant::now();
