@@ -832,6 +832,14 @@ fn no_second_kill_while_memory_comes_back_inside_the_headroom() {
     no_second_kill_while_memory_comes_back("freeing-2m", 2048, 60);
 }
 
+/// Regression: a rise counted only when one reading exceeded the previous by more than 1 MiB,
+/// so memory coming back in smaller steps per reading (the daemon reads every ms or so under
+/// pressure) never counted as rising.
+#[test]
+fn no_second_kill_while_memory_comes_back_in_small_steps() {
+    no_second_kill_while_memory_comes_back("freeing-512k", 512, 15);
+}
+
 /// The converse: when pressure remains after the first victim is fully gone, the next one is
 /// chosen, after the settle time.
 #[test]

@@ -47,8 +47,8 @@ enum Scope {
 #[derive(Debug, Clone, Copy)]
 struct Recovery {
     started: Instant,
-    /// The figure that must rise (MemAvailable, or a cgroup's memory below its limit), and when
-    /// it last rose.
+    /// The figure that must rise (MemAvailable, or a cgroup's memory below its limit) as it was
+    /// at the last counted rise, and when that was.
     last_value: u64,
     last_rise: Instant,
     victim_gone: bool,
@@ -542,10 +542,15 @@ impl Daemon {
             return false;
         };
         let now = Instant::now();
-        if value > r.last_value.saturating_add(1 << 20) {
+        // A rise is 1 MiB above the figure at the last counted rise, however many readings it
+        // took: under pressure the daemon reads every millisecond or so, and memory coming back
+        // at tens of MiB/s moves less than 1 MiB between two readings. Measuring from the last
+        // counted rise (not the previous reading, not the lowest) keeps noise that goes up and
+        // down around one level from counting as a rise.
+        if value >= r.last_value.saturating_add(1 << 20) {
             r.last_rise = now;
+            r.last_value = value;
         }
-        r.last_value = r.last_value.max(value);
         let settled = r.victim_gone && now.duration_since(r.last_rise) >= SETTLE;
         if recovered || settled || now.duration_since(r.started) >= timeout {
             self.recovery.remove(&scope);
