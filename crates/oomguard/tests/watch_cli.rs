@@ -630,7 +630,13 @@ fn hostile_names_are_killed_and_logged_escaped_on_one_line_without_a_shell() {
 const REUSE: &str = r#"
 import os, sys, time, json, subprocess
 bin, procs, log, avail_kib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+seam, unit, done = sys.argv[5], sys.argv[6], sys.argv[7]
 open(procs, 'w').write('0')
+# Victim and newcomer each lead a process group of their own, and the newcomer lives in a child
+# cgroup of its own: what a kill unit resolved from the pid number instead of the pinned
+# process would hit.
+other = os.path.join(os.path.dirname(procs), 'other')
+os.mkdir(other)
 py = sys.executable
 gone = log + '.gone'
 VICTIM = ("import os, time, ctypes\n"
@@ -638,13 +644,15 @@ VICTIM = ("import os, time, ctypes\n"
           "ctypes.CDLL(None).prctl(15, b'victim', 0, 0, 0)\n"
           "print('ready', flush=True)\n"
           "while not os.path.exists(%r): time.sleep(0.01)\n" % gone)
-victim = subprocess.Popen([py, '-c', VICTIM], stdout=subprocess.PIPE)
+victim = subprocess.Popen([py, '-c', VICTIM], stdout=subprocess.PIPE, start_new_session=True)
 res = {'victim_ready': victim.stdout.readline() == b'ready\n', 'vpid': victim.pid}
 # Thresholds above the current MemAvailable: the rule fires at once; only this namespace's
 # processes can be candidates.
-env = dict(os.environ, OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS='4000')
+env = dict(os.environ)
+env['OOMGUARD_TEST_PAUSE_%s_PIN_MS' % seam.upper()] = '4000'
 d = subprocess.Popen([bin, 'watch', '--mem-min', '%dK' % (avail_kib + (4 << 20)),
-                      '--mem-kill', '%dK' % (avail_kib + (2 << 20)), '--protect', '^newcomer$'],
+                      '--mem-kill', '%dK' % (avail_kib + (2 << 20)), '--protect', '^newcomer$',
+                      '--kill-group', unit],
                      env=env, stdin=subprocess.DEVNULL, stderr=open(log, 'w'))
 def wait_log(needle, t):
     deadline = time.time() + t
@@ -653,19 +661,20 @@ def wait_log(needle, t):
             return True
         time.sleep(0.01)
     return False
-res['paused'] = wait_log('before pinning pid %d ' % victim.pid, 30)
+res['paused'] = wait_log('%s pinning pid %d ' % (seam, victim.pid), 30)
 open(gone, 'w').close()
 victim.wait()
 res['victim_status'] = victim.returncode
 open('/proc/sys/kernel/ns_last_pid', 'w').write(str(victim.pid - 1))
-NEW = ("import time, ctypes\n"
+NEW = ("import os, time, ctypes\n"
+       "open(%r, 'w').write(str(os.getpid()))\n"
        "ctypes.CDLL(None).prctl(15, b'newcomer', 0, 0, 0)\n"
        "print('ready', flush=True)\n"
-       "time.sleep(120)\n")
-new = subprocess.Popen([py, '-c', NEW], stdout=subprocess.PIPE)
+       "time.sleep(120)\n" % os.path.join(other, 'cgroup.procs'))
+new = subprocess.Popen([py, '-c', NEW], stdout=subprocess.PIPE, start_new_session=True)
 res['new_pid'] = new.pid
 new.stdout.readline()
-res['refused'] = wait_log('was reused', 30)
+res['refused'] = wait_log(done, 30)
 # Leave the daemon time for a (wrong) later decision.
 wait_log('no eligible victim', 5)
 res['newcomer_alive'] = new.poll() is None
@@ -673,23 +682,22 @@ new.kill()
 new.wait()
 d.terminate()
 res['daemon'] = d.wait(timeout=20)
+os.rmdir(other)
 print(json.dumps(res), flush=True)
 "#;
 
-#[test]
-fn victim_exits_by_itself_and_its_pid_is_reused_before_the_pin_nobody_is_signalled() {
-    let test = "pid_reuse";
+/// Runs [`REUSE`]: the pause at `seam` ("before" or "after" pinning), kill unit `unit`; the
+/// daemon must log `done`. Returns the daemon's log.
+fn pid_reuse_case(test: &str, seam: &str, unit: &str, done: &str) -> Option<String> {
     if !cfg!(debug_assertions) {
         eprintln!("SKIP {test}: the pause seam exists only in builds with debug assertions");
-        return;
+        return None;
     }
     if !Path::new("/usr/bin/unshare").exists() {
         eprintln!("SKIP {test}: no unshare");
-        return;
+        return None;
     }
-    let Some(cg) = TestCgroup::new("reuse", 128 << 20) else {
-        return;
-    };
+    let cg = TestCgroup::new(test, 128 << 20)?;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("watch.log");
     let out = Command::new("/usr/bin/unshare")
@@ -700,6 +708,7 @@ fn victim_exits_by_itself_and_its_pid_is_reused_before_the_pin_nobody_is_signall
         .arg(cg.dir.join("cgroup.procs"))
         .arg(&log)
         .arg(mem_available_kib().to_string())
+        .args([seam, unit, done])
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -711,6 +720,7 @@ fn victim_exits_by_itself_and_its_pid_is_reused_before_the_pin_nobody_is_signall
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    eprintln!("{res}\n{text}");
     assert_eq!(res["victim_ready"], true, "{res}\n{text}");
     assert_eq!(res["paused"], true, "{res}\n{text}");
     assert_eq!(
@@ -718,19 +728,36 @@ fn victim_exits_by_itself_and_its_pid_is_reused_before_the_pin_nobody_is_signall
         "the victim must exit by itself: {res}\n{text}"
     );
     assert_eq!(res["new_pid"], res["vpid"], "pid not reused: {res}\n{text}");
-    assert_eq!(res["refused"], true, "{res}\n{text}");
     assert_eq!(
         res["newcomer_alive"], true,
         "the new holder of the pid was killed\n{text}"
     );
+    assert_eq!(res["refused"], true, "{res}\n{text}");
     assert_eq!(res["daemon"], 0, "{res}\n{text}");
-    let vpid = res["vpid"].as_i64().unwrap();
+    Some(text)
+}
+
+#[test]
+fn victim_exits_by_itself_and_its_pid_is_reused_before_the_pin_nobody_is_signalled() {
+    let Some(text) = pid_reuse_case("reuse-before", "before", "process", "was reused") else {
+        return;
+    };
     assert!(
-        text.contains(&format!("pid {vpid} was reused")) && text.contains("nothing signalled"),
+        text.contains("pid 2 was reused") && text.contains("nothing signalled"),
         "{text}"
     );
     assert!(!text.contains("kill #"), "{text}");
-    eprintln!("{text}");
+}
+
+/// Regression: the process group to kill was looked up by pid number (`getpgid`) after the
+/// pin, so a victim gone and replaced in that window made the daemon kill the new holder's
+/// group.
+#[test]
+fn pid_reused_after_the_pin_pgroup_unit_kills_nobody() {
+    let Some(text) = pid_reuse_case("reuse-pgroup", "after", "pgroup", "already gone") else {
+        return;
+    };
+    assert!(text.contains("sent nothing"), "{text}");
 }
 
 // ---- recovery: no second victim while the first one's memory is still coming back ----------

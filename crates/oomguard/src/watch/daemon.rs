@@ -857,7 +857,12 @@ impl Daemon {
             victim.oom_score_adj,
             rule.map(|r| format!(" ({r})")).unwrap_or_default()
         );
-        test_seam_pause_before_pin(victim.pid, victim.start_time_ticks);
+        test_seam_pause(
+            "OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS",
+            "before pinning",
+            victim.pid,
+            victim.start_time_ticks,
+        );
         let pinned = match Pinned::open_expecting(victim.pid, victim.start_time_ticks) {
             Ok(p) => p,
             Err(e) => {
@@ -917,6 +922,12 @@ impl Daemon {
         pinned: &Pinned,
         plan: &KillPlan,
     ) -> Result<KillOutcome, actuator::ActuatorError> {
+        test_seam_pause(
+            "OOMGUARD_TEST_PAUSE_AFTER_PIN_MS",
+            "after pinning",
+            pinned.pid(),
+            pinned.start_time_ticks(),
+        );
         // Escalate early when memory reaches the SIGKILL level while the victim takes its time.
         let kill_bytes = self.th.mem_kill_bytes;
         let mut meminfo = self.meminfo.try_clone().ok();
@@ -949,8 +960,10 @@ impl Daemon {
                 &mut escalate,
             )),
             KillUnit::Pgroup => {
-                // SAFETY: getpgid has no memory preconditions.
-                let pgid = unsafe { libc::getpgid(pinned.pid()) };
+                // The group of the pinned process, read through the pin: `getpgid(pid)` names
+                // the group of whoever holds the number now, which after the victim's exit and
+                // a pid reuse is a stranger's. Gone: the single-process path reports it.
+                let pgid = pinned.read_identity().map_or(0, |id| id.pgrp);
                 if pgid <= 0 {
                     return Ok(actuator::kill_escalating(
                         self.actuator.as_mut(),
@@ -979,25 +992,24 @@ impl Daemon {
     }
 }
 
-/// Test seam, compiled only into builds with debug assertions (the test profile): with
-/// `OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS` set, the kill path sleeps that long between choosing the
-/// victim and pinning it, so a test can make the victim exit and hand its pid to a new process in
-/// exactly the window a real race would use (tests/watch_cli.rs, `reused_pid_...`). A hidden
-/// flag would ship in release builds; a unit test of `act` would need a fake /proc *and* a real
-/// pidfd for the same pid. Release builds ignore the variable.
-fn test_seam_pause_before_pin(pid: i32, start_time_ticks: u64) {
+/// Test seam, compiled only into builds with debug assertions (the test profile): with the
+/// environment variable `var` set (`OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS` between choosing the
+/// victim and pinning it, `OOMGUARD_TEST_PAUSE_AFTER_PIN_MS` between pinning it and resolving
+/// its kill unit), the kill path sleeps that many ms, so a test can make the victim exit and hand
+/// its pid to a new process in exactly the window a real race would use (tests/watch_cli.rs,
+/// `victim_exits_by_itself_and_its_pid_is_reused_*`). Why a seam: a hidden flag would ship in
+/// release builds, and a unit test of `act` would need a fake /proc *and* a real pidfd for the
+/// same pid. Release builds ignore the variables.
+fn test_seam_pause(var: &str, when: &str, pid: i32, start_time_ticks: u64) {
     #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
         log(format_args!(
-            "test seam: pausing {ms} ms before pinning pid {pid} (start {start_time_ticks} ticks)"
+            "test seam: pausing {ms} ms {when} pid {pid} (start {start_time_ticks} ticks)"
         ));
         std::thread::sleep(Duration::from_millis(ms));
     }
     #[cfg(not(debug_assertions))]
-    let _ = (pid, start_time_ticks);
+    let _ = (var, when, pid, start_time_ticks);
 }
 
 /// The victim's memory cgroup as a kill target (its leaf cgroup, never the root).
