@@ -760,6 +760,16 @@ fn pid_reused_after_the_pin_pgroup_unit_kills_nobody() {
     assert!(text.contains("sent nothing"), "{text}");
 }
 
+/// Regression: the cgroup to kill was read from `/proc/PID/cgroup` by pid number after the pin,
+/// so a victim gone and replaced in that window made the daemon kill the new holder's cgroup.
+#[test]
+fn pid_reused_after_the_pin_cgroup_unit_kills_nobody() {
+    let Some(text) = pid_reuse_case("reuse-cgroup", "after", "cgroup", "already gone") else {
+        return;
+    };
+    assert!(text.contains("sent nothing"), "{text}");
+}
+
 // ---- recovery: no second victim while the first one's memory is still coming back ----------
 
 /// `first` (oom_score_adj 1000) allocates `argv[1]` MiB it will share and `argv[2]` MiB it will

@@ -975,7 +975,8 @@ impl Daemon {
                 actuator::kill_process_group(self.actuator.as_mut(), pgid, plan, &mut escalate)
             }
             KillUnit::Cgroup => {
-                let target = victim_cgroup(&self.procfs, &self.cgfs, pinned.pid());
+                // Gone (or no memory cgroup): the single-process path reports it.
+                let target = victim_cgroup(&self.cgfs, pinned);
                 match target {
                     Some(t) => {
                         actuator::kill_cgroup(self.actuator.as_mut(), &t, plan, &mut escalate)
@@ -1012,21 +1013,21 @@ fn test_seam_pause(var: &str, when: &str, pid: i32, start_time_ticks: u64) {
     let _ = (var, when, pid, start_time_ticks);
 }
 
-/// The victim's memory cgroup as a kill target (its leaf cgroup, never the root).
-fn victim_cgroup(procfs: &ProcFs, cgfs: &CgroupFs, pid: i32) -> Option<CgroupTarget> {
-    let mut buf = Vec::new();
-    let (version, path) = procfs
-        .open_pid(pid)
-        .ok()?
-        .read_memory_cgroup(procfs.root(), &mut buf)
-        .ok()??;
+/// The victim's memory cgroup as a kill target (its leaf cgroup, never the root), read through
+/// the pin: `/proc/PID/cgroup` by number would describe whoever holds the pid now, which after
+/// the victim's exit and a pid reuse is a stranger, whose cgroup would then be killed.
+fn victim_cgroup(cgfs: &CgroupFs, pinned: &Pinned) -> Option<CgroupTarget> {
+    use oomguard_core::host::process::{memory_cgroup_path, parse_cgroup};
+    let text = pinned.read_proc_file("cgroup").ok()?;
+    let lines = parse_cgroup(&text).ok()?;
+    let (version, path) = memory_cgroup_path(&lines)?;
     if path == "/" || path.is_empty() {
         return None;
     }
-    let dir = cgfs.memcg_dir(version, &path)?;
+    let dir = cgfs.memcg_dir(version, path)?;
     Some(CgroupTarget {
         dir,
-        rel_path: path,
+        rel_path: path.to_owned(),
         v1_controller: (version == CgroupVersion::V1).then(|| "memory".to_owned()),
     })
 }
