@@ -284,7 +284,8 @@ fn system_wide_kill_in_a_private_pid_namespace() {
     let log = dir.path().join("watch.log");
     // Inside the namespace: the shell is pid 1 (never a victim) and joins the test cgroup, so
     // everything it starts is there; `--candidates-cgroup` confines the choice to that cgroup
-    // as well. The thresholds are set relative to MemAvailable right before the daemon starts
+    // as well, and `--protect '^sh$'` keeps the shell's child out of it in the instant between
+    // fork and exec. The thresholds are set relative to MemAvailable right before the daemon starts
     // (read with shell builtins: no other process exists in the namespace before the hog):
     // SIGTERM once 48 MiB more are in use, SIGKILL at 160 MiB. The hog grows to 224 MiB inside
     // its 256 MiB cgroup at once and holds it for 5 s.
@@ -292,7 +293,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
         "echo $$ > '{procs}'; \
          while read k v u; do [ \"$k\" = MemAvailable: ] && avail=$v; done < /proc/meminfo; \
          '{bin}' watch --mem-min $((avail - 48 * 1024))K --mem-kill $((avail - 160 * 1024))K \
-           --candidates-cgroup '{rel}' --term-grace 1s 2> '{log}' & \
+           --candidates-cgroup '{rel}' --protect '^sh$' --term-grace 1s 2> '{log}' & \
          d=$!; {py} -c \"$0\" 224 0.004 5 nshog; echo \"hog=$?\"; kill -TERM $d; wait $d; \
          echo \"daemon=$?\"",
         procs = cg.dir.join("cgroup.procs").display(),
@@ -325,16 +326,20 @@ fn system_wide_kill_in_a_private_pid_namespace() {
         assert!(stdout.contains("daemon=0"), "{stdout}\n{text}");
         assert_eq!(cg.oom_kills(), 0, "{text}");
         // 143 = killed by SIGTERM, 137 = SIGKILL (the shell reports 128+signal).
-        if stdout.contains("hog=143") || stdout.contains("hog=137") {
-            assert!(
-                text.contains("kill #1 (real): memavail:") && text.contains("\"nshog\""),
-                "{text}"
-            );
+        let first_kill = text.lines().find(|l| l.contains("kill #1 ")).unwrap_or("");
+        if (stdout.contains("hog=143") || stdout.contains("hog=137"))
+            && first_kill.contains("kill #1 (real): memavail:")
+            && first_kill.contains("\"nshog\"")
+        {
             eprintln!("attempt {attempt}:\n{stdout}\n{text}");
             return;
         }
-        assert!(stdout.contains("hog=0"), "{stdout}\n{text}");
-        assert!(!text.contains("kill #"), "{text}");
+        // Not the hog's doing: MemAvailable rose by more than the hog took (no kill), or fell
+        // by itself before the hog had named itself (the kill took the hog as "python3").
+        assert!(
+            stdout.contains("hog=0") || first_kill.contains("\"python3\""),
+            "{stdout}\n{text}"
+        );
         seen.push(text);
     }
     panic!(
