@@ -490,20 +490,45 @@ time.sleep(600)
     }
 }
 
+/// `dir` and every cgroup below it, deepest first.
+fn cgroup_tree(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                cgroup_tree(&e.path(), out);
+            }
+        }
+    }
+    out.push(dir.to_path_buf());
+}
+
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         for c in &mut self.children {
             let _ = c.kill(); // by pid, our own child
             let _ = c.wait();
         }
+        // Child cgroups a test (or a process it started) made are removed too, so a failed
+        // test leaves nothing behind.
         for _ in 0..100 {
-            let pids = self.procs();
-            for p in &pids {
-                // SAFETY: only pids listed in this test's own cgroup, which only this test fills.
-                unsafe { libc::kill(*p, libc::SIGKILL) };
+            let mut tree = Vec::new();
+            cgroup_tree(&self.dir, &mut tree);
+            let mut busy = false;
+            for d in &tree {
+                let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    busy = true;
+                    // SAFETY: only pids in this test's own cgroups, which only it fills.
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
             }
-            if pids.is_empty() && std::fs::remove_dir(&self.dir).is_ok() {
-                return;
+            if !busy {
+                for d in &tree {
+                    let _ = std::fs::remove_dir(d);
+                }
+                if !self.dir.exists() {
+                    return;
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
