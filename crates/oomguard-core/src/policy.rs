@@ -367,4 +367,62 @@ mod tests {
         assert_eq!(choose(&js), Some(1));
         assert_eq!(choose(&[Judgement::Excluded("x".into())]), None);
     }
+
+    /// The daemon's chain on a table of processes: the kernel's badness (5.9+) from rss and
+    /// `oom_score_adj`, then the rules, then the choice, repeated as victims go. Covers what the
+    /// real-kernel tests cannot set on the test machine: `oom_score_adj` -1000 (lowering it
+    /// needs CAP_SYS_RESOURCE, which the test machine's root lacks). The largest processes are
+    /// the adj -1000 one and the protected one; both outlive every smaller one.
+    #[test]
+    fn larger_adj_min_and_protected_processes_outlive_every_smaller_one() {
+        use crate::badness::{badness, Era, TaskFacts, TaskMemPages};
+        let totalpages = 1_000_000;
+        let facts = |rss_pages: u64, adj: i16| TaskFacts {
+            is_global_init: false,
+            is_kernel_thread: false,
+            mem: Some(TaskMemPages {
+                rss_pages,
+                swap_pages: 0,
+                pgtables_pages: rss_pages / 512,
+            }),
+            oom_score_adj: adj,
+            cap_sys_admin: false,
+        };
+        let p = Policy::compile(&[rule(RuleAction::Protect, "^bigsafe$", 0)], 4242).unwrap();
+        // (name, rss pages, adj), listed in walk order; the expected kill order is below.
+        let table: [(&'static str, u64, i16); 7] = [
+            ("unkillable", 600_000, -1000),
+            ("bigsafe", 500_000, 1000),
+            ("hog", 200_000, 0),
+            ("shy", 300_000, -500),  // 300k - 500k: below zero, still killable
+            ("eager", 10_000, 1000), // 10k + 1000k
+            ("small", 1_000, 0),
+            ("tiny", 10, 0),
+        ];
+        let cands: Vec<Candidate<'static>> = table
+            .iter()
+            .enumerate()
+            .map(|(i, &(name, rss, adj))| Candidate {
+                verdict: badness(Era::Signed59, &facts(rss, adj), totalpages),
+                ..cand(100 + i as i32, name, 0)
+            })
+            .collect();
+        let got = order(&p, &cands, totalpages);
+        let want = ["eager", "hog", "small", "tiny", "shy"];
+        assert_eq!(got, want);
+        for (i, a) in want.iter().enumerate() {
+            for b in &want[i + 1..] {
+                let pa = got.iter().position(|x| x == a).unwrap();
+                let pb = got.iter().position(|x| x == b).unwrap();
+                assert!(pa < pb, "{a} should die before {b}");
+            }
+        }
+        // Never chosen, each with its reason.
+        for (i, why) in [(0, "oom_score_adj"), (1, "protected by rules[0]")] {
+            match p.judge(&cands[i], totalpages) {
+                Judgement::Excluded(r) => assert!(r.contains(why), "{}: {r}", cands[i].name),
+                j => panic!("{} judged {j:?}", cands[i].name),
+            }
+        }
+    }
 }

@@ -37,14 +37,16 @@ fn era() -> Era {
 #[test]
 fn every_process_display_score_equals_kernel_oom_score() {
     skip_unless_real!();
-    let mut cg = TestCgroup::new("oomguard-score", 1 << 30);
+    let Some(mut cg) = TestCgroup::new("score", 1 << 30) else {
+        return;
+    };
     // Non-hogs (idle interpreters, ~9 MiB) across the adj range the kernel lets root set.
     for adj in [0, 1, 333, 500, 666, 999, 1000] {
-        cg.spawn_hog(adj, 0, 0.0, true);
+        cg.spawn_adj_hog(adj, 0, 0.0, true);
     }
     // Hogs: capped, adj 1000, inside the 1 GiB memcg.
     for mib in [40, 150, 300] {
-        cg.spawn_hog(1000, mib, 0.0, true);
+        cg.spawn_adj_hog(1000, mib, 0.0, true);
     }
     let era = era();
     let procfs = ProcFs::default();
@@ -172,13 +174,15 @@ fn memcg_oom_victim_matches_prediction_sizes_only() {
 
 fn memcg_scenario(name: &str, big_adj: i16, big_dies: bool) {
     let limit: u64 = 400 << 20;
-    let mut cg = TestCgroup::new(&format!("oomguard-memcg-oom-{name}"), limit);
-    let _idle0 = cg.spawn_hog(0, 0, 0.0, true);
-    let _idle500 = cg.spawn_hog(500, 0, 0.0, true);
-    let big = cg.spawn_hog(big_adj, 100, 0.0, true);
-    let other = cg.spawn_hog(1000, 92, 0.0, true);
+    let Some(mut cg) = TestCgroup::new(&format!("memcg-oom-{name}"), limit) else {
+        return;
+    };
+    let _idle0 = cg.spawn_adj_hog(0, 0, 0.0, true);
+    let _idle500 = cg.spawn_adj_hog(500, 0, 0.0, true);
+    let big = cg.spawn_adj_hog(big_adj, 100, 0.0, true);
+    let other = cg.spawn_adj_hog(1000, 92, 0.0, true);
     let expected = if big_dies { big } else { other };
-    let _small = cg.spawn_hog(1000, 60, 0.0, true);
+    let _small = cg.spawn_adj_hog(1000, 60, 0.0, true);
     // Fill to ~12 MiB below the limit with small fillers (each well below the candidates), so
     // the trigger stays small. Each filler costs ~13 MiB of interpreter on top of its chunk.
     loop {
@@ -188,7 +192,7 @@ fn memcg_scenario(name: &str, big_adj: i16, big_dies: bool) {
             break;
         }
         let chunk = (room_mib - 12 - 14).min(30);
-        cg.spawn_hog(1000, chunk, 0.0, true);
+        cg.spawn_adj_hog(1000, chunk, 0.0, true);
     }
 
     let roots = Roots::default();
@@ -220,7 +224,7 @@ fn memcg_scenario(name: &str, big_adj: i16, big_dies: bool) {
     eprintln!("margin to the runner-up: {margin} pages");
 
     // Trigger: grows 1 MiB every 20 ms until the memcg OOMs; small, so never the best victim.
-    let trigger = cg.spawn_hog(1000, 40, 0.02, false);
+    let trigger = cg.spawn_adj_hog(1000, 40, 0.02, false);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut killed = Vec::new();
     while Instant::now() < deadline && killed.is_empty() {

@@ -12,15 +12,17 @@
 //! mounted at /sys/fs/cgroup/memory, or (hog tests) when python3 is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::{python, V1_MEMORY};
 use predicates::prelude::*;
 
-const V1_MEMORY: &str = "/sys/fs/cgroup/memory";
 /// Every hog runs under a limit at most this large.
 const LIMIT_CAP_MIB: u64 = 128;
 
@@ -55,40 +57,10 @@ fn oomguard() -> Command {
     Command::cargo_bin("oomguard").unwrap()
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Our own memory cgroup directory, or `None` (with the reason printed) when the tests cannot
 /// run here.
 fn own_memcg(test: &str) -> Option<PathBuf> {
-    if !is_root() {
-        eprintln!("SKIP {test}: needs root (creating cgroups)");
-        return None;
-    }
-    if !Path::new(V1_MEMORY).join("memory.limit_in_bytes").exists() {
-        eprintln!("SKIP {test}: no cgroup v1 memory controller at {V1_MEMORY}");
-        return None;
-    }
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let rel = text
-        .lines()
-        .find_map(|l| {
-            let mut p = l.splitn(3, ':');
-            let (_, ctl, path) = (p.next()?, p.next()?, p.next()?);
-            ctl.split(',')
-                .any(|c| c == "memory")
-                .then(|| path.to_owned())
-        })
-        .unwrap_or_else(|| "/".to_owned());
-    Some(Path::new(V1_MEMORY).join(rel.trim_start_matches('/')))
-}
-
-fn python() -> Option<&'static str> {
-    ["/usr/bin/python3", "/usr/local/bin/python3"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
+    common::own_memcg(test).map(|(dir, _)| dir)
 }
 
 /// Removes the test's cgroup on drop if oomguard left it (which is itself a failure, asserted

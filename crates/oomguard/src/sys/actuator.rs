@@ -621,7 +621,12 @@ pub fn kill_process_group<A: Actuator + ?Sized>(
     escalate_now: &mut dyn FnMut() -> bool,
 ) -> Result<KillOutcome, ActuatorError> {
     let started = Instant::now();
-    if pgid <= 1 || rustix::process::getpgrp().as_raw_pid() == pgid {
+    // libc, not rustix: in a PID namespace whose creator's process group leader is outside it
+    // (`unshare --pid --fork`), getpgrp() returns 0, which rustix's `getpgrp` asserts against
+    // (a panic in debug builds, a zero `NonZero` in release builds).
+    // SAFETY: getpgrp has no preconditions.
+    let own_pgid = unsafe { libc::getpgrp() };
+    if pgid <= 1 || own_pgid == pgid {
         return Err(ActuatorError::WouldKillSelf {
             unit: format!("process group {pgid}"),
         });

@@ -343,4 +343,229 @@ mod tests {
         };
         assert_eq!(r.room_bytes(Amount::Percent(5.0)), None);
     }
+
+    // ---- fake v2 trees (no v2 memory controller on the test machine) ----------------------
+
+    /// memory.stat of a v2 memcg in 6.18's layout (the keys and order of mm/memcontrol.c's
+    /// `memory_stats[]` and event list; figures chosen to be consistent: anon + file + kernel
+    /// is about memory.current, inactive_file + active_file = file).
+    fn v2_stat(anon: u64, inactive_file: u64, active_file: u64) -> String {
+        let file = inactive_file + active_file;
+        format!(
+            "anon {anon}\nfile {file}\nkernel 6615040\nkernel_stack 327680\npagetables 1228800\n\
+             sec_pagetables 0\npercpu 4800\nsock 0\nvmalloc 0\nshmem 0\nzswap 0\nzswapped 0\n\
+             file_mapped 4194304\nfile_dirty 8192\nfile_writeback 0\nswapcached 0\n\
+             anon_thp 0\nfile_thp 0\nshmem_thp 0\ninactive_anon {anon}\nactive_anon 0\n\
+             inactive_file {inactive_file}\nactive_file {active_file}\nunevictable 0\n\
+             slab_reclaimable 5963640\nslab_unreclaimable 89048\nslab 6052688\n\
+             workingset_refault_anon 0\nworkingset_refault_file 9236\n\
+             workingset_activate_anon 0\nworkingset_activate_file 691\n\
+             workingset_restore_anon 0\nworkingset_restore_file 0\nworkingset_nodereclaim 0\n\
+             pgdemote_kswapd 0\npgdemote_direct 0\npgdemote_khugepaged 0\npgscan 0\npgsteal 0\n\
+             pgscan_kswapd 0\npgscan_direct 0\npgscan_khugepaged 0\npgsteal_kswapd 0\n\
+             pgsteal_direct 0\npgsteal_khugepaged 0\npgfault 935157\npgmajfault 534\n\
+             pgrefill 0\npgactivate 0\npgdeactivate 0\npglazyfree 0\npglazyfreed 0\n\
+             zswpin 0\nzswpout 0\nzswpwb 0\nthp_fault_alloc 0\nthp_collapse_alloc 0\n\
+             thp_swpout 0\nthp_swpout_fallback 0\n"
+        )
+    }
+
+    struct FakeV2 {
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeV2 {
+        /// A pure v2 host (`<root>/cgroup.controllers` with memory), or one hybrid-style with
+        /// v2 at `unified/`.
+        fn new(controllers: &str, at: &str) -> FakeV2 {
+            let f = FakeV2 {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            f.write(
+                &format!("{at}cgroup.controllers"),
+                &format!("{controllers}\n"),
+            );
+            f.write(&format!("{at}cgroup.procs"), "1\n");
+            f
+        }
+        fn write(&self, rel: &str, text: &str) {
+            let p = self.dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        fn fs(&self) -> CgroupFs {
+            CgroupFs::new(self.dir.path())
+        }
+        /// One memcg's files, as a 6.18 kernel writes them.
+        fn memcg(&self, path: &str, current: u64, max: &str, high: &str, inactive_file: u64) {
+            let d = path.trim_start_matches('/');
+            let limits = [
+                ("memory.current", format!("{current}")),
+                ("memory.max", max.to_owned()),
+                ("memory.high", high.to_owned()),
+                ("memory.low", "0".to_owned()),
+                ("memory.min", "0".to_owned()),
+                ("memory.swap.current", "0".to_owned()),
+                ("memory.swap.max", "max".to_owned()),
+                ("memory.oom.group", "0".to_owned()),
+                ("cgroup.procs", "4242".to_owned()),
+            ];
+            for (f, v) in limits {
+                self.write(&format!("{d}/{f}"), &format!("{v}\n"));
+            }
+            let events = "low 0\nhigh 12\nmax 3\noom 0\noom_kill 0\noom_group_kill 0\n";
+            self.write(&format!("{d}/memory.events"), events);
+            self.write(&format!("{d}/memory.events.local"), events);
+            self.write(
+                &format!("{d}/memory.pressure"),
+                "some avg10=0.00 avg60=0.00 avg300=0.00 total=221199\n\
+                 full avg10=0.00 avg60=0.00 avg300=0.00 total=214901\n",
+            );
+            let active_file = 8 << 20;
+            let anon = current.saturating_sub(inactive_file + active_file + 6615040);
+            self.write(
+                &format!("{d}/memory.stat"),
+                &v2_stat(anon, inactive_file, active_file),
+            );
+        }
+    }
+
+    fn watch(fs: &CgroupFs, path: &str, headroom: Amount) -> Watched {
+        let mut w = resolve(fs, &[(path.to_owned(), headroom)]).unwrap();
+        assert_eq!(w.len(), 1, "{path}");
+        w.remove(0)
+    }
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn v2_working_set_and_limit() {
+        let f = FakeV2::new("cpuset cpu io memory pids", "");
+        let fs = f.fs();
+        // Table: memory.max, memory.high -> effective limit.
+        let cases: [(&str, &str, Option<u64>); 5] = [
+            ("536870912", "max", Some(512 * MIB)),
+            // memory.high below memory.max is honoured: past it the kernel throttles and
+            // reclaims hard, and the workload stalls long before memory.max.
+            ("536870912", "419430400", Some(400 * MIB)),
+            // memory.high above memory.max changes nothing.
+            ("536870912", "1073741824", Some(512 * MIB)),
+            ("max", "268435456", Some(256 * MIB)),
+            ("max", "max", None),
+        ];
+        for (max, high, want) in cases {
+            f.memcg("/system.slice/app.service", 300 * MIB, max, high, 100 * MIB);
+            let w = watch(&fs, "/system.slice/app.service", Amount::Percent(5.0));
+            assert_eq!(w.version, CgroupVersion::V2);
+            let r = read(&fs, &w).unwrap();
+            assert_eq!(r.usage_bytes, 300 * MIB, "{max} {high}");
+            // Working set: usage minus inactive page cache (active page cache counts).
+            assert_eq!(r.working_set_bytes, 200 * MIB, "{max} {high}");
+            assert_eq!(r.limit_bytes, want, "max {max} high {high}");
+        }
+        // Room below the trigger, with memory.high the limit: 400 - 5 % = 380; 380 - 200.
+        f.memcg(
+            "/system.slice/app.service",
+            300 * MIB,
+            "536870912",
+            "419430400",
+            100 * MIB,
+        );
+        let w = watch(&fs, "/system.slice/app.service", Amount::Percent(5.0));
+        let r = read(&fs, &w).unwrap();
+        assert_eq!(r.room_bytes(w.headroom), Some(180 * MIB));
+        // Page cache alone near the limit is no reason to act; anon is.
+        f.memcg(
+            "/system.slice/app.service",
+            395 * MIB,
+            "419430400",
+            "max",
+            300 * MIB,
+        );
+        assert!(read(&fs, &w).unwrap().room_bytes(w.headroom).unwrap() > 0);
+        f.memcg(
+            "/system.slice/app.service",
+            395 * MIB,
+            "419430400",
+            "max",
+            MIB,
+        );
+        assert_eq!(read(&fs, &w).unwrap().room_bytes(w.headroom), Some(0));
+        // No eventfd on v2: arming is a no-op, not an error.
+        let mut w = w;
+        assert_eq!(w.arm(&r), None);
+        assert!(w.wake.is_none());
+    }
+
+    #[test]
+    fn v2_globs_resolve_on_a_fake_tree() {
+        let f = FakeV2::new("cpuset cpu io memory pids", "");
+        for p in [
+            "/system.slice/nginx.service",
+            "/system.slice/postgres.service",
+            "/system.slice/ssh.socket",
+            "/system.slice/nested/deep.service",
+            "/kubepods/burstable/pod1",
+            "/kubepods/besteffort/pod2",
+        ] {
+            f.memcg(p, 10 * MIB, "max", "max", 0);
+        }
+        let fs = f.fs();
+        let paths = |pattern: &str| -> Vec<String> {
+            let mut v: Vec<String> = resolve(&fs, &[(pattern.to_owned(), Amount::Percent(5.0))])
+                .unwrap()
+                .into_iter()
+                .map(|w| {
+                    assert_eq!(w.version, CgroupVersion::V2);
+                    assert_eq!(w.dir, fs.root().join(w.path.trim_start_matches('/')));
+                    w.path
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            paths("/system.slice/*.service"),
+            [
+                "/system.slice/nginx.service",
+                "/system.slice/postgres.service"
+            ]
+        );
+        assert_eq!(
+            paths("/kubepods/*/*"),
+            ["/kubepods/besteffort/pod2", "/kubepods/burstable/pod1"]
+        );
+        assert_eq!(
+            paths("/system.slice/ssh.socket"),
+            ["/system.slice/ssh.socket"]
+        );
+        assert!(paths("/system.slice/absent.service").is_empty());
+        assert!(paths("/nothing/*").is_empty());
+        // The same pattern twice, or two overlapping ones, watch each cgroup once.
+        let both = resolve(
+            &fs,
+            &[
+                ("/system.slice/*.service".to_owned(), Amount::Percent(5.0)),
+                (
+                    "/system.slice/nginx.service".to_owned(),
+                    Amount::Percent(1.0),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(both.len(), 2);
+    }
+
+    #[test]
+    fn v2_without_the_memory_controller_cannot_guard() {
+        // This test machine's layout: v2 at unified/ without memory, and here no v1 memory.
+        let f = FakeV2::new("cpuset cpu io pids", "unified/");
+        let err = resolve(&f.fs(), &[("/a".to_owned(), Amount::Percent(5.0))]).unwrap_err();
+        assert!(format!("{err}").contains("no memory controller"), "{err}");
+        // With the v1 memory hierarchy mounted next to it, v1 is used.
+        f.write("memory/memory.usage_in_bytes", "0\n");
+        f.write("memory/a/memory.usage_in_bytes", "0\n");
+        let w = resolve(&f.fs(), &[("/a".to_owned(), Amount::Percent(5.0))]).unwrap();
+        assert_eq!(w[0].version, CgroupVersion::V1);
+    }
 }

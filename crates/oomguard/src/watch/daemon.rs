@@ -50,7 +50,8 @@ enum Scope {
 #[derive(Debug, Clone, Copy)]
 struct Recovery {
     started: Instant,
-    /// The figure that must rise (MemAvailable, or a cgroup's room), and when it last rose.
+    /// The figure that must rise (MemAvailable, or a cgroup's memory below its limit) as it was
+    /// at the last counted rise, and when that was.
     last_value: u64,
     last_rise: Instant,
     victim_gone: bool,
@@ -600,17 +601,22 @@ impl Daemon {
     }
 
     /// Whether an earlier kill in `scope` still holds back a new one. `value` is the figure that
-    /// recovers (MemAvailable, or a cgroup's room below its trigger).
+    /// recovers (MemAvailable, or a cgroup's memory below its limit).
     fn held_back(&mut self, scope: Scope, value: u64, recovered: bool) -> bool {
         let timeout = self.cfg.kill.recovery_timeout;
         let Some(r) = self.recovery.get_mut(&scope) else {
             return false;
         };
         let now = Instant::now();
-        if value > r.last_value.saturating_add(1 << 20) {
+        // A rise is 1 MiB above the figure at the last counted rise, however many readings it
+        // took: under pressure the daemon reads every millisecond or so, and memory coming back
+        // at tens of MiB/s moves less than 1 MiB between two readings. Measuring from the last
+        // counted rise (not the previous reading, not the lowest) keeps noise that goes up and
+        // down around one level from counting as a rise.
+        if value >= r.last_value.saturating_add(1 << 20) {
             r.last_rise = now;
+            r.last_value = value;
         }
-        r.last_value = r.last_value.max(value);
         let settled = r.victim_gone && now.duration_since(r.last_rise) >= SETTLE;
         if recovered || settled || now.duration_since(r.started) >= timeout {
             self.recovery.remove(&scope);
@@ -690,7 +696,14 @@ impl Daemon {
         let limit = reading.limit_bytes.unwrap_or(0);
         let headroom = w.headroom.resolve(limit);
         let recovered = room >= headroom.max(1);
-        let held = self.held_back(Scope::Cgroup(i), room, recovered);
+        // Recovery is watched on the memory below the limit, not on `room`: room is 0 all the
+        // while the working set is above the trigger, so memory coming back there would look
+        // like no change and allow a second victim after SETTLE.
+        let held = self.held_back(
+            Scope::Cgroup(i),
+            limit.saturating_sub(reading.working_set_bytes),
+            recovered,
+        );
         // A headroom of 0 means "watch only": metrics and kernel-OOM detection for the cgroup,
         // no kills (at the limit itself the kernel's memcg OOM killer is already at work).
         if headroom > 0 && room == 0 && !held && !self.idle(Scope::Cgroup(i)) {
@@ -923,6 +936,12 @@ impl Daemon {
             victim.oom_score_adj,
             rule.map(|r| format!(" ({r})")).unwrap_or_default()
         );
+        test_seam_pause(
+            "OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS",
+            "before pinning",
+            victim.pid,
+            victim.start_time_ticks,
+        );
         let pinned = match Pinned::open_expecting(victim.pid, victim.start_time_ticks) {
             Ok(p) => p,
             Err(e) => {
@@ -1051,9 +1070,10 @@ impl Daemon {
         self.tell.record(event, Instant::now());
         let value = match scope {
             Scope::Global => after.map_or(0, |s| s.mem_available_bytes),
+            // The same figure `check_cgroup` watches: memory below the limit.
             Scope::Cgroup(i) => cgroups::read(&self.cgfs, &self.cgroups[i])
                 .ok()
-                .and_then(|r| r.room_bytes(self.cgroups[i].headroom))
+                .and_then(|r| r.limit_bytes.map(|l| l.saturating_sub(r.working_set_bytes)))
                 .unwrap_or(0),
         };
         let now = Instant::now();
@@ -1074,6 +1094,12 @@ impl Daemon {
         pinned: &Pinned,
         plan: &KillPlan,
     ) -> Result<KillOutcome, actuator::ActuatorError> {
+        test_seam_pause(
+            "OOMGUARD_TEST_PAUSE_AFTER_PIN_MS",
+            "after pinning",
+            pinned.pid(),
+            pinned.start_time_ticks(),
+        );
         // Escalate early when memory reaches the SIGKILL level while the victim takes its time.
         let kill_bytes = self.th.mem_kill_bytes;
         let mut meminfo = self.meminfo.try_clone().ok();
@@ -1106,8 +1132,10 @@ impl Daemon {
                 &mut escalate,
             )),
             KillUnit::Pgroup => {
-                // SAFETY: getpgid has no memory preconditions.
-                let pgid = unsafe { libc::getpgid(pinned.pid()) };
+                // The group of the pinned process, read through the pin: `getpgid(pid)` names
+                // the group of whoever holds the number now, which after the victim's exit and
+                // a pid reuse is a stranger's. Gone: the single-process path reports it.
+                let pgid = pinned.read_identity().map_or(0, |id| id.pgrp);
                 if pgid <= 0 {
                     return Ok(actuator::kill_escalating(
                         self.actuator.as_mut(),
@@ -1119,7 +1147,8 @@ impl Daemon {
                 actuator::kill_process_group(self.actuator.as_mut(), pgid, plan, &mut escalate)
             }
             KillUnit::Cgroup => {
-                let target = victim_cgroup(&self.procfs, &self.cgfs, pinned.pid());
+                // Gone (or no memory cgroup): the single-process path reports it.
+                let target = victim_cgroup(&self.cgfs, pinned);
                 match target {
                     Some(t) => {
                         actuator::kill_cgroup(self.actuator.as_mut(), &t, plan, &mut escalate)
@@ -1136,21 +1165,41 @@ impl Daemon {
     }
 }
 
-/// The victim's memory cgroup as a kill target (its leaf cgroup, never the root).
-fn victim_cgroup(procfs: &ProcFs, cgfs: &CgroupFs, pid: i32) -> Option<CgroupTarget> {
-    let mut buf = Vec::new();
-    let (version, path) = procfs
-        .open_pid(pid)
-        .ok()?
-        .read_memory_cgroup(procfs.root(), &mut buf)
-        .ok()??;
+/// Test seam, compiled only into builds with debug assertions (the test profile): with the
+/// environment variable `var` set (`OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS` between choosing the
+/// victim and pinning it, `OOMGUARD_TEST_PAUSE_AFTER_PIN_MS` between pinning it and resolving
+/// its kill unit), the kill path sleeps that many ms, so a test can make the victim exit and hand
+/// its pid to a new process in exactly the window a real race would use (tests/watch_cli.rs,
+/// `victim_exits_by_itself_and_its_pid_is_reused_*`). Why a seam: a hidden flag would ship in
+/// release builds, and a unit test of `act` would need a fake /proc *and* a real pidfd for the
+/// same pid. Release builds ignore the variables.
+fn test_seam_pause(var: &str, when: &str, pid: i32, start_time_ticks: u64) {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok()) {
+        log(format_args!(
+            "test seam: pausing {ms} ms {when} pid {pid} (start {start_time_ticks} ticks)"
+        ));
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (var, when, pid, start_time_ticks);
+}
+
+/// The victim's memory cgroup as a kill target (its leaf cgroup, never the root), read through
+/// the pin: `/proc/PID/cgroup` by number would describe whoever holds the pid now, which after
+/// the victim's exit and a pid reuse is a stranger, whose cgroup would then be killed.
+fn victim_cgroup(cgfs: &CgroupFs, pinned: &Pinned) -> Option<CgroupTarget> {
+    use oomguard_core::host::process::{memory_cgroup_path, parse_cgroup};
+    let text = pinned.read_proc_file("cgroup").ok()?;
+    let lines = parse_cgroup(&text).ok()?;
+    let (version, path) = memory_cgroup_path(&lines)?;
     if path == "/" || path.is_empty() {
         return None;
     }
-    let dir = cgfs.memcg_dir(version, &path)?;
+    let dir = cgfs.memcg_dir(version, path)?;
     Some(CgroupTarget {
         dir,
-        rel_path: path,
+        rel_path: path.to_owned(),
         v1_controller: (version == CgroupVersion::V1).then(|| "memory".to_owned()),
     })
 }

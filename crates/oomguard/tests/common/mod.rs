@@ -1,11 +1,17 @@
-//! Shared helpers for the integration tests: a fake /proc + cgroupfs tree builder made of real
-//! kernel text, and (for the real-kernel tests) a throwaway v1 memory cgroup and python hogs.
+//! The one helper module of the integration tests (`mod common;` in each test file): a fake
+//! /proc + cgroupfs tree builder made of real kernel text, and, for the real-kernel tests, skip
+//! rules, throwaway v1 memory cgroups below the test's own and memory hogs that obey the safety
+//! rules (oom_score_adj 1000 first, a hard cap on what they allocate, a cgroup limit around them).
 // Test-only helpers: a failed setup step should panic loudly, as in a #[test].
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub const STATUS_6_18: &str =
     include_str!("../../../oomguard-core/tests/fixtures/host/pid-status-6.18.txt");
@@ -244,29 +250,61 @@ impl FakeHost {
 
 // ---- real-kernel helpers -------------------------------------------------------------------
 
+pub const V1_MEMORY: &str = "/sys/fs/cgroup/memory";
+
+/// A hog: oom_score_adj 1000, optional process name, optional SIGTERM-ignoring; allocates
+/// `argv[1]` MiB (capped at 900) 1 MiB at a time with `argv[2]` seconds between MiB, then holds
+/// for `argv[3]` seconds and exits 0.
+pub const HOG: &str = r#"
+import sys, time, signal, ctypes
+open('/proc/self/oom_score_adj', 'w').write('1000')
+mib = min(int(sys.argv[1]), 900)
+pause = float(sys.argv[2])
+hold = float(sys.argv[3])
+name = sys.argv[4] if len(sys.argv) > 4 else ''
+if name:
+    ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)
+if len(sys.argv) > 5 and sys.argv[5] == 'ignore-term':
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+chunks = []
+for i in range(mib):
+    chunks.append(bytearray(1 << 20))
+    for j in range(0, 1 << 20, 4096):
+        chunks[-1][j] = 1
+    if pause:
+        time.sleep(pause)
+print('allocated', flush=True)
+time.sleep(hold)
+print('survived', flush=True)
+"#;
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+pub fn python() -> Option<&'static str> {
+    ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
 /// Why a real-kernel test cannot run here, if it cannot.
 pub fn real_kernel_skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
+    if !is_root() {
+        return Some("needs root (creating cgroups, signalling)".into());
     }
-    if !Path::new("/sys/fs/cgroup/memory/memory.usage_in_bytes").exists() {
-        return Some("no cgroup v1 memory controller at /sys/fs/cgroup/memory".into());
+    if !Path::new(V1_MEMORY).join("memory.usage_in_bytes").exists() {
+        return Some(format!("no cgroup v1 memory controller at {V1_MEMORY}"));
     }
-    if Command::new("python3")
-        .arg("-c")
-        .arg("pass")
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        return Some("python3 not available for the test hogs".into());
+    if python().is_none() {
+        return Some("no python3 for the test hogs".into());
     }
     None
 }
 
-/// This process's v1 memory cgroup path (`/process_api/<id>`).
-pub fn own_memcg() -> String {
+/// This process's v1 memory cgroup path as /proc/self/cgroup shows it (`/process_api/<id>`).
+pub fn own_memcg_rel() -> String {
     let t = std::fs::read_to_string("/proc/self/cgroup").expect("cgroup");
     t.lines()
         .find_map(|l| {
@@ -274,39 +312,149 @@ pub fn own_memcg() -> String {
             let (_, c, p) = (f.next()?, f.next()?, f.next()?);
             c.split(',').any(|c| c == "memory").then(|| p.to_owned())
         })
-        .expect("memory line")
+        .unwrap_or_else(|| "/".to_owned())
 }
 
-/// A throwaway v1 memory cgroup below ours, with a limit; removed on drop after its members
-/// are killed (by pid) and reaped.
+/// The test process's own v1 memory cgroup (directory, path as /proc shows it), or `None` with
+/// the reason printed.
+pub fn own_memcg(test: &str) -> Option<(PathBuf, String)> {
+    if !is_root() {
+        eprintln!("SKIP {test}: needs root (creating cgroups, signalling)");
+        return None;
+    }
+    if !Path::new(V1_MEMORY).join("memory.usage_in_bytes").exists() {
+        eprintln!("SKIP {test}: no cgroup v1 memory controller at {V1_MEMORY}");
+        return None;
+    }
+    let rel = own_memcg_rel();
+    Some((Path::new(V1_MEMORY).join(rel.trim_start_matches('/')), rel))
+}
+
+/// A throwaway memory cgroup with a limit, below the test's own; on drop, SIGKILLs what is left
+/// in it (only processes this test put there), reaps its own children and removes it.
 pub struct TestCgroup {
-    pub rel: String,
     pub dir: PathBuf,
+    /// The path as /proc/PID/cgroup shows it.
+    pub rel: String,
+    /// Children started by [`TestCgroup::spawn_adj_hog`], reaped on drop.
     pub children: Vec<Child>,
 }
 
 impl TestCgroup {
-    pub fn new(name: &str, limit_bytes: u64) -> Self {
-        let rel = format!(
-            "{}/{name}-{}",
-            own_memcg().trim_end_matches('/'),
-            std::process::id()
-        );
-        let dir = PathBuf::from("/sys/fs/cgroup/memory").join(rel.trim_start_matches('/'));
+    /// `oomguard-test-<name>-<pid>` below our own memcg, limited to `limit_bytes`; `None` (with
+    /// the reason printed) where real-kernel tests cannot run.
+    pub fn new(name: &str, limit_bytes: u64) -> Option<TestCgroup> {
+        let (base, base_rel) = own_memcg(name)?;
+        if python().is_none() {
+            eprintln!("SKIP {name}: no python3 for the test hogs");
+            return None;
+        }
+        let leaf = format!("oomguard-test-{name}-{}", std::process::id());
+        let dir = base.join(&leaf);
         std::fs::create_dir(&dir).expect("mkdir cgroup");
         std::fs::write(dir.join("memory.limit_in_bytes"), limit_bytes.to_string()).expect("limit");
-        TestCgroup {
-            rel,
+        let rel = format!("{}/{leaf}", base_rel.trim_end_matches('/'));
+        Some(TestCgroup {
             dir,
-            children: vec![],
+            rel,
+            children: Vec::new(),
+        })
+    }
+
+    /// A child cgroup (no limit of its own: the parent's applies), removed on drop.
+    pub fn child(&self, name: &str) -> TestCgroup {
+        let dir = self.dir.join(name);
+        std::fs::create_dir(&dir).expect("mkdir child cgroup");
+        TestCgroup {
+            dir,
+            rel: format!("{}/{name}", self.rel),
+            children: Vec::new(),
         }
     }
 
-    /// Starts a python process that joins this cgroup, sets its own oom_score_adj, touches `mib`
-    /// MiB (in 1 MiB steps, `step_delay_s` apart) and then idles. Waits for "ready" unless
-    /// `wait_ready` is false. Returns its pid.
-    pub fn spawn_hog(&mut self, adj: i16, mib: u64, step_delay_s: f64, wait_ready: bool) -> i32 {
-        const HOG: &str = r#"
+    pub fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+    }
+
+    /// The `oom_kill` count of `memory.oom_control`.
+    pub fn oom_kills(&self) -> u64 {
+        self.read("memory.oom_control")
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The pids in `cgroup.procs`.
+    pub fn procs(&self) -> Vec<i32> {
+        self.read("cgroup.procs")
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// A shell command line that joins this cgroup and then execs `cmd` (so the process, and
+    /// everything it allocates, is charged here from its first instruction).
+    pub fn join_then(&self, cmd: &str) -> String {
+        format!(
+            "echo $$ > '{}' && exec {cmd}",
+            self.dir.join("cgroup.procs").display()
+        )
+    }
+
+    /// Starts [`HOG`] inside this cgroup (it joins before it allocates); stdout piped.
+    pub fn spawn_hog(&self, args: &[&str]) -> Child {
+        self.spawn_py(HOG, args)
+    }
+
+    /// Starts python `script` with `args` inside this cgroup (it joins before the interpreter
+    /// starts), in a process group of its own (so a `pgroup` kill of it can never reach the test
+    /// runner's group); stdout piped, stderr discarded.
+    pub fn spawn_py(&self, script: &str, args: &[&str]) -> Child {
+        let mut sh = self.join_then(&format!("{} -c \"$0\"", python().expect("python3")));
+        for (i, _) in args.iter().enumerate() {
+            sh.push_str(&format!(" \"${}\"", i + 1));
+        }
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(sh)
+            .arg(script)
+            .args(args)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn python")
+    }
+
+    /// The working set as the daemon measures it: usage minus inactive page cache.
+    pub fn working_set_bytes(&self) -> u64 {
+        let usage: u64 = self
+            .read("memory.usage_in_bytes")
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let inactive = self
+            .read("memory.stat")
+            .lines()
+            .find_map(|l| l.strip_prefix("total_inactive_file "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0u64);
+        usage.saturating_sub(inactive)
+    }
+
+    /// Starts a python process that joins this cgroup, sets its own oom_score_adj to `adj`,
+    /// touches `mib` MiB (in 1 MiB steps, `step_delay_s` apart) and then idles; kept in
+    /// `children`. Waits for "ready" unless `wait_ready` is false. Returns its pid.
+    pub fn spawn_adj_hog(
+        &mut self,
+        adj: i16,
+        mib: u64,
+        step_delay_s: f64,
+        wait_ready: bool,
+    ) -> i32 {
+        const ADJ_HOG: &str = r#"
 import os, sys, time
 cg, adj, mib, delay = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 open(cg + "/cgroup.procs", "w").write(str(os.getpid()))
@@ -318,8 +466,8 @@ for _ in range(mib):
 sys.stdout.write("ready\n"); sys.stdout.flush()
 time.sleep(600)
 "#;
-        let mut child = Command::new("python3")
-            .args(["-c", HOG])
+        let mut child = Command::new(python().expect("python3"))
+            .args(["-c", ADJ_HOG])
             .arg(&self.dir)
             .arg(adj.to_string())
             .arg(mib.to_string())
@@ -340,24 +488,167 @@ time.sleep(600)
         self.children.push(child);
         pid
     }
+}
 
-    pub fn read(&self, file: &str) -> String {
-        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+/// `dir` and every cgroup below it, deepest first.
+fn cgroup_tree(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                cgroup_tree(&e.path(), out);
+            }
+        }
     }
+    out.push(dir.to_path_buf());
 }
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         for c in &mut self.children {
-            let _ = c.kill(); // by pid
+            let _ = c.kill(); // by pid, our own child
             let _ = c.wait();
         }
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
+        // Child cgroups a test (or a process it started) made are removed too, so a failed
+        // test leaves nothing behind.
+        for _ in 0..100 {
+            let mut tree = Vec::new();
+            cgroup_tree(&self.dir, &mut tree);
+            let mut busy = false;
+            for d in &tree {
+                let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    busy = true;
+                    // SAFETY: only pids in this test's own cgroups, which only it fills.
+                    unsafe { libc::kill(p, libc::SIGKILL) };
+                }
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            if !busy {
+                for d in &tree {
+                    let _ = std::fs::remove_dir(d);
+                }
+                if !self.dir.exists() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         eprintln!("warning: could not remove {}", self.dir.display());
+    }
+}
+
+/// Waits for a child to exit; returns its wait status (`None` on timeout, after killing it).
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return Some(st);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads the first line of a child's piped stdout (a hog's "allocated", a family's pids).
+pub fn first_line(child: &mut Child) -> String {
+    let out = child.stdout.as_mut().expect("stdout piped");
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while let Ok(1) = out.read(&mut b) {
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// MemAvailable now, in KiB.
+pub fn mem_available_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .expect("meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemAvailable")
+}
+
+/// A process watched through a pidfd, so its exit is seen even when it is not our child (a
+/// grandchild reparented to init) and a reused pid can never be mistaken for it.
+pub struct PidWatch {
+    pub pid: i32,
+    fd: OwnedFd,
+}
+
+impl PidWatch {
+    pub fn new(pid: i32) -> PidWatch {
+        // SAFETY: pidfd_open(pid, 0) returns a new fd or -1; checked before it is owned.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        assert!(
+            fd >= 0,
+            "pidfd_open({pid}): {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        PidWatch { pid, fd }
+    }
+
+    /// Waits up to `timeout` for the exit; true once exited.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, ms) > 0 }
+    }
+
+    pub fn exited(&self) -> bool {
+        self.wait(Duration::ZERO)
+    }
+}
+
+/// New `/dev/kmsg` records from the moment of [`Kmsg::follow`] on (the kernel's OOM reports).
+pub struct Kmsg {
+    f: std::fs::File,
+}
+
+impl Kmsg {
+    /// `None` when /dev/kmsg cannot be read here.
+    pub fn follow() -> Option<Kmsg> {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .ok()?;
+        f.seek(SeekFrom::End(0)).ok()?;
+        Some(Kmsg { f })
+    }
+
+    /// The message text of every record since the last call.
+    pub fn read_new(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match self.f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let rec = String::from_utf8_lossy(&buf[..n]);
+                    if let Some((_, msg)) = rec.split_once(';') {
+                        out.push(msg.lines().next().unwrap_or("").to_owned());
+                    }
+                }
+                // Records overwritten before we read them: go on with the next.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(_) => break,
+            }
+        }
+        out
     }
 }
