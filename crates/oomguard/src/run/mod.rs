@@ -654,11 +654,15 @@ impl Supervisor<'_> {
         let started = Instant::now();
         let pid = pinned.pid();
         let oom_before = self.cg.read_oom_kills().ok().flatten();
+        // libc, not rustix: in a private PID namespace whose group leader is outside it,
+        // getpgrp() is 0, which rustix's wrapper asserts against (a panic under `unshare`).
+        // SAFETY: getpgrp has no preconditions.
+        let own_pgrp = unsafe { libc::getpgrp() };
         let shares_pgrp = pinned
             .read_proc_file("stat")
             .ok()
             .and_then(|s| parse_stat_identity(&s).ok())
-            .is_some_and(|id| id.pgrp == rustix::process::getpgrp().as_raw_nonzero().get());
+            .is_some_and(|id| id.pgrp == own_pgrp);
         let mut parser = Parser::new();
         let mut line_no = 0u64;
         let mut warn = self
