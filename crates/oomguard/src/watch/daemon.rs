@@ -739,7 +739,12 @@ impl Daemon {
         let mut extra: Vec<(Option<String>, Option<String>)> =
             Vec::with_capacity(self.samples.len());
         for s in &self.samples {
-            let dir = self.scanner.open_pid(s.pid).ok();
+            // Opening /proc/PID costs two syscalls per process: only when a rule reads from it.
+            let dir = if needs.cmdline || needs.cgroup {
+                self.scanner.open_pid(s.pid).ok()
+            } else {
+                None
+            };
             let cmdline = if needs.cmdline {
                 dir.as_ref()
                     .and_then(|d| d.read_cmdline(&root, self.scanner.buf()).ok())
