@@ -41,6 +41,13 @@ def crossing(r):
             return s[i - 1][0] + f * (s[i][0] - s[i - 1][0]), s[i - 1][1] + f
     if s and below(s[0][2]):
         return s[0][0], 0.0
+    # The signal came before the hog's next reading saw the crossing: it crossed after the last
+    # reading (within 2 MiB of the threshold), so take that reading as the crossing (an upper
+    # bound on the latency). Farther away, the tool acted on something else's allocation.
+    if r["sig_ns"] and s:
+        last = [x for x in s if x[0] <= r["sig_ns"]][-1]
+        if abs(last[2] - r["thr"]) <= 2048:
+            return last[0], float(last[1])
     return None
 
 
