@@ -67,7 +67,7 @@ measure() { # mode tool idle rate name [hog cgroup name]
   local mode=$1 tool=$2 idle=$3 rate=$4 name=$5 cg=${6:-hog}
   local hogdir="$top/$cg"
   [ -d "$hogdir" ] || mkdir "$hogdir"
-  if [ "$mode" = global ]; then echo $((1344 << 20)) > "$hogdir/memory.limit_in_bytes"; fi
+  if [ "$mode" = global ]; then echo $((2112 << 20)) > "$hogdir/memory.limit_in_bytes"; fi
   sh -c 'echo $$ > "$1/cgroup.procs"; shift; exec "$@"' _ "$top" \
     timeout -s KILL 150 unshare --pid --fork --mount-proc --kill-child \
     bash bench/watch_ns.sh "$mode" "$tool" "$idle" "$rate" "$out/$name" "$hogdir" "$top_rel/$cg" "$og" \

@@ -6,7 +6,7 @@
 #
 # Usage: watch_ns.sh MODE TOOL IDLE_N RATE_MIBS OUT HOG_CGROUP_DIR HOG_CGROUP_REL OOMGUARD_BIN
 #   MODE global: thresholds relative to MemAvailable now (SIGTERM 512 MiB below it, SIGKILL 1 GiB
-#                below), the hog takes up to 1280 MiB; crossing = MemAvailable below SIGTERM's.
+#                below), the hog takes up to 2 GiB; crossing = MemAvailable below SIGTERM's.
 #   MODE cgroup: the hog's cgroup has a 256 MiB limit; oomguard guards it with 32 MiB headroom,
 #                earlyoom runs with its usual (Debian) settings; crossing = usage above 224 MiB.
 #   MODE idle:   both daemons side by side, RATE_MIBS = "default" (10 %/5 % of MemTotal) or "near"
@@ -55,7 +55,11 @@ global)
   wait_ready "$out.log" "$(ready_needle "$tool")"
   settle "$tool"
   echo "avail_kib=$avail term_kib=$term kill_kib=$kill idle=$idle rate=$rate tool=$tool" > "$out.meta"
-  "$hog" run "$out.rec" "$rate" 1280 mem "$term" "$hogcg/cgroup.procs"
+  # Up to 2 GiB: MemAvailable may not fall at first. After a large free (the previous run's hog)
+  # the kernel keeps up to several hundred MiB on its per-CPU free lists (6.7+ auto-tunes their
+  # size), which MemAvailable does not count; the next allocations take those pages first, and
+  # MemAvailable stays flat until they are used up (seen here: flat for the first ~850 MiB).
+  "$hog" run "$out.rec" "$rate" 2048 mem "$term" "$hogcg/cgroup.procs"
   ;;
 cgroup)
   echo $((256 << 20)) > "$hogcg/memory.limit_in_bytes"

@@ -117,7 +117,7 @@ def main(d):
             kinds.append(f"{n_none}× none")
         n_nocross = sum(1 for x in runs if not x["crossed"])
         if n_nocross:
-            kinds.append(f"{n_nocross}× acted before the crossing")
+            kinds.append(f"{n_nocross}× no crossing seen by the hog")
         print(f"| {idle} | {rate_label} ({fmt(fills, '{:.0f}')} MiB/s) | {tool} | {len(runs)} "
               f"| {fmt(med(sig))} ({fmt(max([s for s in sig if s is not None], default=None))}) "
               f"| {fmt(med([x['reap_ms'] for x in runs]))} "
