@@ -108,7 +108,7 @@ for rep in $(seq "$repeats"); do
     done
   done
 done
-for kind in ${IDLE_KINDS-default near}; do
+for kind in ${IDLE_KINDS-default}; do
   n=$((n + 1)); printf '\r[%d/%d] idle %s   ' $n $total "$kind" >&2
   measure idle both 0 "$kind" "idle-$kind"
 done
