@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-5}
-out=bench/out/watch
+out=${OUT:-bench/out/watch}   # OUT, RATES, IDLES, IDLE_RUNS: for trying the script out
 rm -rf "$out"; mkdir -p "$out"
 
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 2; }
@@ -86,9 +86,10 @@ measure() { # mode tool idle rate name [hog cgroup name]
 }
 
 echo "earlyoom: $earlyoom_version; oomguard: $($og --version 2>/dev/null || echo '?'); kernel $(uname -r); $(nproc) CPUs" | tee "$out/env"
-rates=(${RATES:-256 1024 0})   # RATES, IDLES, SKIP_IDLE: for trying the script out
+rates=(${RATES:-256 1024 0})
 idles=(${IDLES:-0 2000 8000})
-total=$(( ${#rates[@]} * ${#idles[@]} * 2 * repeats + 3 * 2 * repeats + 2 ))
+idle_runs=${IDLE_RUNS:-3}
+total=$(( ${#rates[@]} * ${#idles[@]} * 2 * repeats + ${#rates[@]} * 2 * repeats + idle_runs ))
 n=0
 for rep in $(seq "$repeats"); do
   for idle in "${idles[@]}"; do
@@ -108,9 +109,9 @@ for rep in $(seq "$repeats"); do
     done
   done
 done
-for kind in ${IDLE_KINDS-default}; do
-  n=$((n + 1)); printf '\r[%d/%d] idle %s   ' $n $total "$kind" >&2
-  measure idle both 0 "$kind" "idle-$kind"
+for i in $(seq "$idle_runs"); do
+  n=$((n + 1)); printf '\r[%d/%d] idle %s   ' $n $total "$i" >&2
+  measure idle both 0 default "idle-default-$i"
 done
 echo >&2
-python3 bench/watch_report.py "$out" | tee bench/out/watch-results.md
+python3 bench/watch_report.py "$out" | tee "$out-results.md"

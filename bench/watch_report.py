@@ -156,16 +156,23 @@ def main(d):
                   f"| {', '.join(f'{w} {n}×' for w, n in sorted(whos.items()))} | {fmt(sig)} | {fmt(peak, '{:.0f}')} |")
     idle = sorted(glob.glob(os.path.join(d, "idle-*.idle-result")))
     if idle:
-        print("\n### Idle, both daemons side by side for 60 s (after 5 s to settle)\n")
-        print("| thresholds | tool | VmRSS MiB | CPU over 60 s (utime+stime ticks) | on-CPU time over 60 s (schedstat) ms |")
-        print("|---|---|---|---|---|")
+        per = {}
         for path in idle:
-            kind = os.path.basename(path).split("-")[1].split(".")[0]
-            label = "10 % / 5 % of MemTotal" if kind == "default" else "512 MiB below MemAvailable"
             for line in open(path):
                 tool, *kvs = line.split()
                 kv = dict(x.split("=") for x in kvs)
-                print(f"| {label} | {tool} | {int(kv['rss_kib']) / 1024:.2f} | {kv['ticks']} | {int(kv['cpu_ns']) / 1e6:.1f} |")
+                per.setdefault(tool, []).append(kv)
+        print(f"\n### Idle, both daemons side by side for 60 s (after 5 s to settle), thresholds 10 % / 5 % of MemTotal; {len(idle)} runs, median (each run)\n")
+        print("| tool | VmRSS MiB | CPU over 60 s (utime+stime ticks) | on-CPU time over 60 s (schedstat) ms |")
+        print("|---|---|---|---|")
+        for tool in ("oomguard", "earlyoom"):
+            runs = per.get(tool, [])
+            rss = [int(k["rss_kib"]) / 1024 for k in runs]
+            ticks = [int(k["ticks"]) for k in runs]
+            ns = [int(k["cpu_ns"]) / 1e6 for k in runs]
+            each = lambda xs, f: ", ".join(f.format(x) for x in xs)
+            print(f"| {tool} | {med(rss):.2f} ({each(rss, '{:.2f}')}) | {med(ticks)} ({each(ticks, '{}')}) "
+                  f"| {med(ns):.1f} ({each(ns, '{:.1f}')}) |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -190,11 +190,28 @@ fn read_signals(fd: &OwnedFd) -> Vec<u32> {
 }
 
 /// Reads a whole small kernel file through an open descriptor, from offset 0, into `buf`.
+///
+/// One `pread` into the buffer sized at start (meminfo is ~1.5 KiB): a seq_file hands out the
+/// whole text in one read when it fits, so a short read is the end of the file. Seek + read to
+/// EOF took three syscalls, and the kernel built the meminfo text twice (once more for the read
+/// that returns 0). earlyoom reads meminfo with one `pread` too; idle CPU side by side is in
+/// docs/benchmarks.md.
 fn reread(f: &mut File, buf: &mut Vec<u8>) -> io::Result<()> {
-    f.seek(SeekFrom::Start(0))?;
+    use std::os::unix::fs::FileExt;
+    let size = buf.capacity().max(8192);
     buf.clear();
-    // meminfo is ~1.5 KiB; the buffer was sized at start, so this does not allocate.
-    f.read_to_end(buf)?;
+    buf.resize(size, 0);
+    let mut len = 0;
+    loop {
+        let n = f.read_at(&mut buf[len..], len as u64)?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        // Filled the buffer: there may be more.
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
     Ok(())
 }
 
@@ -1342,5 +1359,29 @@ fn describe_outcome(o: &Result<KillOutcome, actuator::ActuatorError>) -> (String
 impl AsFd for Daemon {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.sigfd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reread_gets_whole_files_small_and_larger_than_the_buffer() {
+        let mut buf = Vec::with_capacity(8192);
+        let mut f = File::open("/proc/self/status").unwrap();
+        reread(&mut f, &mut buf).unwrap();
+        assert!(buf.starts_with(b"Name:") && buf.ends_with(b"\n"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        let text: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&p, &text).unwrap();
+        let mut f = File::open(&p).unwrap();
+        reread(&mut f, &mut buf).unwrap();
+        assert_eq!(buf, text);
+        // Again, from offset 0, into the grown buffer.
+        reread(&mut f, &mut buf).unwrap();
+        assert_eq!(buf, text);
     }
 }
