@@ -205,6 +205,35 @@ impl PollPlan {
     }
 }
 
+/// When to rank the processes ahead of need: memory is being used up fast enough, and close
+/// enough to the SIGTERM threshold, that the whole-process scan done at the crossing would
+/// itself cost the margin. The daemon then scans in slices between readings, and at the crossing
+/// re-reads only the best few candidates (docs/triggers.md, docs/benchmarks.md: a decision scan
+/// of 8,000 processes took 0.46 s here, while the hog went on at 256 MiB/s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WarmPlan {
+    /// Rank ahead only when the measured fill is at least this (bytes/s): below it the scan at the
+    /// crossing costs little memory (0.5 s at 32 MiB/s is 16 MiB), and a machine that merely sits
+    /// near its threshold costs no scanning.
+    pub min_fill_bytes_per_s: f64,
+    /// ... and the threshold is this close, in time at the measured fill.
+    pub horizon: Duration,
+}
+
+impl WarmPlan {
+    pub const DEFAULT: WarmPlan = WarmPlan {
+        min_fill_bytes_per_s: 32.0 * 1024.0 * 1024.0,
+        horizon: Duration::from_secs(3),
+    };
+
+    /// Whether to keep a ranking ready, for `headroom_bytes` above the SIGTERM threshold and the
+    /// measured fill (bytes/s, positive when memory is being used up).
+    pub fn wanted(&self, headroom_bytes: u64, measured_fill_bytes_per_s: f64) -> bool {
+        measured_fill_bytes_per_s >= self.min_fill_bytes_per_s
+            && (headroom_bytes as f64) / measured_fill_bytes_per_s <= self.horizon.as_secs_f64()
+    }
+}
+
 /// Fill rate between two readings, bytes per second (positive when MemAvailable falls).
 pub fn fill_rate(prev_available: u64, prev_at: Duration, now_available: u64, now: Duration) -> f64 {
     let dt = now.saturating_sub(prev_at).as_secs_f64();
@@ -331,6 +360,22 @@ mod tests {
             (fill_rate(2 * GIB, Duration::ZERO, GIB, Duration::from_secs(1)) - GIB as f64).abs()
                 < 1.0
         );
+    }
+
+    #[test]
+    fn warm_ranking_only_when_filling_fast_and_close() {
+        let w = WarmPlan::DEFAULT;
+        let mib = (1u64 << 20) as f64;
+        // 512 MiB left at 256 MiB/s: 2 s away.
+        assert!(w.wanted(512 << 20, 256.0 * mib));
+        // Sitting near the threshold without filling: no scanning.
+        assert!(!w.wanted(16 << 20, 0.0));
+        assert!(!w.wanted(16 << 20, -100.0 * mib));
+        // Filling slowly: the scan at the crossing costs little.
+        assert!(!w.wanted(16 << 20, 8.0 * mib));
+        // Filling fast but far away.
+        assert!(!w.wanted(8 * GIB, GIB as f64));
+        assert!(w.wanted(2 * GIB, GIB as f64));
     }
 
     #[test]

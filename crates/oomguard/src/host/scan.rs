@@ -54,6 +54,9 @@ impl Serialize for Comm {
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct ProcSample {
     pub pid: i32,
+    /// The thread group: equal to `pid` for a process. `/proc/TID` of a thread (not listed in
+    /// `/proc`, but found when opened by number) gives a sample whose `tgid` differs.
+    pub tgid: i32,
     pub ppid: i32,
     pub comm: Comm,
     pub state: char,
@@ -176,6 +179,11 @@ impl Scanner {
         Ok(())
     }
 
+    /// Lists the pids in `/proc` into `out` (cleared first), for a scan done in slices.
+    pub fn list_pids(&mut self, out: &mut Vec<i32>) -> Result<(), ReadError> {
+        self.proc_root.list_pids(out)
+    }
+
     /// Samples the given pids (e.g. a cgroup's members) into `out`, in the given order.
     pub fn scan_pids(&mut self, pids: &[i32], out: &mut Vec<ProcSample>, stats: &mut ScanStats) {
         out.clear();
@@ -228,6 +236,7 @@ impl Scanner {
             process::parse_oom_score_adj(&self.buf).map_err(|e| malformed("oom_score_adj", e))?;
         Ok(Sampled::Process(ProcSample {
             pid,
+            tgid: status.tgid,
             ppid,
             comm,
             state: char::from(state),

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,13 +21,13 @@ use oomguard_core::host::system;
 use oomguard_core::policy::{self, Judgement, Policy};
 use oomguard_core::size::format_bytes;
 use oomguard_core::trigger::{
-    self, Level, PollPlan, PsiRule, PsiState, Sample, Thresholds, Trigger, Verdict,
+    self, Level, PollPlan, PsiRule, PsiState, Sample, Thresholds, Trigger, Verdict, WarmPlan,
 };
 
 use super::cgroups::{self, Watched};
 use super::sdnotify::Notifier;
 use super::WatchArgs;
-use crate::host::scan::{ProcSample, ScanStats, Scanner};
+use crate::host::scan::{ProcSample, Sampled, ScanStats, Scanner};
 use crate::host::{page_size_bytes, CgroupFs, ProcFs};
 use crate::sys::actuator::{
     self, Actuator, CgroupTarget, DryRunActuator, KillOutcome, KillPlan, KillResult, RealActuator,
@@ -62,6 +62,60 @@ struct Recovery {
 /// (docs/kill-path.md: 1–4 ms for 32–120 MiB); 250 ms of no rise means it is over.
 const SETTLE: Duration = Duration::from_millis(250);
 
+/// The ahead-of-need ranking (see [`WarmPlan`]): a whole-process scan done in slices of
+/// [`WARM_SLICE`] between readings while memory falls fast towards the SIGTERM threshold, so the
+/// decision at the crossing re-reads only the [`WARM_TOP`] best candidates instead of every
+/// process. Measured here (docs/benchmarks.md): the decision scan of 8,000 processes took 0.46 s,
+/// 470 ms from crossing to signal at 256 MiB/s; a slice keeps the reading interval near 1 ms.
+/// A process started after the pass began is listed and read at the decision; a process that grew
+/// past the best [`WARM_TOP`] since the pass began is the case this trades away (passes repeat
+/// every [`WARM_REFRESH`] while memory falls); a pass is used only if it began at most
+/// [`WARM_MAX_AGE`] ago.
+#[derive(Debug, Default)]
+struct WarmScan {
+    pids: Vec<i32>,
+    next: usize,
+    /// The pass in progress began then.
+    started: Option<Instant>,
+    partial: Vec<ProcSample>,
+    /// `/proc/sys/kernel/ns_last_pid` just before the pass listed `/proc`: a process started
+    /// since has a higher pid (unless pid numbers wrapped).
+    last_pid: Option<i32>,
+    /// The last complete pass (its pids sorted), its `last_pid`, and when it began.
+    done_last_pid: Option<i32>,
+    done: Vec<ProcSample>,
+    done_pids: Vec<i32>,
+    /// The pass's best candidates by the policy's score, ranked when the pass completed.
+    best: Vec<ProcSample>,
+    done_at: Option<Instant>,
+    /// MemAvailable at the start of the fill window, and when: the fill that asks for a ranking
+    /// is measured over at least [`WARM_FILL_WINDOW`], as readings 1 ms apart often see no change
+    /// (the kernel folds per-CPU counter deltas into MemAvailable in batches).
+    window: Option<(u64, Instant)>,
+    fill_bytes_per_s: f64,
+    /// Keep ranking until then (the last time the plan asked for it, plus [`WARM_LINGER`]).
+    until: Option<Instant>,
+}
+
+/// The fill that asks for a ranking ahead is measured over at least this.
+const WARM_FILL_WINDOW: Duration = Duration::from_millis(100);
+/// ... or until MemAvailable fell this much, whichever comes first: a fast fill starts the
+/// ranking sooner. The per-CPU batching moves MemAvailable by a few MiB at most, so 32 MiB is a
+/// real fall. Measured with bench/watch.sh: at ~2.5 GiB/s with 8,000 processes the 100 ms window
+/// alone started the first pass only ~150 ms before the crossing, too late in 3 of 5 runs.
+const WARM_FILL_DROP_BYTES: u64 = 32 << 20;
+/// Once asked for, the ranking goes on for at least this (no flapping on a noisy fill).
+const WARM_LINGER: Duration = Duration::from_secs(1);
+/// How long one slice of the ahead-of-need scan may take before the next reading.
+const WARM_SLICE: Duration = Duration::from_millis(1);
+/// A complete pass is repeated after this while memory keeps falling fast.
+const WARM_REFRESH: Duration = Duration::from_millis(500);
+/// A pass older than this is not used for a decision.
+const WARM_MAX_AGE: Duration = Duration::from_secs(2);
+/// Candidates re-read (identity and memory) at the decision, best first by the pass's figures.
+/// The fast grower that brought the crossing only gains rank between the pass and the decision.
+const WARM_TOP: usize = 16;
+
 /// The running daemon.
 pub struct Daemon {
     cfg: Config,
@@ -89,6 +143,11 @@ pub struct Daemon {
     recovery: HashMap<Scope, Recovery>,
     /// No candidate was found: wait before scanning again (no busy loop).
     idle_until: HashMap<Scope, Instant>,
+    warm_plan: WarmPlan,
+    warm_wanted: bool,
+    warm: WarmScan,
+    /// How the last decision's candidates were listed, for its log line.
+    candidates_note: String,
     kills: u64,
     decisions: u64,
     loops: u64,
@@ -147,11 +206,28 @@ fn read_signals(fd: &OwnedFd) -> Vec<u32> {
 }
 
 /// Reads a whole small kernel file through an open descriptor, from offset 0, into `buf`.
+///
+/// One `pread` into the buffer sized at start (meminfo is ~1.5 KiB): a seq_file hands out the
+/// whole text in one read when it fits, so a short read is the end of the file. Seek + read to
+/// EOF took three syscalls, and the kernel built the meminfo text twice (once more for the read
+/// that returns 0). earlyoom reads meminfo with one `pread` too; idle CPU side by side is in
+/// docs/benchmarks.md.
 fn reread(f: &mut File, buf: &mut Vec<u8>) -> io::Result<()> {
-    f.seek(SeekFrom::Start(0))?;
+    use std::os::unix::fs::FileExt;
+    let size = buf.capacity().max(8192);
     buf.clear();
-    // meminfo is ~1.5 KiB; the buffer was sized at start, so this does not allocate.
-    f.read_to_end(buf)?;
+    buf.resize(size, 0);
+    let mut len = 0;
+    loop {
+        let n = f.read_at(&mut buf[len..], len as u64)?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        // Filled the buffer: there may be more.
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
     Ok(())
 }
 
@@ -387,6 +463,10 @@ impl Daemon {
             last_mem: None,
             recovery: HashMap::new(),
             idle_until: HashMap::new(),
+            warm_plan: WarmPlan::DEFAULT,
+            warm_wanted: false,
+            warm: WarmScan::default(),
+            candidates_note: String::new(),
             kills: 0,
             decisions: 0,
             loops: 0,
@@ -443,6 +523,10 @@ impl Daemon {
                 timeout = timeout.min(d.saturating_duration_since(Instant::now()));
             }
             self.tell.count_iteration(now.elapsed());
+            // Ranking ahead of need: one slice per iteration, and read again right away.
+            if (self.warm_wanted || self.warm.started.is_some()) && self.warm_step() {
+                timeout = Duration::ZERO;
+            }
             if let Some(code) = self.wait(timeout)? {
                 self.notifier.stopping();
                 log(format_args!(
@@ -646,6 +730,28 @@ impl Daemon {
             self.act(Scope::Global, verdict, describe_sample(&self.th, s));
         }
         let headroom = s.mem_available_bytes.saturating_sub(self.th.mem_term_bytes);
+        let w = &mut self.warm;
+        match w.window {
+            Some((prev, at))
+                if now.duration_since(at) >= WARM_FILL_WINDOW
+                    || prev.saturating_sub(s.mem_available_bytes) >= WARM_FILL_DROP_BYTES =>
+            {
+                w.fill_bytes_per_s = trigger::fill_rate(
+                    prev,
+                    Duration::ZERO,
+                    s.mem_available_bytes,
+                    now.duration_since(at),
+                );
+                w.window = Some((s.mem_available_bytes, now));
+            }
+            Some(_) => {}
+            None => w.window = Some((s.mem_available_bytes, now)),
+        }
+        if self.warm_plan.wanted(headroom, w.fill_bytes_per_s) {
+            w.until = Some(now + WARM_LINGER);
+        }
+        self.warm_wanted =
+            verdict.level == Level::Calm && w.until.is_some_and(|t| now < t) && self.warm_usable();
         let mut t = self.poll_plan.interval(headroom, fill);
         // A PSI rule counting towards its duration is judged at least every 100 ms.
         if self.th.psi_some.is_some() || self.th.psi_full.is_some() {
@@ -745,37 +851,233 @@ impl Daemon {
         }
     }
 
+    /// Every process (or the `candidates_cgroup` subtree's) into `self.samples`.
+    fn scan_global(&mut self, stats: &mut ScanStats) -> anyhow::Result<()> {
+        match &self.cfg.candidates_cgroup {
+            Some(cg) => {
+                let (_, dir) = crate::rank::resolve_cgroup(&self.cgfs, cg)?;
+                self.cgfs.subtree_procs(&dir, &mut self.pids)?;
+                self.scanner.scan_pids(&self.pids, &mut self.samples, stats);
+            }
+            None => self.scanner.scan(&mut self.samples, stats)?,
+        }
+        Ok(())
+    }
+
+    /// `candidates_parent`: keeps only that pid's descendants.
+    fn retain_descendants(&mut self) {
+        let Some(parent) = self.cfg.candidates_parent_pid else {
+            return;
+        };
+        let ppid: HashMap<i32, i32> = self.samples.iter().map(|s| (s.pid, s.ppid)).collect();
+        let descends = |mut p: i32| {
+            for _ in 0..4096 {
+                match ppid.get(&p) {
+                    Some(&pp) if pp == parent => return true,
+                    Some(&pp) if pp > 0 => p = pp,
+                    _ => return false,
+                }
+            }
+            false
+        };
+        self.samples.retain(|s| descends(s.pid));
+    }
+
+    /// Whether an ahead-of-need ranking can serve a decision: the system-wide scan of every
+    /// process, judged without reading per-process files the scan does not read.
+    fn warm_usable(&self) -> bool {
+        let n = self.policy.needs();
+        self.cfg.candidates_cgroup.is_none() && !(n.cmdline || n.exe || n.cgroup)
+    }
+
+    /// One slice of the ahead-of-need scan; returns whether a pass is still in progress.
+    fn warm_step(&mut self) -> bool {
+        let w = &mut self.warm;
+        if w.started.is_none() {
+            if w.done_at.is_some_and(|t| t.elapsed() < WARM_REFRESH) {
+                return false;
+            }
+            w.last_pid = read_last_pid(&mut self.buf);
+            if self.scanner.list_pids(&mut w.pids).is_err() {
+                return false;
+            }
+            w.next = 0;
+            w.partial.clear();
+            w.started = Some(Instant::now());
+        }
+        let t0 = Instant::now();
+        while w.next < w.pids.len() {
+            let pid = w.pids[w.next];
+            w.next += 1;
+            // Vanished and unreadable processes are skipped, as in the full scan.
+            if let Ok(Sampled::Process(s)) = self.scanner.sample(pid) {
+                w.partial.push(s);
+            }
+            if w.next % 16 == 0 && t0.elapsed() >= WARM_SLICE {
+                return true;
+            }
+        }
+        std::mem::swap(&mut w.done, &mut w.partial);
+        w.done_pids.clear();
+        w.done_pids.extend(w.done.iter().map(|s| s.pid));
+        w.done_pids.sort_unstable();
+        w.done_last_pid = w.last_pid;
+        w.done_at = w.started.take();
+        self.rank_warm();
+        false
+    }
+
+    /// Ranks a complete pass (off the decision's path): keeps its [`WARM_TOP`] best by the
+    /// policy's score, after the `candidates_parent` filter.
+    fn rank_warm(&mut self) {
+        let Ok(s) = read_sample(&mut self.meminfo, None, &mut self.buf) else {
+            self.warm.done_at = None;
+            return;
+        };
+        let totalpages =
+            badness::global_totalpages(s.mem_total_bytes, s.swap_total_bytes, self.page_size);
+        // retain_descendants works on self.samples: lend it the pass.
+        let saved = std::mem::replace(&mut self.samples, std::mem::take(&mut self.warm.done));
+        self.retain_descendants();
+        let mut ranked: Vec<(i64, usize)> = self
+            .samples
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let name = s.comm.as_str();
+                let c = policy::Candidate {
+                    pid: s.pid,
+                    name: &name,
+                    cmdline: None,
+                    exe: None,
+                    cgroup: None,
+                    uid: s.uid,
+                    user: self.users.get(&s.uid).map(String::as_str),
+                    verdict: badness::badness(self.era, &s.facts(true), totalpages),
+                    exiting: s.exiting,
+                };
+                match self.policy.judge(&c, totalpages) {
+                    Judgement::Eligible { score, .. } => Some((score, i)),
+                    Judgement::Excluded(_) => None,
+                }
+            })
+            .collect();
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
+        self.warm.best.clear();
+        for &(_, i) in ranked.iter().take(WARM_TOP) {
+            self.warm.best.push(self.samples[i]);
+        }
+        self.warm.done = std::mem::replace(&mut self.samples, saved);
+    }
+
+    /// Appends the processes started since the ahead-of-need pass listed `/proc`. Pids are handed
+    /// out in increasing order until they wrap, so those are the pids from the pass's
+    /// `ns_last_pid` to today's, opened by number (a thread's number is skipped); listing `/proc`
+    /// instead took 13 ms with 8,000 processes here, more than the rest of the decision. After a
+    /// wrap, or if more than 4,096 pids were handed out, `/proc` is listed.
+    fn add_new_processes(&mut self) {
+        let (Some(from), Some(to)) = (self.warm.done_last_pid, read_last_pid(&mut self.buf)) else {
+            return self.add_unlisted();
+        };
+        if to < from || to - from > 4096 {
+            return self.add_unlisted();
+        }
+        for pid in from + 1..=to {
+            if self.warm.done_pids.binary_search(&pid).is_ok() {
+                continue; // started between ns_last_pid and the listing: in the pass already
+            }
+            if let Ok(Sampled::Process(s)) = self.scanner.sample(pid) {
+                if s.tgid == s.pid {
+                    self.samples.push(s);
+                }
+            }
+        }
+    }
+
+    /// Appends every process `/proc` lists that the ahead-of-need pass did not see.
+    fn add_unlisted(&mut self) {
+        if self.scanner.list_pids(&mut self.pids).is_err() {
+            return;
+        }
+        for i in 0..self.pids.len() {
+            let pid = self.pids[i];
+            if self.warm.done_pids.binary_search(&pid).is_err() {
+                if let Ok(Sampled::Process(s)) = self.scanner.sample(pid) {
+                    self.samples.push(s);
+                }
+            }
+        }
+    }
+
+    /// Fills `self.samples` from the ahead-of-need ranking when one is fresh enough (finishing a
+    /// pass in progress if there is no complete one): the pass's best, re-read now (a process
+    /// whose start time changed is a reused pid, and dropped), and every process started since
+    /// the pass (listed now, read now). Returns when that pass began and how many are new.
+    fn warm_candidates(&mut self) -> Option<(Instant, usize)> {
+        if !self.warm_usable() {
+            return None;
+        }
+        let fresh = |t: Option<Instant>| t.is_some_and(|t| t.elapsed() <= WARM_MAX_AGE);
+        if !fresh(self.warm.done_at) && fresh(self.warm.started) {
+            while self.warm_step() {}
+        }
+        let at = self.warm.done_at.filter(|t| t.elapsed() <= WARM_MAX_AGE)?;
+        for i in 0..self.warm.best.len() {
+            let old = self.warm.best[i];
+            if let Ok(Sampled::Process(s)) = self.scanner.sample(old.pid) {
+                if s.start_time_ticks == old.start_time_ticks {
+                    self.samples.push(s);
+                }
+            }
+        }
+        let re_read = self.samples.len();
+        self.add_new_processes();
+        let mut new = self.samples.len() - re_read;
+        if self.cfg.candidates_parent_pid.is_some() && new > 0 {
+            // A new process's ancestry: the pass plus the new ones.
+            let mut all = self.warm.done.clone();
+            all.extend_from_slice(&self.samples[re_read..]);
+            let saved = std::mem::replace(&mut self.samples, all);
+            self.retain_descendants();
+            let keep: std::collections::HashSet<i32> = self.samples.iter().map(|s| s.pid).collect();
+            self.samples = saved;
+            let mut i = 0;
+            self.samples.retain(|s| {
+                i += 1;
+                i <= re_read || keep.contains(&s.pid)
+            });
+            new = self.samples.len() - re_read;
+        }
+        if self.samples.is_empty() {
+            return None;
+        }
+        Some((at, new))
+    }
+
     /// The candidates for `scope`, in the kernel's walk order; returns totalpages.
     fn candidates(&mut self, scope: Scope) -> anyhow::Result<u64> {
+        self.candidates_note.clear();
         self.samples.clear();
         self.pids.clear();
         let mut stats = ScanStats::default();
         let ps = self.page_size;
         let totalpages = match scope {
             Scope::Global => {
-                match &self.cfg.candidates_cgroup {
-                    Some(cg) => {
-                        let (_, dir) = crate::rank::resolve_cgroup(&self.cgfs, cg)?;
-                        self.cgfs.subtree_procs(&dir, &mut self.pids)?;
-                        self.scanner
-                            .scan_pids(&self.pids, &mut self.samples, &mut stats);
+                let warm = self.warm_candidates();
+                match warm {
+                    Some((at, new)) => {
+                        self.candidates_note = format!(
+                            " (ranked ahead from a scan begun {:.0} ms earlier over {} processes; best {} re-read, {new} new since)",
+                            at.elapsed().as_secs_f64() * 1e3,
+                            self.warm.done.len(),
+                            self.samples.len() - new
+                        );
                     }
-                    None => self.scanner.scan(&mut self.samples, &mut stats)?,
-                }
-                if let Some(parent) = self.cfg.candidates_parent_pid {
-                    let ppid: HashMap<i32, i32> =
-                        self.samples.iter().map(|s| (s.pid, s.ppid)).collect();
-                    let descends = |mut p: i32| {
-                        for _ in 0..4096 {
-                            match ppid.get(&p) {
-                                Some(&pp) if pp == parent => return true,
-                                Some(&pp) if pp > 0 => p = pp,
-                                _ => return false,
-                            }
-                        }
-                        false
-                    };
-                    self.samples.retain(|s| descends(s.pid));
+                    None => {
+                        self.samples.clear();
+                        self.scan_global(&mut stats)?;
+                        self.retain_descendants();
+                    }
                 }
                 let s = read_sample(&mut self.meminfo, None, &mut self.buf)?;
                 badness::global_totalpages(s.mem_total_bytes, s.swap_total_bytes, ps)
@@ -825,7 +1127,12 @@ impl Daemon {
         let mut extra: Vec<(Option<String>, Option<String>)> =
             Vec::with_capacity(self.samples.len());
         for s in &self.samples {
-            let dir = self.scanner.open_pid(s.pid).ok();
+            // Opening /proc/PID costs two syscalls per process: only when a rule reads from it.
+            let dir = if needs.cmdline || needs.cgroup {
+                self.scanner.open_pid(s.pid).ok()
+            } else {
+                None
+            };
             let cmdline = if needs.cmdline {
                 dir.as_ref()
                     .and_then(|d| d.read_cmdline(&root, self.scanner.buf()).ok())
@@ -1010,6 +1317,9 @@ impl Daemon {
         }
         let outcome = self.kill(scope, &pinned, &plan);
         self.kills += 1;
+        // The processes changed: a ranking done ahead is not reused for the next decision.
+        self.warm.done_at = None;
+        self.warm.started = None;
         let after = self.sample().ok();
         let (result, victim_gone) = describe_outcome(&outcome);
         let sent = match &outcome {
@@ -1024,9 +1334,10 @@ impl Daemon {
             _ => "nothing",
         };
         log(format_args!(
-            "kill #{} ({}): {trig}: {figures}; victim {who}; sent {sent}; {result}; scan {scan_ms:.1} ms; MemAvailable {} -> {}",
+            "kill #{} ({}): {trig}: {figures}; victim {who}; sent {sent}; {result}; scan {scan_ms:.1} ms{}; MemAvailable {} -> {}",
             self.kills,
             if self.cfg.dry_run { "dry run" } else { "real" },
+            self.candidates_note,
             format_bytes(before),
             after.map_or("?".to_owned(), |s| format_bytes(s.mem_available_bytes)),
         ));
@@ -1165,6 +1476,13 @@ impl Daemon {
     }
 }
 
+/// The last pid handed out in this pid namespace (`/proc/sys/kernel/ns_last_pid`, 3.3+).
+fn read_last_pid(buf: &mut Vec<u8>) -> Option<i32> {
+    let mut f = File::open("/proc/sys/kernel/ns_last_pid").ok()?;
+    reread(&mut f, buf).ok()?;
+    std::str::from_utf8(buf).ok()?.trim().parse().ok()
+}
+
 /// Test seam, compiled only into builds with debug assertions (the test profile): with the
 /// environment variable `var` set (`OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS` between choosing the
 /// victim and pinning it, `OOMGUARD_TEST_PAUSE_AFTER_PIN_MS` between pinning it and resolving
@@ -1270,5 +1588,29 @@ fn describe_outcome(o: &Result<KillOutcome, actuator::ActuatorError>) -> (String
 impl AsFd for Daemon {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.sigfd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reread_gets_whole_files_small_and_larger_than_the_buffer() {
+        let mut buf = Vec::with_capacity(8192);
+        let mut f = File::open("/proc/self/status").unwrap();
+        reread(&mut f, &mut buf).unwrap();
+        assert!(buf.starts_with(b"Name:") && buf.ends_with(b"\n"));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        let text: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&p, &text).unwrap();
+        let mut f = File::open(&p).unwrap();
+        reread(&mut f, &mut buf).unwrap();
+        assert_eq!(buf, text);
+        // Again, from offset 0, into the grown buffer.
+        reread(&mut f, &mut buf).unwrap();
+        assert_eq!(buf, text);
     }
 }
