@@ -378,7 +378,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
 #[test]
 fn ranking_ahead_still_picks_the_largest_latest_hog() {
     let test = "ranking_ahead";
-    let Some(cg) = TestCgroup::new("ahead", 1280) else {
+    let Some(cg) = TestCgroup::new("ahead", 1280 << 20) else {
         return;
     };
     if !Path::new("/usr/bin/unshare").exists() {
