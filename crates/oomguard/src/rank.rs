@@ -108,7 +108,8 @@ impl Default for Roots {
     }
 }
 
-fn users(passwd: &std::path::Path) -> HashMap<u32, String> {
+/// uid → user name from a passwd file (missing or unreadable: empty).
+pub fn users(passwd: &std::path::Path) -> HashMap<u32, String> {
     let text = std::fs::read_to_string(passwd).unwrap_or_default();
     text.lines()
         .filter_map(|l| {

@@ -75,7 +75,7 @@ impl HtmlReport {
             let name = ev
                 .comm
                 .clone()
-                .unwrap_or_else(|| format!("({})", kind_word(ev.kind)));
+                .unwrap_or_else(|| format!("({})", super::render::kind_word(ev.kind)));
             self.kills.push((ev.kernel_time_s, name, n));
         }
         if self.sections.len() < MAX_DETAILED {
@@ -279,17 +279,6 @@ svg.tl-strip rect{fill:var(--accent)}
 }
 "#;
 
-fn kind_word(k: EventKind) -> &'static str {
-    match k {
-        EventKind::Kill => "kill",
-        EventKind::NoKillable => "nothing killable",
-        EventKind::Panic => "panic",
-        EventKind::Incomplete => "incomplete report",
-        EventKind::Exit => "exit",
-        EventKind::Warning => "warning",
-    }
-}
-
 fn kb(v: Option<u64>) -> String {
     v.map_or_else(|| "?".to_owned(), |k| format!("{} MiB", mib_1(k * KIB)))
 }
@@ -301,14 +290,7 @@ fn pct(permille: u64) -> String {
 /// One event's section.
 fn section(ev: &OomEvent, n: usize, input: &str) -> String {
     let mut o = String::new();
-    let what = match ev.kind {
-        EventKind::Kill => "OOM kill",
-        EventKind::NoKillable => "OOM with nothing to kill",
-        EventKind::Panic => "OOM panic",
-        EventKind::Incomplete => "OOM report without a kill line",
-        EventKind::Exit => "supervised command exit",
-        EventKind::Warning => "memory warning",
-    };
+    let what = super::render::kind_title(ev.kind);
     let who = match (&ev.comm, ev.pid) {
         (Some(c), Some(p)) => format!(": {} <span class=\"dim\">(pid {p})</span>", esc(c)),
         _ => String::new(),

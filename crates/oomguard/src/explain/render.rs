@@ -32,14 +32,7 @@ fn kb(v: Option<u64>) -> String {
 /// One event as text. `n`/`total` number it; `input` names the file it came from.
 pub fn event(ev: &OomEvent, n: usize, input: &str, st: &Style) -> String {
     let mut o = String::new();
-    let what = match ev.kind {
-        EventKind::Kill => "OOM kill",
-        EventKind::NoKillable => "OOM with nothing to kill",
-        EventKind::Panic => "OOM panic",
-        EventKind::Incomplete => "OOM report without a kill line",
-        EventKind::Exit => "supervised command exit",
-        EventKind::Warning => "memory warning",
-    };
+    let what = kind_title(ev.kind);
     let mut when = Vec::new();
     if let Some(t) = &ev.time {
         when.push(safe(t));
@@ -419,7 +412,20 @@ impl Summary {
     }
 }
 
-fn kind_word(k: EventKind) -> &'static str {
+/// The heading of an event, for people (text and HTML output share it).
+pub fn kind_title(k: EventKind) -> &'static str {
+    match k {
+        EventKind::Kill => "OOM kill",
+        EventKind::NoKillable => "OOM with nothing to kill",
+        EventKind::Panic => "OOM panic",
+        EventKind::Incomplete => "OOM report without a kill line",
+        EventKind::Exit => "supervised command exit",
+        EventKind::Warning => "memory warning",
+    }
+}
+
+/// The short word for an event kind, in summaries (text and HTML output share it).
+pub fn kind_word(k: EventKind) -> &'static str {
     match k {
         EventKind::Kill => "kill",
         EventKind::NoKillable => "nothing killable",

@@ -287,18 +287,6 @@ fn thresholds(cfg: &Config, s: &Sample) -> Thresholds {
     }
 }
 
-fn users() -> HashMap<u32, String> {
-    let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let uid = f.nth(1)?.parse().ok()?;
-            Some((uid, name.to_owned()))
-        })
-        .collect()
-}
-
 impl Daemon {
     /// Starts: validates the config against this host, protects itself, opens every input.
     /// Every failure here is fatal and named; after this, nothing stops the loop.
@@ -459,7 +447,7 @@ impl Daemon {
             pids: Vec::with_capacity(4096),
             era,
             page_size: page_size_bytes(),
-            users: users(),
+            users: crate::rank::users(Path::new("/etc/passwd")),
             last_mem: None,
             recovery: HashMap::new(),
             idle_until: HashMap::new(),
