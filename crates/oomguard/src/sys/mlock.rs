@@ -78,6 +78,89 @@ pub fn lock_all_memory() -> MlockStatus {
     }
 }
 
+/// The mappings [`shed_file_pages`] may drop, from `/proc/self/smaps` text: file-backed
+/// (a path and an inode), private, readable and not writable, and holding no private
+/// (copy-on-write) page (`Anonymous: 0 kB`). The relocated part of a binary (RELRO: written by
+/// the loader, then made read-only) has private pages and is therefore never chosen; code and
+/// constants are. Returns `(start, end)` addresses.
+pub fn sheddable_ranges(smaps: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize, bool)> = None;
+    for line in smaps.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let first = f.next().unwrap_or("");
+        let range = first.split_once('-').and_then(|(a, b)| {
+            Some((
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            ))
+        });
+        if let Some((start, end)) = range {
+            if let Some((s, e, true)) = current.take() {
+                out.push((s, e));
+            }
+            let perms = f.next().unwrap_or("").as_bytes();
+            let (_offset, _dev) = (f.next(), f.next());
+            let inode = f.next().unwrap_or("0");
+            let path = f.next().unwrap_or("");
+            let ok = perms.len() == 4
+                && perms[0] == b'r'
+                && perms[1] == b'-'
+                && perms[3] == b'p'
+                && inode != "0"
+                && path.starts_with('/');
+            current = Some((start, end, ok));
+        } else if let Some(kib) = line.strip_prefix("Anonymous:") {
+            if kib.trim() != "0 kB" {
+                if let Some(c) = current.as_mut() {
+                    c.2 = false;
+                }
+            }
+        }
+    }
+    if let Some((s, e, true)) = current {
+        out.push((s, e));
+    }
+    out
+}
+
+/// Unmaps the read-only file pages (this program's and its libraries' code and constants) that
+/// start-up faulted in, so that the resident, locked set becomes what runs after this call: the
+/// watch loop and whatever the caller exercises next. Start-up (argument and config parsing,
+/// regex compilation, the first scans) touches code the loop never runs again; with
+/// `MCL_ONFAULT` those pages would stay locked for the daemon's life. `MADV_DONTNEED` on these
+/// mappings only drops page-table entries of page-cache pages, which fault back in from the page
+/// cache on the next touch: no data is lost (the mappings chosen by [`sheddable_ranges`] hold no
+/// private page). Must run while memory is unlocked (the kernel refuses `MADV_DONTNEED` on
+/// locked mappings). Returns the bytes of the mappings shed.
+pub fn shed_file_pages() -> io::Result<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut shed = 0u64;
+    for (start, end) in sheddable_ranges(&smaps) {
+        // SAFETY: the range is one of this process's own mappings, read-only, file-backed and
+        // without private pages (see `sheddable_ranges`): dropping its page-table entries only
+        // makes the next access fault the same page-cache page back in.
+        let r =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        shed += (end - start) as u64;
+    }
+    Ok(shed)
+}
+
+/// Gives the heap's free pages back to the kernel (glibc's `malloc_trim`): start-up frees
+/// more than the loop will ever allocate again (config text, compiled rule sets' scratch, the
+/// rehearsal's candidate strings).
+pub fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: plain glibc call, no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Undoes [`lock_all_memory`].
 pub fn unlock_all_memory() -> io::Result<()> {
     rustix::mm::munlockall().map_err(errno)
@@ -171,8 +254,72 @@ mod tests {
             .unwrap()
     }
 
+    /// Real smaps text (this machine, kernel 6.18, trimmed to the lines the parser reads):
+    /// the binary's four mappings, an anonymous heap and libc's code.
+    const SMAPS: &str = "\
+55ff00063000-55ff000d2000 r--p 00000000 fe:00 5414921                    /usr/bin/oomguard
+Size:                444 kB
+Rss:                 308 kB
+Anonymous:             0 kB
+55ff000d2000-55ff0031f000 r-xp 0006e000 fe:00 5414921                    /usr/bin/oomguard
+Rss:                1852 kB
+Anonymous:             0 kB
+55ff0031f000-55ff0032b000 r--p 002ba000 fe:00 5414921                    /usr/bin/oomguard
+Rss:                  48 kB
+Anonymous:            48 kB
+55ff0032b000-55ff0032d000 rw-p 002c5000 fe:00 5414921                    /usr/bin/oomguard
+Anonymous:             8 kB
+55ff0114c000-55ff0116d000 rw-p 00000000 00:00 0                          [heap]
+Anonymous:           132 kB
+7f2d1b628000-7f2d1b77d000 r-xp 00028000 fe:00 1054203                    /usr/lib/x86_64-linux-gnu/libc.so.6
+Anonymous:             0 kB
+7f2d1b7d8000-7f2d1b7d9000 r--p 00000000 00:00 0 
+Anonymous:             0 kB
+7ffd3b9f1000-7ffd3b9f3000 r-xp 00000000 00:00 0                          [vdso]
+Anonymous:             0 kB
+";
+
+    #[test]
+    fn sheds_only_code_and_constants_never_relocated_or_anonymous_pages() {
+        assert_eq!(
+            sheddable_ranges(SMAPS),
+            vec![
+                (0x55ff00063000, 0x55ff000d2000),
+                (0x55ff000d2000, 0x55ff0031f000),
+                (0x7f2d1b628000, 0x7f2d1b77d000),
+            ]
+        );
+        assert!(sheddable_ranges("").is_empty());
+        assert!(sheddable_ranges("garbage\nAnonymous: 4 kB\n").is_empty());
+    }
+
+    /// Locking and shedding in parallel threads would collide (`MADV_DONTNEED` refuses locked
+    /// mappings): the tests that do either take this first.
+    static MAPPINGS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn shedding_own_code_lowers_rss_and_the_program_runs_on() {
+        let _g = MAPPINGS.lock().unwrap();
+        let rss_file_kib = || {
+            std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("RssFile:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap()
+        };
+        let before = rss_file_kib();
+        let shed = shed_file_pages().unwrap();
+        let after = rss_file_kib();
+        assert!(shed > 0);
+        assert!(after < before, "RssFile {before} kB -> {after} kB");
+        // Code and constants fault back in: the test harness and std run on.
+        assert_eq!(format!("{}", 6 * 7), "42");
+    }
+
     #[test]
     fn mlockall_onfault_then_unlock() {
+        let _g = MAPPINGS.lock().unwrap();
         let status = lock_all_memory();
         eprintln!("{}", status.describe());
         if !status.is_locked() {

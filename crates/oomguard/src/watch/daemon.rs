@@ -118,6 +118,8 @@ const WARM_TOP: usize = 16;
 
 /// The running daemon.
 pub struct Daemon {
+    /// Whether `mlockall` succeeded (then re-done after shedding start-up pages).
+    locked: bool,
     cfg: Config,
     origin: Option<PathBuf>,
     args: WatchArgs,
@@ -455,6 +457,7 @@ impl Daemon {
             warm_wanted: false,
             warm: WarmScan::default(),
             candidates_note: String::new(),
+            locked: lock.is_locked(),
             kills: 0,
             decisions: 0,
             loops: 0,
@@ -476,6 +479,8 @@ impl Daemon {
 
     /// The loop. Returns the exit code when asked to stop.
     pub fn run(&mut self) -> anyhow::Result<i32> {
+        let msg = self.settle_memory();
+        log(format_args!("{msg}"));
         self.notifier.ready("watching");
         let mut last_rescan = Instant::now();
         loop {
@@ -619,6 +624,9 @@ impl Daemon {
                 .as_ref()
                 .map_or("flags".to_owned(), |p| p.display().to_string())
         ));
+        // Parsing and compiling touched code the loop does not run: shed it again.
+        let msg = self.settle_memory();
+        log(format_args!("{msg}"));
         self.notifier.ready("watching");
     }
 
@@ -1093,22 +1101,13 @@ impl Daemon {
     }
 
     /// The kill path for one decision.
-    fn act(&mut self, scope: Scope, verdict: Verdict, figures: String) {
-        self.decisions += 1;
-        let t0 = Instant::now();
-        let trig = verdict.trigger.map_or("?", Trigger::label);
-        let totalpages = match self.candidates(scope) {
-            Ok(t) => t,
-            Err(e) => {
-                log(format_args!(
-                    "decision #{}: {trig}: {figures}; cannot list candidates: {e:#}",
-                    self.decisions
-                ));
-                self.idle_until
-                    .insert(scope, Instant::now() + Duration::from_secs(1));
-                return;
-            }
-        };
+    /// The policy's judgement of every candidate in `self.samples`, with the cmdline and cgroup
+    /// read for rules that need them (kept for the decision's log line and event).
+    #[allow(clippy::type_complexity)]
+    fn judge_candidates(
+        &mut self,
+        totalpages: u64,
+    ) -> (Vec<Judgement>, Vec<(Option<String>, Option<String>)>) {
         let needs = self.policy.needs();
         let root = self.procfs.root().to_path_buf();
         let mut judged = Vec::with_capacity(self.samples.len());
@@ -1160,6 +1159,73 @@ impl Daemon {
             judged.push(self.policy.judge(&c, totalpages));
             extra.push((cmdline, cgroup));
         }
+        (judged, extra)
+    }
+
+    /// Rehearses a system-wide decision without acting: ranks every process (ahead of need,
+    /// as under a fast fill, where the policy allows) and judges them, so that the code of the
+    /// decision's path is resident (and, with `MCL_ONFAULT`, locked) before it is needed
+    /// rather than faulted in from the page cache under the very pressure it answers.
+    fn rehearse(&mut self) {
+        if self.warm_usable() {
+            while self.warm_step() {}
+        }
+        if let Ok(totalpages) = self.candidates(Scope::Global) {
+            let (judged, _) = self.judge_candidates(totalpages);
+            let chosen = policy::choose(&judged).map(|vi| self.samples[vi].comm.as_str().len());
+            std::hint::black_box(chosen);
+        }
+        self.samples.clear();
+        self.warm.done_at = None;
+        self.warm.started = None;
+    }
+
+    /// After start-up (and a reload): drops the pages only start-up used, rehearses a decision,
+    /// and locks what is resident then. Returns a line for the log.
+    fn settle_memory(&mut self) -> String {
+        let was_locked = self.locked;
+        if was_locked {
+            if let Err(e) = mlock::unlock_all_memory() {
+                return format!("memory: cannot unlock to shed start-up pages ({e}); kept as is");
+            }
+        }
+        let shed = mlock::shed_file_pages();
+        self.rehearse();
+        mlock::trim_heap();
+        let lock = if was_locked {
+            let l = mlock::lock_all_memory();
+            self.locked = l.is_locked();
+            format!("; {}", l.describe())
+        } else {
+            String::new()
+        };
+        match shed {
+            Ok(b) => format!(
+                "memory: start-up pages shed ({} of read-only mappings), decision path rehearsed{lock}",
+                format_bytes(b)
+            ),
+            Err(e) => format!("memory: start-up pages not shed ({e}){lock}"),
+        }
+    }
+
+    fn act(&mut self, scope: Scope, verdict: Verdict, figures: String) {
+        self.decisions += 1;
+        let t0 = Instant::now();
+        let trig = verdict.trigger.map_or("?", Trigger::label);
+        let totalpages = match self.candidates(scope) {
+            Ok(t) => t,
+            Err(e) => {
+                log(format_args!(
+                    "decision #{}: {trig}: {figures}; cannot list candidates: {e:#}",
+                    self.decisions
+                ));
+                self.idle_until
+                    .insert(scope, Instant::now() + Duration::from_secs(1));
+                return;
+            }
+        };
+        let (judged, extra) = self.judge_candidates(totalpages);
+        let root = self.procfs.root().to_path_buf();
         let Some(vi) = policy::choose(&judged) else {
             log(format_args!(
                 "decision #{}: {trig}: {figures}; no eligible victim among {} processes (all excluded); looking again in 1 s",
