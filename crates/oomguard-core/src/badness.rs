@@ -261,6 +261,31 @@ pub fn oom_score_display(era: Era, verdict: Verdict, global_totalpages: u64) -> 
     }
 }
 
+/// A score in pages as permille of `totalpages`, rounded down (the unit of `oom_score_adj` and
+/// of the policy's `adjust`).
+pub fn permille_floor(score_pages: i64, totalpages: u64) -> i64 {
+    let tp = i64::try_from(totalpages).unwrap_or(i64::MAX).max(1);
+    score_pages.saturating_mul(1000).div_euclid(tp)
+}
+
+/// From `/proc/PID/oom_score` as `era` prints it, an upper bound of the badness (adjustment
+/// included) in permille of the global totalpages: never below [`permille_floor`] of the
+/// badness that printed it. For ranking every process from one small file; the decision then
+/// reads the best of them exactly. `oom_score` 0 (ineligible, or rounded to 0) gives the lowest
+/// bound there is for the era.
+pub fn oom_score_permille_bound(era: Era, display: u64) -> i64 {
+    let d = i64::try_from(display).unwrap_or(i64::MAX / 4);
+    match era {
+        // display = (1000 + x) * 2 / 3 with x = b * 1000 / tp rounded toward zero, so
+        // 1000 + x <= (3 * display + 2) / 2, and x + 1 covers the rounding of a negative x.
+        Era::Signed59 => (3 * d + 2) / 2 - 1000 + 1,
+        // 2.6.36: already normalised to 0..=1000 of totalpages (adj included).
+        Era::Normalized2636 => d,
+        // display = points * 1000 / tp rounded down.
+        _ => d + 1,
+    }
+}
+
 /// Infers a hidden ineligibility from the kernel's own `/proc/PID/oom_score`: the kernel shows 0
 /// only for `LONG_MIN` or for badness so negative that the display rounds to 0. If oomguard's
 /// display is 2 or more (one step more than per-CPU counter drift can move it), a 0 from the
@@ -411,6 +436,34 @@ mod tests {
         assert_eq!(era("4.14.0"), Some(Era::Pages314));
         assert_eq!(era("3.10.0-1160.el7"), Some(Era::Pages310));
         assert_eq!(era("2.6.32"), None);
+    }
+
+    #[test]
+    fn oom_score_bound_is_never_below_the_badness_it_came_from() {
+        for era in [Era::Pages310, Era::Pages314, Era::Pages417, Era::Signed59] {
+            for tp in [1_000u64, 6_171_023, 262_144] {
+                let tpi = tp as i64;
+                // Before 5.9 points are floored at 1: never negative.
+                let mut b = if era == Era::Signed59 { -tpi } else { 1 };
+                while b <= 2 * tpi {
+                    let d = oom_score_display(era, Verdict::Points(b), tp);
+                    let x = permille_floor(b, tp);
+                    let bound = oom_score_permille_bound(era, d);
+                    if d > 0 || era == Era::Signed59 {
+                        assert!(
+                            bound >= x,
+                            "{era:?} tp {tp} b {b}: display {d}, bound {bound} < {x}"
+                        );
+                        // Tight: within three permille, or the ranking would read too much.
+                        assert!(
+                            bound - x <= 3 || d == 0,
+                            "{era:?} tp {tp} b {b}: {bound} vs {x}"
+                        );
+                    }
+                    b += (tpi / 997).max(1);
+                }
+            }
+        }
     }
 
     #[test]

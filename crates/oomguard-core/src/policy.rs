@@ -133,6 +133,40 @@ impl Policy {
         n
     }
 
+    /// Whether some rule may raise a score (`prefer`).
+    pub fn prefers(&self) -> bool {
+        self.rules.iter().any(|r| r.action == RuleAction::Prefer)
+    }
+
+    /// For a ranking that knows a process's name but not its user, cmdline, exe or cgroup: an
+    /// upper bound of the shift [`Policy::judge`] applies, in permille of `totalpages` (the
+    /// unit of `adjust`), or `None` when it is protected whatever the unknown fields are. A
+    /// rule that also looks at an unknown field may or may not match, so each such rule whose
+    /// name part matches adds its outcome to the possible ones, until a rule that looks only at
+    /// the name matches (then it decides, if none before it did); the bound is the best
+    /// possible outcome.
+    pub fn name_shift_bound(&self, name: &str) -> Option<i64> {
+        let mut best: Option<i64> = None;
+        let outcome = |r: &Rule| match r.action {
+            RuleAction::Protect => None,
+            RuleAction::Avoid => Some(-r.adjust),
+            RuleAction::Prefer => Some(r.adjust),
+        };
+        for r in &self.rules {
+            if !r.name.as_ref().is_none_or(|re| re.is_match(name)) {
+                continue;
+            }
+            let name_only =
+                r.user.is_none() && r.cmdline.is_none() && r.exe.is_none() && r.cgroup.is_none();
+            best = best.max(outcome(r));
+            if name_only {
+                return best;
+            }
+        }
+        // No rule surely matched: "no rule" (shift 0) is possible too.
+        best.max(Some(0))
+    }
+
     /// Judges one candidate for a scope of `totalpages`.
     pub fn judge(&self, c: &Candidate<'_>, totalpages: u64) -> Judgement {
         if c.pid == 1 {
@@ -252,6 +286,62 @@ mod tests {
             judged.remove(i);
         }
         out
+    }
+
+    #[test]
+    fn name_shift_bound_bounds_judge_from_above_for_every_user() {
+        let with_user = |action, name: Option<&str>, user: &str, adjust| RuleConfig {
+            action,
+            name: name.map(str::to_owned),
+            cmdline: None,
+            exe: None,
+            cgroup: None,
+            user: Some(user.to_owned()),
+            adjust,
+        };
+        let p = Policy::compile(
+            &[
+                with_user(RuleAction::Protect, Some("^java$"), "root", 0),
+                with_user(RuleAction::Avoid, None, "1000", 200),
+                rule(RuleAction::Protect, "^sshd$", 0),
+                rule(RuleAction::Prefer, "^(java|batch)", 300),
+                rule(RuleAction::Avoid, "^db$", 100),
+            ],
+            99,
+        )
+        .unwrap();
+        assert!(p.prefers());
+        let tp = 1_000_000u64;
+        for name in ["java", "batch-1", "sshd", "db", "other"] {
+            for (uid, user) in [(0, Some("root")), (1000, Some("app")), (7, None)] {
+                let c = Candidate {
+                    uid,
+                    user,
+                    ..cand(10, "", 50_000)
+                };
+                let c = Candidate { name, ..c };
+                match (p.name_shift_bound(name), p.judge(&c, tp)) {
+                    (None, Judgement::Excluded(_)) => {}
+                    (None, j) => panic!("{name}/{uid}: bound says protected, judge {j:?}"),
+                    (Some(b), Judgement::Eligible { score, .. }) => {
+                        assert!(
+                            score <= 50_000 + b * 1000,
+                            "{name}/{uid}: {score} > bound {b}"
+                        )
+                    }
+                    (Some(_), Judgement::Excluded(_)) => {}
+                }
+            }
+        }
+        assert_eq!(p.name_shift_bound("batch-1"), Some(300));
+        assert_eq!(p.name_shift_bound("db"), Some(-100));
+        // An earlier rule on the user may match first: protected only if it does not.
+        assert_eq!(p.name_shift_bound("sshd"), Some(-200));
+        let only_protect = Policy::compile(&[rule(RuleAction::Protect, "^sshd$", 0)], 99);
+        assert_eq!(only_protect.unwrap().name_shift_bound("sshd"), None);
+        assert_eq!(p.name_shift_bound("other"), Some(0));
+        let by_user = Policy::compile(&[with_user(RuleAction::Prefer, None, "app", 10)], 99);
+        assert_eq!(by_user.unwrap().name_shift_bound("x"), Some(10));
     }
 
     #[test]
