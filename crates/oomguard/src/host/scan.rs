@@ -249,6 +249,23 @@ impl Scanner {
         }))
     }
 
+    /// `/proc/PID/oom_score`: the kernel's badness as it prints it (one small read).
+    pub fn read_oom_score(&mut self, pid: i32) -> Result<u64, ReadError> {
+        self.proc_root
+            .read_pid_file(pid, "oom_score", &mut self.buf)?;
+        process::parse_oom_score(&self.buf).map_err(|e| {
+            ReadError::malformed(self.root().join(pid.to_string()).join("oom_score"), e)
+        })
+    }
+
+    /// From `/proc/PID/stat` only: the parent pid and the name, or `None` for a kernel thread.
+    pub fn glance_stat(&mut self, pid: i32) -> Result<Option<(i32, Comm)>, ReadError> {
+        self.proc_root.read_pid_file(pid, "stat", &mut self.buf)?;
+        let st = process::parse_stat(&self.buf)
+            .map_err(|e| ReadError::malformed(self.root().join(pid.to_string()).join("stat"), e))?;
+        Ok((!st.is_kernel_thread()).then(|| (st.ppid, Comm::new(st.comm))))
+    }
+
     /// The shared read buffer, for one-off reads between scans.
     pub fn buf(&mut self) -> &mut Vec<u8> {
         &mut self.buf
