@@ -282,6 +282,10 @@ pub enum HookEvent {
     PreKill,
     PostKill,
     KernelOom,
+    /// A command supervised by `oomguard run` died other than by an OOM kill (an exit status,
+    /// or a signal that was not an OOM kill). OOM deaths under `run` fire `kernel_oom` (the
+    /// kernel's kill) or `post_kill` (`--guard`'s).
+    Exit,
 }
 
 /// A command run on an event: argv, no shell.

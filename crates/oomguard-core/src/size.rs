@@ -62,12 +62,53 @@ fn number_and_unit(s: &str) -> Option<(f64, &str)> {
     Some((num, s[end..].trim()))
 }
 
+/// Splits `"12.5 MiB"` into the number text and the unit (whitespace allowed around and
+/// between them).
+fn split_number(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    (&s[..end], s[end..].trim())
+}
+
+/// Multiplies a decimal text (`12`, `1.5`) by `unit`, exactly for integers and rounding down
+/// for fractions (to the byte). `None` on garbage (`1..2`, `.`) or overflow.
+fn scaled(number: &str, unit: u64) -> Option<u64> {
+    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut out = whole.checked_mul(unit)?;
+    // Twelve digits resolve a unit up to 2^40 (< 10^12) to within a byte.
+    let frac = &frac[..frac.len().min(12)];
+    if !frac.is_empty() {
+        let digits: u64 = frac.parse().ok()?;
+        let denom = 10u64.pow(frac.len() as u32);
+        let part = u128::from(digits) * u128::from(unit) / u128::from(denom);
+        out = out.checked_add(u64::try_from(part).ok()?)?;
+    }
+    Some(out)
+}
+
 /// Parses a byte size: a number with an optional unit `B`, `K`/`KB`/`KiB`, `M`..., `G`..., `T`...
-/// (all powers of 1024, as the kernel and earlyoom mean them). A bare number is bytes.
+/// (all powers of 1024, as the kernel, systemd's `MemoryMax=` and earlyoom mean them;
+/// case-insensitive). A bare number is bytes. Exact: `1.5G` is 1610612736, fractions of a
+/// byte round down. `oomguard run --memory-max` and the config's sizes both read through here.
 pub fn parse_bytes(s: &str) -> Result<u64, ParseError> {
     const WHAT: &str = "size";
-    let (num, unit) = number_and_unit(s)
-        .ok_or_else(|| err(WHAT, s, "expected a number and a unit, like 512M or 1.5GiB"))?;
+    let (number, unit) = split_number(s);
+    if number.is_empty() {
+        return Err(err(
+            WHAT,
+            s,
+            "expected a number and a unit, like 512M or 1.5GiB",
+        ));
+    }
     let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -78,15 +119,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, ParseError> {
             return Err(err(
                 WHAT,
                 s,
-                "unknown unit (use B, K, M, G or T; KiB etc. also work)",
+                "unknown unit (use B, K, M, G or T, powers of 1024; KiB etc. also work)",
             ))
         }
     };
-    let bytes = num * mult as f64;
-    if bytes > u64::MAX as f64 {
-        return Err(err(WHAT, s, "too large"));
-    }
-    Ok(bytes as u64)
+    scaled(number, mult).ok_or_else(|| err(WHAT, s, "not a number, or too large"))
 }
 
 /// Parses `10%` as a percentage (0–100) or anything else as a byte size.
@@ -163,6 +200,22 @@ mod tests {
         assert!(parse_bytes("-1M").is_err());
         assert!(parse_bytes("1e400").is_err());
         assert!(parse_bytes("99999999999T").is_err());
+        // Exact, not through f64: 2^53 + 1 survives, fractions round down to the byte.
+        assert_eq!(parse_bytes("9007199254740993"), Ok(9_007_199_254_740_993));
+        assert_eq!(parse_bytes("0.5K"), Ok(512));
+        assert_eq!(parse_bytes("1.0000001K"), Ok(1024));
+        assert_eq!(parse_bytes(" 100B "), Ok(100));
+        assert_eq!(parse_bytes("1T"), Ok(1 << 40));
+        for bad in [
+            "M",
+            "1..2M",
+            ".",
+            "99999999999999999999",
+            "20000000T",
+            "1e3",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

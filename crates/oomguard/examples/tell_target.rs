@@ -85,6 +85,7 @@ fn main() -> Result<(), String> {
                 ..kernel_oom::Options::default()
             }),
             journal_socket: None,
+            own_event_lines: false,
         },
         start,
     )?;

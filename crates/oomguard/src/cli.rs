@@ -32,10 +32,12 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run a command in its own memory cgroup, say why each death happened, restart it.
     ///
-    /// Creates a memory cgroup (v2 where the memory controller is on v2, else v1) below
-    /// oomguard's own, applies the limits, starts CMD in it with stdin/stdout/stderr untouched,
-    /// forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT, explains each death (exit status, signal, kernel
-    /// OOM kill with its figures from /dev/kmsg) and restarts with exponential backoff. Exit
+    /// Creates a memory cgroup oomguard/NAME (v2 where the memory controller is on v2, else v1)
+    /// below oomguard's own, applies the limits, starts CMD in it with stdin/stdout/stderr
+    /// untouched, forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT, explains each death (exit status,
+    /// signal, kernel OOM kill with its figures from /dev/kmsg) to stderr and, as the daemon
+    /// does, to the event log, journal and hooks of its config file, and restarts with
+    /// exponential backoff. Exit
     /// status: the command's own (128+N for a signal N, 137 for an OOM kill), 2 for usage or
     /// set-up errors, 126/127 when CMD cannot be executed / is not found. See docs/run.md.
     Run(crate::run::RunArgs),

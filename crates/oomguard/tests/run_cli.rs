@@ -57,6 +57,25 @@ fn oomguard() -> Command {
     Command::cargo_bin("oomguard").unwrap()
 }
 
+/// A config that sends events nowhere (no event log, no journal, no hooks), so tests neither
+/// write to the machine's /var/log nor depend on an /etc/oomguard/oomguard.toml there.
+fn quiet_config() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("run_cli-quiet.toml");
+        std::fs::write(&p, "[events]\nlog = \"\"\njournal = false\n").unwrap();
+        p
+    })
+    .clone()
+}
+
+/// `oomguard run --config <quiet>`.
+fn run_cmd() -> Command {
+    let mut c = oomguard();
+    c.arg("run").arg("--config").arg(quiet_config());
+    c
+}
+
 /// Our own memory cgroup directory, or `None` (with the reason printed) when the tests cannot
 /// run here.
 fn own_memcg(test: &str) -> Option<PathBuf> {
@@ -64,7 +83,9 @@ fn own_memcg(test: &str) -> Option<PathBuf> {
 }
 
 /// Removes the test's cgroup on drop if oomguard left it (which is itself a failure, asserted
-/// by [`Leftovers::assert_gone`]): SIGKILLs its members, which only this test started.
+/// by [`Leftovers::assert_gone`]): SIGKILLs its members, which only this test started. Then
+/// removes the `oomguard` group if it is empty: tests run in parallel and share it, and a run
+/// removes it only when it created it (another test's run may have).
 struct Leftovers {
     dir: PathBuf,
 }
@@ -72,7 +93,7 @@ struct Leftovers {
 impl Leftovers {
     fn new(own: &Path, name: &str) -> Self {
         Self {
-            dir: own.join(format!("oomguard-{name}")),
+            dir: own.join("oomguard").join(name),
         }
     }
     fn assert_gone(&self) {
@@ -82,6 +103,15 @@ impl Leftovers {
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
+        self.clean();
+        if let Some(group) = self.dir.parent() {
+            let _ = std::fs::remove_dir(group);
+        }
+    }
+}
+
+impl Leftovers {
+    fn clean(&self) {
         if !self.dir.exists() {
             return;
         }
@@ -123,8 +153,8 @@ fn kernel_oom_is_reported_with_figures_and_restarted_with_backoff() {
     let events = dir.path().join("events.jsonl");
     let limit_mib = 64;
     assert!(limit_mib <= LIMIT_CAP_MIB);
-    let out = oomguard()
-        .args(["run", "--memory-max", "64M", "--restart", "on-oom"])
+    let out = run_cmd()
+        .args(["--memory-max", "64M", "--restart", "on-oom"])
         .args([
             "--max-restarts",
             "2",
@@ -151,7 +181,7 @@ fn kernel_oom_is_reported_with_figures_and_restarted_with_backoff() {
     for d in &deaths {
         assert!(
             d.contains(&format!(
-                "/oomguard-{name} reached its 64.0 MiB limit; RSS at death "
+                "/oomguard/{name} reached its 64.0 MiB limit; RSS at death "
             )),
             "{d}"
         );
@@ -197,7 +227,7 @@ fn kernel_oom_is_reported_with_figures_and_restarted_with_backoff() {
         assert!(e["oom_memcg"]
             .as_str()
             .unwrap()
-            .ends_with(&format!("/oomguard-{name}")));
+            .ends_with(&format!("/oomguard/{name}")));
     }
     left.assert_gone();
 }
@@ -210,16 +240,8 @@ fn restart_never_exits_137_with_the_report() {
     };
     let name = format!("t-never-{}", std::process::id());
     let left = Leftovers::new(&own, &name);
-    let out = oomguard()
-        .args([
-            "run",
-            "--memory-max",
-            "48M",
-            "--restart",
-            "never",
-            "--name",
-            &name,
-        ])
+    let out = run_cmd()
+        .args(["--memory-max", "48M", "--restart", "never", "--name", &name])
         .args(["--json-events", "-", "--", py, "-c", HOG, "200", "0"])
         .timeout(Duration::from_secs(30))
         .output()
@@ -249,16 +271,8 @@ fn exit_3_is_an_exit_not_an_oom() {
     };
     let name = format!("t-exit3-{}", std::process::id());
     let left = Leftovers::new(&own, &name);
-    let out = oomguard()
-        .args([
-            "run",
-            "--memory-max",
-            "64M",
-            "--restart",
-            "never",
-            "--name",
-            &name,
-        ])
+    let out = run_cmd()
+        .args(["--memory-max", "64M", "--restart", "never", "--name", &name])
         .args(["--json-events", "-", "--", "sh", "-c", "exit 3"])
         .timeout(Duration::from_secs(20))
         .output()
@@ -286,9 +300,9 @@ fn sigsegv_is_a_signal_death_not_an_oom_and_on_failure_restarts_it() {
     let name = format!("t-segv-{}", std::process::id());
     let left = Leftovers::new(&own, &name);
     let cwd = tempfile::tempdir().unwrap(); // in case core dumps are enabled
-    let out = oomguard()
+    let out = run_cmd()
         .current_dir(cwd.path())
-        .args(["run", "--memory-max", "64M", "--max-restarts", "1"])
+        .args(["--memory-max", "64M", "--max-restarts", "1"])
         .args(["--backoff", "50ms..50ms", "--name", &name])
         .args(["--", "sh", "-c", "kill -SEGV $$"])
         .timeout(Duration::from_secs(20))
@@ -313,8 +327,12 @@ fn sigsegv_is_a_signal_death_not_an_oom_and_on_failure_restarts_it() {
 fn start_and_wait_ready(
     args: &[&str],
 ) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    assert_eq!(args[0], "run");
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("oomguard"))
-        .args(args)
+        .arg("run")
+        .arg("--config")
+        .arg(quiet_config())
+        .args(&args[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -444,8 +462,8 @@ fn stdin_and_stdout_pass_through_byte_exact() {
     let input: Vec<u8> = (0..(1 << 20))
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let out = oomguard()
-        .args(["run", "--memory-max", "64M", "--name", &name, "--", "cat"])
+    let out = run_cmd()
+        .args(["--memory-max", "64M", "--name", &name, "--", "cat"])
         .write_stdin(input.clone())
         .timeout(Duration::from_secs(20))
         .output()
@@ -453,9 +471,8 @@ fn stdin_and_stdout_pass_through_byte_exact() {
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout == input, "stdout differs from stdin");
     // The command's stderr is its own; oomguard only adds its lines.
-    oomguard()
+    run_cmd()
         .args([
-            "run",
             "--name",
             &name,
             "--",
@@ -481,16 +498,8 @@ fn warn_at_fires_once_per_crossing() {
     let left = Leftovers::new(&own, &name);
     // 64 MiB limit, warn at 50% (32 MiB); the command goes to ~40 MiB + its own image twice,
     // holding each level for 0.7 s (7 polls), with a drop to its base size in between.
-    let out = oomguard()
-        .args([
-            "run",
-            "--memory-max",
-            "64M",
-            "--warn-at",
-            "50",
-            "--name",
-            &name,
-        ])
+    let out = run_cmd()
+        .args(["--memory-max", "64M", "--warn-at", "50", "--name", &name])
         .args(["--json-events", "-", "--", py, "-c", SAWTOOTH, "40"])
         .timeout(Duration::from_secs(30))
         .output()
@@ -519,15 +528,8 @@ fn guard_kills_before_the_kernel_does() {
     let name = format!("t-guard-{}", std::process::id());
     let left = Leftovers::new(&own, &name);
     // 1 MiB every 10 ms: the guard (threshold eventfd at 128 - 16 MiB) has ~160 ms to act.
-    let out = oomguard()
-        .args([
-            "run",
-            "--memory-max",
-            "128M",
-            "--guard",
-            "--guard-headroom",
-            "16M",
-        ])
+    let out = run_cmd()
+        .args(["--memory-max", "128M", "--guard", "--guard-headroom", "16M"])
         .args(["--restart", "never", "--name", &name, "--json-events", "-"])
         .args(["--", py, "-c", HOG, "400", "0.01"])
         .timeout(Duration::from_secs(60))
@@ -556,19 +558,56 @@ fn guard_kills_before_the_kernel_does() {
 #[test]
 fn bad_input_is_exit_2_and_leaves_nothing() {
     // Usage errors need no root.
-    oomguard()
-        .args(["run", "--memory-max", "64M"])
+    run_cmd()
+        .args(["--memory-max", "64M"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("<CMD>"));
-    oomguard()
-        .args(["run", "--memory-max", "12 parsecs", "--", "true"])
+    run_cmd()
+        .args(["--memory-max", "12 parsecs", "--", "true"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("'12 parsecs'"))
+        .stderr(predicate::str::contains(
+            "'12 parsecs' for '--memory-max <SIZE>'",
+        ))
         .stderr(predicate::str::contains("unknown unit"));
+    run_cmd()
+        .args(["--memory-max", "0", "--", "true"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("must be above zero"));
+    // A config that cannot be read or is wrong: named, with the line, before anything is made.
     oomguard()
-        .args(["run", "--warn-at", "80", "--", "true"])
+        .args([
+            "run",
+            "--config",
+            "/nonexistent/oomguard.toml",
+            "--",
+            "true",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot read config /nonexistent/oomguard.toml",
+        ));
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        bad.path(),
+        "[events]\nlog = \"\"\n\n[[hooks]]\non = \"sometimes\"\ncommand = [\"true\"]\n",
+    )
+    .unwrap();
+    oomguard()
+        .args(["run", "--config"])
+        .arg(bad.path())
+        .args(["--", "true"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "{} line 5",
+            bad.path().display()
+        )));
+    run_cmd()
+        .args(["--warn-at", "80", "--", "true"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("give --memory-max too"));
@@ -578,24 +617,16 @@ fn bad_input_is_exit_2_and_leaves_nothing() {
     let name = format!("t-bad-{}", std::process::id());
     let left = Leftovers::new(&own, &name);
     let missing = format!("{V1_MEMORY}/oomguard-no-such-parent-{}", std::process::id());
-    oomguard()
-        .args([
-            "run",
-            "--name",
-            &name,
-            "--cgroup-parent",
-            &missing,
-            "--",
-            "true",
-        ])
+    run_cmd()
+        .args(["--name", &name, "--cgroup-parent", &missing, "--", "true"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains(format!(
             "cgroup parent {missing} does not exist"
         )));
     // cgroup v1 has no memory.high: refused, not silently mapped.
-    oomguard()
-        .args(["run", "--name", &name, "--memory-high", "32M", "--", "true"])
+    run_cmd()
+        .args(["--name", &name, "--memory-high", "32M", "--", "true"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--memory-high needs cgroup v2"));
@@ -605,14 +636,8 @@ fn bad_input_is_exit_2_and_leaves_nothing() {
             .unwrap()
             .contains("memory")
     {
-        oomguard()
-            .args([
-                "run",
-                "--name",
-                &name,
-                "--cgroup-parent",
-                "/sys/fs/cgroup/unified",
-            ])
+        run_cmd()
+            .args(["--name", &name, "--cgroup-parent", "/sys/fs/cgroup/unified"])
             .args(["--", "true"])
             .assert()
             .code(2)
@@ -621,14 +646,8 @@ fn bad_input_is_exit_2_and_leaves_nothing() {
             ));
     }
     // A command that does not exist: 127, as a shell says it.
-    oomguard()
-        .args([
-            "run",
-            "--name",
-            &name,
-            "--",
-            "/nonexistent/oomguard-test-cmd",
-        ])
+    run_cmd()
+        .args(["--name", &name, "--", "/nonexistent/oomguard-test-cmd"])
         .assert()
         .code(127)
         .stderr(predicate::str::contains("cannot start the command"));
@@ -661,16 +680,8 @@ fn command_does_not_inherit_the_blocked_signal_mask() {
     };
     let name = format!("t-mask-{}", std::process::id());
     let left = Leftovers::new(&own, &name);
-    oomguard()
-        .args([
-            "run",
-            "--name",
-            &name,
-            "--",
-            "grep",
-            "SigBlk",
-            "/proc/self/status",
-        ])
+    run_cmd()
+        .args(["--name", &name, "--", "grep", "SigBlk", "/proc/self/status"])
         .timeout(Duration::from_secs(20))
         .assert()
         .code(0)
@@ -689,17 +700,9 @@ fn oom_kill_of_a_child_is_named_but_the_exit_is_the_wrappers() {
     let name = format!("t-wrap-{}", std::process::id());
     let left = Leftovers::new(&own, &name);
     let script = format!("{py} -c \"$HOG\" 200 0; exit $?");
-    let out = oomguard()
+    let out = run_cmd()
         .env("HOG", HOG)
-        .args([
-            "run",
-            "--memory-max",
-            "48M",
-            "--restart",
-            "never",
-            "--name",
-            &name,
-        ])
+        .args(["--memory-max", "48M", "--restart", "never", "--name", &name])
         .args(["--json-events", "-", "--", "sh", "-c", &script])
         .timeout(Duration::from_secs(30))
         .output()
@@ -768,8 +771,10 @@ fn sigterm_during_the_backoff_ends_run_at_once() {
     let name = format!("t-bstop-{}", std::process::id());
     let left = Leftovers::new(&own, &name);
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("oomguard"))
+        .arg("run")
+        .arg("--config")
+        .arg(quiet_config())
         .args([
-            "run",
             "--restart",
             "always",
             "--backoff",
@@ -806,6 +811,327 @@ fn sigterm_during_the_backoff_ends_run_at_once() {
     assert!(
         rest.contains("stopped during the backoff; exiting with status 4"),
         "{rest}"
+    );
+    left.assert_gone();
+}
+
+/// A memory cgroup of the test's own below its memcg, given to `--cgroup-parent` so that the
+/// `oomguard` group inside it is this test's alone (the default one is shared by the tests
+/// running in parallel). Removed on drop, after the [`Leftovers`] declared after it.
+struct PrivateParent {
+    dir: PathBuf,
+}
+
+impl PrivateParent {
+    fn new(own: &Path, tag: &str) -> Self {
+        let dir = own.join(format!("t-parent-{tag}-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        Self { dir }
+    }
+    fn group(&self) -> PathBuf {
+        self.dir.join("oomguard")
+    }
+    fn arg(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+impl Drop for PrivateParent {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(self.group());
+        if std::fs::remove_dir(&self.dir).is_err() {
+            eprintln!("WARNING: could not remove {}", self.dir.display());
+        }
+    }
+}
+
+/// A hook that writes its `OOMGUARD_*` environment and its stdin to `<dir>/hook-<EVENT>.out`
+/// (the event name is its first argument: no shell between oomguard and it, argv only).
+fn hook_script(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("hook.sh");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\n{{ env | grep '^OOMGUARD_' | sort; echo '--- stdin'; cat; }} > '{}/hook-'\"$1\"'.tmp'\nmv '{}/hook-'\"$1\"'.tmp' '{}/hook-'\"$1\"'.out'\n",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// A config with an event log in `dir` and `hook_script` on every event run can fire.
+fn config_with_log_and_hooks(dir: &Path) -> (PathBuf, PathBuf) {
+    let hook = hook_script(dir);
+    let log = dir.join("events.jsonl");
+    let mut text = format!("[events]\nlog = \"{}\"\njournal = false\n", log.display());
+    for on in ["warn", "kernel_oom", "post_kill", "exit"] {
+        text.push_str(&format!(
+            "\n[[hooks]]\non = \"{on}\"\ncommand = [\"{}\", \"{on}\"]\ntimeout = \"5s\"\n",
+            hook.display()
+        ));
+    }
+    let cfg = dir.join("oomguard.toml");
+    std::fs::write(&cfg, text).unwrap();
+    (cfg, log)
+}
+
+/// `OOMGUARD_*` variables and the JSON on stdin, from a hook's output file.
+fn hook_output(
+    path: &Path,
+) -> (
+    std::collections::BTreeMap<String, String>,
+    serde_json::Value,
+) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (the hook did not run?)", path.display()));
+    let (env, stdin) = text.split_once("--- stdin\n").unwrap();
+    let env = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (env, serde_json::from_str(stdin.trim()).unwrap())
+}
+
+/// Issue 6's "the full event goes to the event log and hooks, like the daemon's": an OOM death
+/// under `--config` is in the configured event log (and `oomguard events` reads it back), the
+/// `warn` and `kernel_oom` hooks ran with the event (environment and stdin) before `run`
+/// exited, the cgroup is `<parent>/oomguard/NAME`, and the `oomguard` group `run` made is gone.
+#[test]
+fn oom_death_goes_to_the_event_log_and_hooks_under_config() {
+    let test = "tell_oom";
+    let (Some(own), Some(py)) = (own_memcg(test), python()) else {
+        return;
+    };
+    let (_, own_rel) = common::own_memcg(test).unwrap();
+    let parent = PrivateParent::new(&own, "tell");
+    let name = format!("t-tell-{}", std::process::id());
+    let left = Leftovers::new(&parent.dir, &name);
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, log) = config_with_log_and_hooks(dir.path());
+    // 48 MiB limit, warn at 50%: the hog passes 24 MiB, then the kernel kills it at 48 MiB.
+    let out = oomguard()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args([
+            "--memory-max",
+            "48M",
+            "--warn-at",
+            "50",
+            "--restart",
+            "never",
+        ])
+        .args(["--name", &name, "--cgroup-parent", &parent.arg()])
+        .args(["--", py, "-c", HOG, "200", "0.005"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert_eq!(out.status.code(), Some(137), "{stderr}");
+    let cg_rel = format!(
+        "{}/t-parent-tell-{}/oomguard/{name}",
+        own_rel.trim_end_matches('/'),
+        std::process::id()
+    );
+    assert!(
+        stderr.contains(&format!(
+            "killed by the kernel OOM killer: cgroup {cg_rel} reached its 48.0 MiB limit"
+        )),
+        "{stderr}"
+    );
+    // The event log: the warning, then the kill, with the kernel's figures.
+    let evs = json_lines(&std::fs::read_to_string(&log).unwrap());
+    assert_eq!(evs.len(), 2, "{evs:?}");
+    let (warn, kill) = (&evs[0], &evs[1]);
+    assert_eq!(warn["kind"], "warning");
+    assert_eq!(warn["source"], "oomguard");
+    assert_eq!(warn["run"]["cause"], "warn_at");
+    assert_eq!(kill["kind"], "kill");
+    assert_eq!(kill["source"], "kernel");
+    assert_eq!(kill["constraint"], "CONSTRAINT_MEMCG");
+    assert_eq!(kill["memcg_limit_kb"], 49152);
+    assert_eq!(kill["oom_memcg"], cg_rel.as_str());
+    assert_eq!(kill["task_memcg"], cg_rel.as_str());
+    assert_eq!(kill["run"]["cgroup"], cg_rel.as_str());
+    assert_eq!(kill["run"]["name"], name.as_str());
+    assert_eq!(kill["run"]["cause"], "kernel_oom");
+    assert_eq!(kill["run"]["status"], 137);
+    assert_eq!(kill["pid"], kill["run"]["main_pid"]);
+    let anon = kill["anon_rss_kb"].as_u64().unwrap();
+    assert!((30_000..=50_000).contains(&anon), "anon_rss_kb {anon}");
+    let kill_id = kill["id"].as_str().unwrap();
+    assert_ne!(warn["id"], kill["id"]);
+    // The hooks ran with the event, and had finished when run exited.
+    let (env, stdin) = hook_output(&dir.path().join("hook-kernel_oom.out"));
+    assert_eq!(env["OOMGUARD_HOOK"], "kernel_oom");
+    assert_eq!(env["OOMGUARD_EVENT_ID"], kill_id);
+    assert_eq!(env["OOMGUARD_KIND"], "kill");
+    assert_eq!(env["OOMGUARD_SOURCE"], "kernel");
+    assert_eq!(env["OOMGUARD_CGROUP"], cg_rel);
+    assert_eq!(env["OOMGUARD_RUN_NAME"], name);
+    assert_eq!(env["OOMGUARD_RUN_CAUSE"], "kernel_oom");
+    assert_eq!(env["OOMGUARD_RUN_STATUS"], "137");
+    assert!(env["OOMGUARD_RUN_WHY"].starts_with("killed by the kernel OOM killer: cgroup "));
+    assert_eq!(stdin, *kill, "stdin is the logged event");
+    let (env, stdin) = hook_output(&dir.path().join("hook-warn.out"));
+    assert_eq!(env["OOMGUARD_HOOK"], "warn");
+    assert_eq!(env["OOMGUARD_EVENT_ID"], warn["id"].as_str().unwrap());
+    assert_eq!(stdin, *warn);
+    assert!(
+        !dir.path().join("hook-exit.out").exists(),
+        "an OOM is not an exit"
+    );
+    // `oomguard events` reads them back through the same config.
+    let listed = oomguard()
+        .args(["events", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let line = listed.lines().find(|l| l.contains(kill_id)).unwrap_or("");
+    assert!(line.contains("kernel  kill  python3 (pid "), "{listed}");
+    assert!(
+        line.contains(&format!("run {name}: killed by the kernel OOM killer")),
+        "{listed}"
+    );
+    // Nothing left: the service's cgroup and the `oomguard` group this run made.
+    left.assert_gone();
+    assert!(
+        !parent.group().exists(),
+        "the oomguard group run made is removed"
+    );
+}
+
+/// An `oomguard` group that existed before (the operator's, or another run's) stays; a run
+/// that made it but finishes while another service is in it leaves it quietly; an exit that is
+/// not an OOM fires the `exit` hook.
+#[test]
+fn the_oomguard_group_stays_when_not_ours_or_not_empty() {
+    let Some(own) = own_memcg("group_kept") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, log) = config_with_log_and_hooks(dir.path());
+
+    // 1. The group exists already: used, kept.
+    let parent = PrivateParent::new(&own, "kept");
+    std::fs::create_dir(parent.group()).unwrap();
+    let name = format!("t-kept-{}", std::process::id());
+    let left = Leftovers::new(&parent.dir, &name);
+    let out = oomguard()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .args(["--restart", "never", "--name", &name])
+        .args(["--cgroup-parent", &parent.arg(), "--", "sh", "-c", "exit 3"])
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    left.assert_gone();
+    assert!(parent.group().exists(), "not made by this run: kept");
+    let evs = json_lines(&std::fs::read_to_string(&log).unwrap());
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0]["kind"], "exit");
+    let (env, stdin) = hook_output(&dir.path().join("hook-exit.out"));
+    assert_eq!(env["OOMGUARD_HOOK"], "exit");
+    assert_eq!(env["OOMGUARD_KIND"], "exit");
+    assert_eq!(env["OOMGUARD_RUN_EXIT_CODE"], "3");
+    assert_eq!(env["OOMGUARD_RUN_CAUSE"], "exit");
+    assert_eq!(stdin, evs[0]);
+    drop(left);
+    drop(parent);
+
+    // 2. A makes the group, B joins it, A ends first: A's rmdir of the busy group is not an
+    // error; B, not its maker, leaves it (documented), and the test removes it.
+    let parent = PrivateParent::new(&own, "shared");
+    let (a_name, b_name) = (
+        format!("t-sha-{}", std::process::id()),
+        format!("t-shb-{}", std::process::id()),
+    );
+    let (left_a, left_b) = (
+        Leftovers::new(&parent.dir, &a_name),
+        Leftovers::new(&parent.dir, &b_name),
+    );
+    let p = parent.arg();
+    let start = |name: &str| {
+        start_and_wait_ready(&[
+            "run",
+            "--name",
+            name,
+            "--cgroup-parent",
+            &p,
+            "--",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 100",
+        ])
+    };
+    let (mut a, _a_out) = start(&a_name);
+    let (mut b, _b_out) = start(&b_name);
+    assert!(left_a.dir.exists() && left_b.dir.exists());
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(a.id() as i32, libc::SIGTERM) };
+    let status = wait_with_timeout(&mut a, Duration::from_secs(10));
+    let a_err = stderr_of(&mut a);
+    assert_eq!(status.code(), Some(143), "{a_err}");
+    assert!(!a_err.contains("warning"), "{a_err}");
+    left_a.assert_gone();
+    assert!(left_b.dir.exists());
+    // SAFETY: as above.
+    unsafe { libc::kill(b.id() as i32, libc::SIGTERM) };
+    let status = wait_with_timeout(&mut b, Duration::from_secs(10));
+    let b_err = stderr_of(&mut b);
+    assert_eq!(status.code(), Some(143), "{b_err}");
+    assert!(!b_err.contains("warning"), "{b_err}");
+    left_b.assert_gone();
+    assert!(parent.group().exists(), "B did not make it");
+}
+
+/// Hooks still running when `run` is done get their own timeout, not for ever: a hook that
+/// sleeps is killed at its 1 s timeout, and `run` exits with the command's status.
+#[test]
+fn run_waits_for_hooks_only_until_their_timeout() {
+    let Some(own) = own_memcg("hook_timeout") else {
+        return;
+    };
+    let name = format!("t-hookto-{}", std::process::id());
+    let left = Leftovers::new(&own, &name);
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cfg.path(),
+        "[events]\nlog = \"\"\njournal = false\n\n[[hooks]]\non = \"exit\"\ncommand = [\"sleep\", \"100\"]\ntimeout = \"1s\"\n",
+    )
+    .unwrap();
+    let t = Instant::now();
+    let out = oomguard()
+        .args(["run", "--config"])
+        .arg(cfg.path())
+        .args([
+            "--restart",
+            "never",
+            "--name",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "exit 4",
+        ])
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(
+        stderr.contains("hook exit #0 (sleep) timed out and was killed"),
+        "{stderr}"
     );
     left.assert_gone();
 }

@@ -364,6 +364,15 @@ pub enum CgroupVersion {
     V2,
 }
 
+impl std::fmt::Display for CgroupVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CgroupVersion::V2 => "cgroup v2",
+            CgroupVersion::V1 => "cgroup v1",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

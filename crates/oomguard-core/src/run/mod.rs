@@ -1,7 +1,7 @@
-//! The pure half of `oomguard run -- CMD`: command-line values (sizes, durations, backoff
-//! ranges), the choice of memory-cgroup hierarchy from `/proc/self/mounts` and
-//! `/proc/self/cgroup` text, the cgroup counters a supervisor reads (`memory.events`), the
-//! restart policy and its exponential backoff, the warn-at hysteresis, the `--guard` victim
+//! The pure half of `oomguard run -- CMD`: command-line values (backoff ranges, percentages;
+//! sizes and durations are read by `crate::size`, as everywhere else), the choice of
+//! memory-cgroup hierarchy from `/proc/self/mounts` and `/proc/self/cgroup` text, the restart
+//! policy and its exponential backoff, the warn-at hysteresis, the `--guard` victim
 //! ranking, and the classification of a death from its evidence into one sentence.
 //!
 //! Nothing here opens a file, reads a clock or waits for a process: the supervisor in
@@ -23,7 +23,7 @@ pub struct ValueError {
     /// The text as given.
     pub input: String,
     /// What is wrong, and what would be right.
-    pub why: &'static str,
+    pub why: String,
 }
 
 impl fmt::Display for ValueError {
@@ -37,95 +37,8 @@ impl std::error::Error for ValueError {}
 fn value_error(input: &str, why: &'static str) -> ValueError {
     ValueError {
         input: input.to_owned(),
-        why,
+        why: why.to_owned(),
     }
-}
-
-/// Splits `12.5MiB` into the number and the unit (surrounding whitespace allowed, none inside).
-fn split_number(s: &str) -> (&str, &str) {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    (&s[..end], &s[end..])
-}
-
-/// Multiplies a decimal text (`12`, `1.5`) by `unit`, exactly for integers and rounding down
-/// for fractions (to the byte or nanosecond). `None` on garbage or overflow.
-fn scaled(number: &str, unit: u64) -> Option<u64> {
-    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let whole: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut out = whole.checked_mul(unit)?;
-    // At most 9 fractional digits matter for any unit used here (ns in a second).
-    let frac = &frac[..frac.len().min(9)];
-    if !frac.is_empty() {
-        let digits: u64 = frac.parse().ok()?;
-        let denom = 10u64.pow(frac.len() as u32);
-        let part = u128::from(digits) * u128::from(unit) / u128::from(denom);
-        out = out.checked_add(u64::try_from(part).ok()?)?;
-    }
-    Some(out)
-}
-
-/// Parses a memory size: a number with an optional binary unit, `K`/`KB`/`KiB`, `M`, `G`, `T`
-/// (all powers of 1024, as systemd's `MemoryMax=` reads them; case-insensitive; a bare number
-/// or `B` is bytes). `512M`, `1.5G`, `134217728`. Zero is refused: no cgroup limit of 0 bytes
-/// lets a command start.
-pub fn parse_size(input: &str) -> Result<u64, ValueError> {
-    let s = input.trim();
-    let (number, unit) = split_number(s);
-    if number.is_empty() {
-        return Err(value_error(
-            input,
-            "expected a size such as 512M, 1.5G or 134217728",
-        ));
-    }
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => KIB,
-        "m" | "mb" | "mib" => MIB,
-        "g" | "gb" | "gib" => MIB * 1024,
-        "t" | "tb" | "tib" => MIB * 1024 * 1024,
-        _ => {
-            return Err(value_error(
-                input,
-                "unknown unit: use B, K, M, G or T (powers of 1024), e.g. 512M",
-            ))
-        }
-    };
-    match scaled(number, mult) {
-        Some(0) => Err(value_error(input, "a memory limit must be above zero")),
-        Some(bytes) => Ok(bytes),
-        None => Err(value_error(input, "not a number, or too large")),
-    }
-}
-
-/// Parses a duration: a number with `ms`, `s`, `m` or `h` (a bare number is seconds).
-/// `250ms`, `1.5s`, `2m`.
-pub fn parse_duration(input: &str) -> Result<Duration, ValueError> {
-    let s = input.trim();
-    let (number, unit) = split_number(s);
-    if number.is_empty() {
-        return Err(value_error(
-            input,
-            "expected a duration such as 500ms, 2s or 1m",
-        ));
-    }
-    let ns_per_unit: u64 = match unit {
-        "ms" => 1_000_000,
-        "" | "s" => 1_000_000_000,
-        "m" | "min" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => return Err(value_error(input, "unknown unit: use ms, s, m or h")),
-    };
-    scaled(number, ns_per_unit)
-        .map(Duration::from_nanos)
-        .ok_or_else(|| value_error(input, "not a number, or too large"))
 }
 
 /// A backoff range `MIN..MAX`, e.g. `1s..60s`.
@@ -142,8 +55,13 @@ pub fn parse_backoff(input: &str) -> Result<BackoffRange, ValueError> {
     let Some((min, max)) = input.split_once("..") else {
         return Err(value_error(input, "expected MIN..MAX, e.g. 1s..60s"));
     };
-    let min = parse_duration(min)?;
-    let max = parse_duration(max)?;
+    let part = |t: &str| {
+        crate::size::parse_duration(t).map_err(|e| ValueError {
+            input: input.to_owned(),
+            why: e.to_string(),
+        })
+    };
+    let (min, max) = (part(min)?, part(max)?);
     if min > max {
         return Err(value_error(input, "MIN is larger than MAX"));
     }
@@ -195,23 +113,8 @@ pub fn default_name(program: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Which hierarchy
 
-/// The cgroup version a memory cgroup is created in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupVersion {
-    /// The unified hierarchy with the memory controller.
-    V2,
-    /// The v1 `memory` hierarchy.
-    V1,
-}
-
-impl fmt::Display for CgroupVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CgroupVersion::V2 => "cgroup v2",
-            CgroupVersion::V1 => "cgroup v1",
-        })
-    }
-}
+/// The cgroup version a memory cgroup is created in (the one type for both hierarchies).
+pub use crate::host::process::CgroupVersion;
 
 /// Mount points of the unified hierarchy and of the v1 hierarchy carrying `memory`, from
 /// `/proc/self/mounts` text.
@@ -320,55 +223,6 @@ pub fn choose_hierarchy(
         Some(why) => format!("no usable memory cgroup controller: {why}, and no cgroup v1 memory hierarchy is mounted"),
         None => "no usable memory cgroup controller: neither cgroup v2 nor the cgroup v1 memory hierarchy is mounted".to_owned(),
     })
-}
-
-/// Counters of cgroup v2 `memory.events` (or `memory.events.local`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MemoryEvents {
-    /// Times usage went over `memory.high` (reclaim was forced).
-    pub high: u64,
-    /// Times usage was about to go over `memory.max`.
-    pub max: u64,
-    /// Times the cgroup hit its limit and the OOM killer was invoked.
-    pub oom: u64,
-    /// Processes killed by the OOM killer in the cgroup.
-    pub oom_kill: u64,
-    /// Group kills (`memory.oom.group`).
-    pub oom_group_kill: u64,
-}
-
-/// Parses `memory.events` text (`low 0\nhigh 3\nmax 9\noom 1\noom_kill 1\noom_group_kill 0`).
-/// Unknown keys are ignored; a missing one stays 0.
-pub fn parse_memory_events(text: &str) -> MemoryEvents {
-    let mut out = MemoryEvents::default();
-    for line in text.lines() {
-        let mut parts = line.split_ascii_whitespace();
-        let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Ok(value) = value.parse::<u64>() else {
-            continue;
-        };
-        match key {
-            "high" => out.high = value,
-            "max" => out.max = value,
-            "oom" => out.oom = value,
-            "oom_kill" => out.oom_kill = value,
-            "oom_group_kill" => out.oom_group_kill = value,
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Parses a cgroup limit file (`memory.max`, `memory.limit_in_bytes`): `None` for `max` or for
-/// v1's "unlimited" (any value at or above 2^62, the kernel's PAGE_COUNTER_MAX region).
-pub fn parse_limit(text: &str) -> Option<u64> {
-    let t = text.trim();
-    if t == "max" {
-        return None;
-    }
-    t.parse::<u64>().ok().filter(|&v| v < (1u64 << 62))
 }
 
 // ---------------------------------------------------------------------------------------------

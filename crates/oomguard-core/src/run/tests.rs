@@ -2,53 +2,7 @@ use super::*;
 use crate::event::EventKind;
 
 #[test]
-fn sizes() {
-    let table: [(&str, u64); 10] = [
-        ("512M", 512 * MIB),
-        ("512MiB", 512 * MIB),
-        ("512mb", 512 * MIB),
-        ("1.5G", 1536 * MIB),
-        ("134217728", 128 * MIB),
-        ("64k", 64 * KIB),
-        (" 100B ", 100),
-        ("1T", 1024 * 1024 * MIB),
-        ("0.5K", 512),
-        ("2gib", 2048 * MIB),
-    ];
-    for (text, bytes) in table {
-        assert_eq!(parse_size(text), Ok(bytes), "{text}");
-    }
-    for bad in [
-        "12 parsecs",
-        "12parsecs",
-        "",
-        "M",
-        "-5M",
-        "0",
-        "0M",
-        "1..2M",
-        "99999999999999999999",
-        "20000000T",
-        "5 M",
-    ] {
-        let e = parse_size(bad).unwrap_err();
-        assert_eq!(e.input, bad);
-    }
-    assert_eq!(
-        parse_size("12 parsecs").unwrap_err().to_string(),
-        "invalid value \"12 parsecs\": unknown unit: use B, K, M, G or T (powers of 1024), e.g. 512M"
-    );
-}
-
-#[test]
-fn durations_and_backoff_ranges() {
-    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-    assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-    assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-    assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-    assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-    assert!(parse_duration("2 fortnights").is_err());
-    assert!(parse_duration("").is_err());
+fn backoff_ranges() {
     assert_eq!(
         parse_backoff("100ms..2s"),
         Ok(BackoffRange {
@@ -58,7 +12,11 @@ fn durations_and_backoff_ranges() {
     );
     assert!(parse_backoff("2s..1s").is_err());
     assert!(parse_backoff("1s").is_err());
-    assert!(parse_backoff("1s..forever").is_err());
+    let e = parse_backoff("1s..forever").unwrap_err();
+    assert!(
+        e.to_string().contains("duration \"forever\": "),
+        "names the bad part: {e}"
+    );
 }
 
 #[test]
@@ -133,29 +91,6 @@ fn hierarchy_choice() {
     assert!(e.contains("no cgroup v1 memory hierarchy"), "{e}");
     let e = choose_hierarchy(&CgroupMounts::default(), "", None).unwrap_err();
     assert!(e.contains("neither"), "{e}");
-}
-
-#[test]
-fn memory_events_and_limits() {
-    // cgroup v2 memory.events as 6.x prints it.
-    let ev = parse_memory_events("low 0\nhigh 12\nmax 40\noom 2\noom_kill 1\noom_group_kill 0\n");
-    assert_eq!(
-        ev,
-        MemoryEvents {
-            high: 12,
-            max: 40,
-            oom: 2,
-            oom_kill: 1,
-            oom_group_kill: 0
-        }
-    );
-    assert_eq!(
-        parse_memory_events("garbage\n\nmax x"),
-        MemoryEvents::default()
-    );
-    assert_eq!(parse_limit("max\n"), None);
-    assert_eq!(parse_limit("9223372036854771712\n"), None);
-    assert_eq!(parse_limit("134217728\n"), Some(128 * MIB));
 }
 
 #[test]

@@ -1,24 +1,30 @@
 //! The supervised command's memory cgroup: where it goes (v2 when the memory controller is on
-//! v2, else v1; below oomguard's own cgroup or a given parent), creating it with its limits,
-//! reading its usage and OOM counter, emptying it and removing it. One type for both versions.
+//! v2, else v1; `oomguard/NAME` below oomguard's own cgroup or below a given parent), creating
+//! it with its limits, reading its usage and OOM counter, emptying it and removing it (and the
+//! `oomguard` group above it when this run created it and it is then empty). One type for both
+//! versions.
 //!
-//! Files read and written directly (to be folded into the shared cgroup readers later):
+//! Counters are read through [`CgroupFs`]'s single-file readers. Read and written here:
 //! `/proc/self/mounts`, `/proc/self/cgroup`; v2: `cgroup.controllers`, `cgroup.subtree_control`,
-//! `memory.max`, `memory.high`, `memory.current`, `memory.events`; v1: `memory.limit_in_bytes`,
-//! `memory.usage_in_bytes`, `memory.oom_control`; both: `cgroup.procs` (and `cgroup.kill` via the
-//! actuator).
+//! `memory.max`, `memory.high`; v1: `memory.limit_in_bytes`; both: `cgroup.procs` (and
+//! `cgroup.kill` via the actuator).
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oomguard_core::killpath::parse_oom_control;
 use oomguard_core::run::{
-    choose_hierarchy, lists_memory, parse_cgroup_mounts, parse_limit, parse_memory_events,
-    CgroupMounts, CgroupVersion,
+    choose_hierarchy, lists_memory, parse_cgroup_mounts, CgroupMounts, CgroupVersion,
 };
 
+use crate::host::{CgroupFs, ReadError};
 use crate::sys::actuator::{kill_cgroup, CgroupTarget, KillPlan, RealActuator};
+
+/// The group every service of `oomguard run` goes in: `<parent>/oomguard/<NAME>`. One place to
+/// find them (`systemd-cgls`, `ls`), and one cgroup an operator may put a limit on for all of
+/// them (cgroup v1 memory cgroups are hierarchical: `memory.use_hierarchy` is always 1 since
+/// Linux 5.11, so a limit on the group covers every service in it).
+pub const GROUP: &str = "oomguard";
 
 /// Errors of the run cgroup. Each names the file or directory involved.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,9 @@ pub enum CgroupError {
     /// The cgroup exists already (another `oomguard run --name` of the same name?).
     #[error("cgroup {} already exists (another oomguard run with the same --name?); choose another --name", path.display())]
     Exists { path: PathBuf },
+    /// Reading a counter or limit (the error names the file).
+    #[error("{0}")]
+    Read(#[from] ReadError),
     /// `--memory-high` on v1.
     #[error("--memory-high needs cgroup v2 (memory.high); the memory controller here is on cgroup v1, which has no equivalent (memory.soft_limit_in_bytes acts only under global pressure)")]
     HighOnV1,
@@ -108,12 +117,18 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct RunCgroup {
     pub version: CgroupVersion,
-    /// The directory.
+    /// The directory: `<parent>/oomguard/<NAME>`.
     pub dir: PathBuf,
-    /// The path as the kernel prints it (`/proc/PID/cgroup`, OOM reports).
+    /// The path as the kernel prints it (`/proc/PID/cgroup`, OOM reports): relative to the
+    /// hierarchy's mount, `/…/oomguard/<NAME>`.
     pub rel_path: String,
     /// Why v2 was not used, when v1 was chosen on a host that has a unified hierarchy.
     pub v2_skipped: Option<String>,
+    /// `<parent>/oomguard` when this run created it: removed after the service's cgroup when
+    /// then empty. One that existed before (made by the operator, with settings of its own, or
+    /// by another run) is left alone.
+    group_created: Option<PathBuf>,
+    fs: CgroupFs,
     removed: bool,
 }
 
@@ -221,9 +236,48 @@ fn enable_memory_v2(parent: &Path) -> Result<(), CgroupError> {
     })
 }
 
+/// How a mkdir in the cgroup tree failed, for the caller to word.
+fn mkdir_error(source: std::io::Error, parent: &Path, dir: &Path) -> CgroupError {
+    match source.kind() {
+        ErrorKind::PermissionDenied => CgroupError::Permission {
+            parent: parent.to_path_buf(),
+            source,
+        },
+        _ if source.raw_os_error() == Some(libc::EROFS) => CgroupError::Permission {
+            parent: parent.to_path_buf(),
+            source,
+        },
+        _ => CgroupError::Io {
+            op: "mkdir",
+            path: dir.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// Removes the `oomguard` group if it is empty. Another run's service still in it (EBUSY,
+/// ENOTEMPTY) or a group already gone is fine: the last one out cannot be known without a lock.
+fn remove_group(group: &Path) -> Result<(), CgroupError> {
+    match std::fs::remove_dir(group) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) => Ok(()),
+        Err(source) => Err(CgroupError::Io {
+            op: "rmdir",
+            path: group.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// How often creating `oomguard/NAME` is tried when a concurrent run removes the empty group
+/// between our mkdir of the group and of NAME (ENOENT on the second).
+const CREATE_ATTEMPTS: u32 = 3;
+
 impl RunCgroup {
-    /// Creates `<parent>/oomguard-<name>` (parent: `--cgroup-parent`, else oomguard's own
-    /// cgroup) and applies `limits`. Nothing is left behind on error.
+    /// Creates `<parent>/oomguard/<name>` (parent: `--cgroup-parent`, else oomguard's own
+    /// cgroup; the `oomguard` group is created when missing) and applies `limits`. Nothing is
+    /// left behind on error: neither NAME nor a group this call created.
     pub fn create(
         env: &CgroupEnv,
         parent: Option<&Path>,
@@ -237,35 +291,51 @@ impl RunCgroup {
         if p.version == CgroupVersion::V2 {
             enable_memory_v2(&p.parent)?;
         }
-        let dir = p.parent.join(format!("oomguard-{name}"));
-        if let Err(source) = std::fs::create_dir(&dir) {
-            return Err(match source.kind() {
-                ErrorKind::AlreadyExists => CgroupError::Exists { path: dir },
-                ErrorKind::PermissionDenied => CgroupError::Permission {
-                    parent: p.parent,
-                    source,
-                },
-                _ if source.raw_os_error() == Some(libc::EROFS) => CgroupError::Permission {
-                    parent: p.parent,
-                    source,
-                },
-                _ => CgroupError::Io {
-                    op: "mkdir",
-                    path: dir,
-                    source,
-                },
-            });
-        }
+        let group = p.parent.join(GROUP);
+        let dir = group.join(name);
+        let mut attempt = 1;
+        // True once this call made the group (kept across attempts: a retry finds it existing).
+        let mut ours = false;
+        let group_created = loop {
+            match std::fs::create_dir(&group) {
+                Ok(()) => ours = true,
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(mkdir_error(e, &p.parent, &group)),
+            }
+            let undo = |e: CgroupError| {
+                if ours {
+                    let _ = remove_group(&group);
+                }
+                e
+            };
+            // v2: the group holds no processes, so it may hand the controller on (the
+            // no-internal-process rule); v1 needs nothing (hierarchy is always on).
+            if p.version == CgroupVersion::V2 {
+                enable_memory_v2(&group).map_err(undo)?;
+            }
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break ours.then(|| group.clone()),
+                Err(e) if e.kind() == ErrorKind::NotFound && attempt < CREATE_ATTEMPTS => {
+                    attempt += 1;
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    return Err(undo(CgroupError::Exists { path: dir }))
+                }
+                Err(e) => return Err(undo(mkdir_error(e, &group, &dir))),
+            }
+        };
         let rel = dir
             .strip_prefix(&p.mount)
             .map(|r| format!("/{}", r.to_string_lossy()))
             .unwrap_or_else(|_| dir.to_string_lossy().into_owned());
-        // From here on, Drop removes the directory whatever happens.
+        // From here on, Drop removes the directory (and a group it created) whatever happens.
         let cg = RunCgroup {
             version: p.version,
             dir,
             rel_path: rel,
             v2_skipped: p.v2_skipped,
+            group_created,
+            fs: CgroupFs::new(p.mount),
             removed: false,
         };
         cg.apply(limits)?;
@@ -288,11 +358,6 @@ impl RunCgroup {
         Ok(())
     }
 
-    fn read(&self, file: &str) -> Result<String, CgroupError> {
-        let path = self.dir.join(file);
-        std::fs::read_to_string(&path).map_err(io("read", &path))
-    }
-
     /// `cgroup.procs`, for the child to write itself into before exec.
     pub fn procs_file(&self) -> PathBuf {
         self.dir.join("cgroup.procs")
@@ -300,34 +365,18 @@ impl RunCgroup {
 
     /// Current usage in bytes (`memory.current` / `memory.usage_in_bytes`).
     pub fn read_usage_bytes(&self) -> Result<u64, CgroupError> {
-        let file = match self.version {
-            CgroupVersion::V2 => "memory.current",
-            CgroupVersion::V1 => "memory.usage_in_bytes",
-        };
-        let text = self.read(file)?;
-        text.trim().parse().map_err(|_| CgroupError::Io {
-            op: "parse",
-            path: self.dir.join(file),
-            source: std::io::Error::new(ErrorKind::InvalidData, format!("{:?}", text.trim())),
-        })
+        Ok(self.fs.read_usage_bytes(self.version, &self.dir)?)
     }
 
     /// The hard limit as the kernel holds it (rounded to pages); `None` when unlimited.
     pub fn read_limit_bytes(&self) -> Result<Option<u64>, CgroupError> {
-        let file = match self.version {
-            CgroupVersion::V2 => "memory.max",
-            CgroupVersion::V1 => "memory.limit_in_bytes",
-        };
-        Ok(parse_limit(&self.read(file)?))
+        Ok(self.fs.read_limit(self.version, &self.dir)?.bytes())
     }
 
     /// How many processes the kernel OOM-killed in this cgroup so far (`oom_kill` of
     /// `memory.events` / `memory.oom_control`; `None` on a v1 kernel before 4.13).
     pub fn read_oom_kills(&self) -> Result<Option<u64>, CgroupError> {
-        Ok(match self.version {
-            CgroupVersion::V2 => Some(parse_memory_events(&self.read("memory.events")?).oom_kill),
-            CgroupVersion::V1 => parse_oom_control(&self.read("memory.oom_control")?).oom_kill,
-        })
+        Ok(self.fs.read_oom_kills(self.version, &self.dir)?)
     }
 
     /// The cgroup as the actuator's kill unit.
@@ -364,8 +413,9 @@ impl RunCgroup {
         Ok(outcome.targets.len())
     }
 
-    /// Empties and removes the cgroup. rmdir is retried for a moment: the kernel answers EBUSY
-    /// while the last exiting tasks are being uncharged.
+    /// Empties and removes the cgroup, then the `oomguard` group if this run created it and it
+    /// is empty. rmdir is retried for a moment: the kernel answers EBUSY while the last exiting
+    /// tasks are being uncharged.
     pub fn remove(&mut self) -> Result<(), CgroupError> {
         if self.removed {
             return Ok(());
@@ -374,14 +424,8 @@ impl RunCgroup {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match std::fs::remove_dir(&self.dir) {
-                Ok(()) => {
-                    self.removed = true;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    self.removed = true;
-                    return Ok(());
-                }
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound => break,
                 Err(e) if Instant::now() >= deadline => {
                     return Err(CgroupError::Io {
                         op: "rmdir",
@@ -391,6 +435,11 @@ impl RunCgroup {
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
+        }
+        self.removed = true;
+        match self.group_created.take() {
+            Some(group) => remove_group(&group),
+            None => Ok(()),
         }
     }
 }
@@ -447,19 +496,29 @@ mod tests {
     #[test]
     fn v2_fake_tree_creates_limits_and_reads_counters() {
         let fake = Fake::v2("cpuset cpu io memory hugetlb pids rdma misc\n");
+        // The `oomguard` group as the kernel would show it once made: a plain mkdir in the fake
+        // has no interface files, so it is made here with what its parent hands down.
+        let group = fake.own().join("oomguard");
+        std::fs::create_dir(&group).unwrap();
+        std::fs::write(group.join("cgroup.controllers"), "memory\n").unwrap();
+        std::fs::write(group.join("cgroup.subtree_control"), "\n").unwrap();
         let limits = Limits {
             max_bytes: Some(64 << 20),
             high_bytes: Some(48 << 20),
         };
         let mut cg = RunCgroup::create(&fake.env(), None, "web", limits).unwrap();
         assert_eq!(cg.version, CgroupVersion::V2);
-        assert_eq!(cg.rel_path, "/user.slice/app/oomguard-web");
-        assert_eq!(cg.dir, fake.own().join("oomguard-web"));
-        // The controller was enabled for the children, and the limits written.
-        assert_eq!(
-            std::fs::read_to_string(fake.own().join("cgroup.subtree_control")).unwrap(),
-            "+memory"
-        );
+        assert_eq!(cg.rel_path, "/user.slice/app/oomguard/web");
+        assert_eq!(cg.dir, group.join("web"));
+        // The controller was enabled down to the service, and the limits written.
+        for d in [fake.own(), group.clone()] {
+            assert_eq!(
+                std::fs::read_to_string(d.join("cgroup.subtree_control")).unwrap(),
+                "+memory",
+                "{}",
+                d.display()
+            );
+        }
         assert_eq!(
             std::fs::read_to_string(cg.dir.join("memory.max")).unwrap(),
             "67108864"
@@ -485,6 +544,7 @@ mod tests {
         clear_files(&cg.dir);
         cg.remove().unwrap();
         assert!(!cg.dir.exists());
+        assert!(group.exists(), "a group that existed before is left alone");
     }
 
     #[test]
@@ -503,10 +563,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, CgroupError::NoMemoryInParent { .. }), "{e}");
         assert!(e.to_string().contains("\"cpu io pids\""), "{e}");
-        assert!(
-            !fake.own().join("oomguard-web").exists(),
-            "nothing left behind"
-        );
+        assert!(!fake.own().join("oomguard").exists(), "nothing left behind");
     }
 
     #[test]
@@ -542,8 +599,9 @@ mod tests {
         };
         let e = RunCgroup::create(&env, None, "x", limits).unwrap_err();
         assert!(matches!(e, CgroupError::HighOnV1), "{e}");
-        assert!(!own.join("oomguard-x").exists());
-        // Without --memory-high: v1, limit_in_bytes written.
+        assert!(!own.join("oomguard").exists());
+        // Without --memory-high: v1, limit_in_bytes written; the group is made and, being ours
+        // and empty at the end, removed.
         let mut cg = RunCgroup::create(
             &env,
             None,
@@ -555,12 +613,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cg.version, CgroupVersion::V1);
-        assert_eq!(cg.rel_path, "/svc/oomguard-x");
+        assert_eq!(cg.rel_path, "/svc/oomguard/x");
         assert_eq!(
             std::fs::read_to_string(cg.dir.join("memory.limit_in_bytes")).unwrap(),
             "1048576"
         );
+        // A second service joins the group; the first one out leaves it (EBUSY/ENOTEMPTY is
+        // fine), and the second, not its creator, leaves it too.
+        let mut other = RunCgroup::create(&env, None, "y", Limits::default()).unwrap();
         clear_files(&cg.dir);
         cg.remove().unwrap();
+        assert!(!cg.dir.exists());
+        assert!(own.join("oomguard/y").exists());
+        clear_files(&other.dir);
+        other.remove().unwrap();
+        assert!(
+            own.join("oomguard").exists(),
+            "not created by the second run"
+        );
+        std::fs::remove_dir(own.join("oomguard")).unwrap();
+        // Alone: created and removed.
+        let mut cg = RunCgroup::create(&env, None, "x", Limits::default()).unwrap();
+        clear_files(&cg.dir);
+        cg.remove().unwrap();
+        assert!(
+            !own.join("oomguard").exists(),
+            "the group this run made is gone"
+        );
+        // A failure after the group was made takes the group with it.
+        let e = RunCgroup::create(&env, None, "no/such", Limits::default()).unwrap_err();
+        assert!(matches!(e, CgroupError::Io { op: "mkdir", .. }), "{e}");
+        assert!(!own.join("oomguard").exists(), "nothing left behind: {e}");
     }
 }

@@ -3,9 +3,14 @@
 //!
 //! One thread, one `poll`: the child's pidfd (its exit), a signalfd (signals to forward),
 //! `/dev/kmsg` (the kernel's OOM reports, fed to `oomguard_core::oomlog::Parser`), v1 usage
-//! threshold eventfds (prompt warn/guard wake-ups) and a 100 ms tick that reads the cgroup's
-//! usage. The decisions (why it died, whether and when to restart, when to warn, whom the guard
-//! kills) are pure functions in `oomguard_core::run`; this module gathers their evidence.
+//! threshold eventfds (prompt warn/guard wake-ups), the hooks' pidfds and a 100 ms tick that
+//! reads the cgroup's usage. The decisions (why it died, whether and when to restart, when to
+//! warn, whom the guard kills) are pure functions in `oomguard_core::run`; this module gathers
+//! their evidence.
+//!
+//! Events (deaths, OOM kills in the cgroup, warnings) go where the daemon's go: through a
+//! [`Teller`] built from the daemon's config file (`--config`, read by `watch`'s loader), to the
+//! event log, the journal and the hooks; and, per invocation, to `--json-events FILE`.
 
 pub mod cgroup;
 pub mod guard;
@@ -24,10 +29,11 @@ use oomguard_core::event::{EventKind, OomEvent, RunInfo, Source};
 use oomguard_core::killpath::{cgroup_is_within, parse_stat_identity};
 use oomguard_core::oomlog::Parser;
 use oomguard_core::run::{
-    classify, default_name, explain, guard_level, parse_backoff, parse_duration, parse_percent,
-    parse_size, signal_name, valid_name, Backoff, BackoffRange, Cause, CgroupFacts, CgroupVersion,
-    DeathEvidence, RestartPolicy, WaitStatus, WarnTracker,
+    classify, default_name, explain, guard_level, parse_backoff, parse_percent, signal_name,
+    valid_name, Backoff, BackoffRange, Cause, CgroupFacts, CgroupVersion, DeathEvidence,
+    RestartPolicy, WaitStatus, WarnTracker,
 };
+use oomguard_core::size::{parse_bytes, parse_duration};
 use oomguard_core::units::{mib_1, KIB, MIB};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::Signal;
@@ -36,6 +42,8 @@ use crate::sys::actuator::RealActuator;
 use crate::sys::kmsg::{KmsgError, KmsgReader, KmsgStart};
 use crate::sys::memcg_v1::MemcgEvent;
 use crate::sys::pidfd::Pinned;
+use crate::tell::hub::{Teller, TellerOptions};
+use crate::watch::{effective_config, WatchArgs};
 use cgroup::{CgroupEnv, Limits, RunCgroup};
 use signals::{Received, SignalFd, SI_KERNEL};
 
@@ -47,6 +55,10 @@ const TICK: Duration = Duration::from_millis(100);
 const REPORT_WAIT: Duration = Duration::from_millis(1000);
 /// Quiet time after a guard kill before the guard may act again (memory is being freed).
 const GUARD_COOLDOWN: Duration = Duration::from_millis(500);
+/// The most `run` waits, before exiting, for hooks still running (each is also killed at its
+/// own `timeout`); what is left then is killed as at a timeout. A second SIGINT/SIGTERM cuts
+/// the wait short.
+const HOOK_GRACE_MAX: Duration = Duration::from_secs(30);
 
 /// The restart policy on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,17 +84,24 @@ impl From<RestartArg> for RestartPolicy {
     }
 }
 
+// clap prefixes these messages with the flag and the value as given
+// (`invalid value '12 parsecs' for '--memory-max <SIZE>': ...`).
 fn size_arg(s: &str) -> Result<u64, String> {
-    parse_size(s).map_err(|e| e.why.to_owned())
+    match parse_bytes(s) {
+        // No cgroup limit of 0 bytes lets a command start.
+        Ok(0) => Err("a memory size must be above zero".to_owned()),
+        Ok(b) => Ok(b),
+        Err(e) => Err(e.to_string()),
+    }
 }
 fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.why.to_owned())
+    parse_duration(s).map_err(|e| e.to_string())
 }
 fn backoff_arg(s: &str) -> Result<BackoffRange, String> {
-    parse_backoff(s).map_err(|e| e.why.to_owned())
+    parse_backoff(s).map_err(|e| e.why)
 }
 fn pct_arg(s: &str) -> Result<u8, String> {
-    parse_percent(s).map_err(|e| e.why.to_owned())
+    parse_percent(s).map_err(|e| e.why)
 }
 
 /// `oomguard run` arguments.
@@ -110,11 +129,12 @@ pub struct RunArgs {
     /// A run at least this long resets the backoff to MIN.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
     pub healthy_after: Duration,
-    /// Service name, used for the cgroup (`oomguard-NAME`) and in messages (default: the
+    /// Service name, used for the cgroup (`oomguard/NAME`) and in messages (default: the
     /// command's base name and oomguard's pid).
     #[arg(long)]
     pub name: Option<String>,
-    /// Create the cgroup below this cgroup directory instead of below oomguard's own cgroup.
+    /// Create the cgroup (`oomguard/NAME`) below this cgroup directory instead of below
+    /// oomguard's own cgroup.
     #[arg(long, value_name = "DIR")]
     pub cgroup_parent: Option<PathBuf>,
     /// Kill the worst process in the cgroup (the kernel's memcg badness) with SIGKILL when usage
@@ -128,8 +148,17 @@ pub struct RunArgs {
     /// exited within this long.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
     pub stop_timeout: Duration,
-    /// Write every event (deaths, OOM kills, warnings) as one JSON line to FILE (appended;
-    /// `-` is stderr). Schema: docs/event-schema.md.
+    /// The daemon's config file (TOML), for its `[events]` (event log, journal) and
+    /// `[[hooks]]`. Default: /etc/oomguard/oomguard.toml when it exists, else the built-in
+    /// defaults (event log /var/log/oomguard/events.jsonl, journal on).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The JSON-lines event log, overriding the config's `events.log` (`""` turns it off).
+    #[arg(long, value_name = "PATH")]
+    pub event_log: Option<String>,
+    /// Also write every event (deaths, OOM kills, warnings) as one JSON line to FILE
+    /// (appended, never rotated; `-` is stderr), besides the event log. Schema:
+    /// docs/event-schema.md.
     #[arg(long, value_name = "FILE")]
     pub json_events: Option<PathBuf>,
     /// The command and its arguments.
@@ -225,10 +254,39 @@ fn config(args: &RunArgs) -> anyhow::Result<Config> {
     })
 }
 
+/// The Teller for `run`'s events, from the daemon's config file (`--config`, or the default
+/// file when it exists, read by `watch`'s loader) with `--event-log` on top. The metrics
+/// listener and textfile are the daemon's business: a one-line note, then off.
+fn teller(args: &RunArgs, name: &str) -> anyhow::Result<Teller> {
+    let (mut cfg, origin) = effective_config(&WatchArgs {
+        config: args.config.clone(),
+        event_log: args.event_log.clone(),
+        ..WatchArgs::default()
+    })?;
+    if !cfg.metrics.listen.is_empty() || !cfg.metrics.textfile.is_empty() {
+        eprintln!(
+            "oomguard run: {name}: note: [metrics] of {} is for oomguard watch; not served by run",
+            origin
+                .as_deref()
+                .map_or("the config".into(), |p| p.display().to_string())
+        );
+        cfg.metrics = Default::default();
+    }
+    let opts = TellerOptions {
+        version: env!("CARGO_PKG_VERSION").into(),
+        // run follows /dev/kmsg itself and ties each kernel report to its cgroup and its death.
+        detector: None,
+        journal_socket: None,
+        own_event_lines: true,
+    };
+    Teller::new(&cfg, opts, Instant::now()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// Runs `oomguard run`; returns the exit status (see docs/run.md). Errors before the command
 /// first starts are usage or set-up errors (exit 2, nothing left behind).
 pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let cfg = config(args)?;
+    let tell = teller(args, &cfg.name)?;
     let env = CgroupEnv::read_live()?;
     let limits = Limits {
         max_bytes: args.memory_max,
@@ -237,11 +295,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
     // Signals are blocked before the cgroup exists, so a SIGTERM during set-up is not lost
     // and cannot kill us between mkdir and the Drop that removes it.
     let sigs = SignalFd::new().context("signalfd for SIGINT/SIGTERM/SIGHUP/SIGQUIT")?;
+    let sink = EventSink::open(args.json_events.as_ref())?;
     let mut cg = RunCgroup::create(&env, args.cgroup_parent.as_deref(), &cfg.name, limits)?;
     if let Some(why) = &cg.v2_skipped {
         eprintln!("oomguard run: {}: using cgroup v1: {why}", cfg.name);
     }
-    let sink = EventSink::open(args.json_events.as_ref())?;
     let limit_bytes = cg.read_limit_bytes()?;
     let kmsg = match KmsgReader::open(KmsgStart::End) {
         Ok(r) => Some(r),
@@ -262,14 +320,85 @@ pub fn run(args: &RunArgs) -> anyhow::Result<u8> {
         sigs,
         kmsg,
         sink,
+        tell,
         stop: None,
     };
     let code = sup.run_all();
-    drop(sup);
+    let Supervisor {
+        mut tell,
+        sigs,
+        cfg,
+        ..
+    } = sup;
     if let Err(e) = cg.remove() {
         eprintln!("oomguard run: warning: {e}");
     }
+    finish_hooks(&mut tell, &sigs, &cfg.name);
     code
+}
+
+/// Gives hooks still running (fired by the last events) time to finish before `run` exits:
+/// each until its own timeout, all within [`HOOK_GRACE_MAX`], or until a further
+/// SIGINT/SIGTERM; then kills what is left and reaps it.
+fn finish_hooks(tell: &mut Teller, sigs: &SignalFd, name: &str) {
+    let mut found = Vec::new();
+    let start = Instant::now();
+    let mut until = start + HOOK_GRACE_MAX;
+    let mut announced = false;
+    let mut expired = false;
+    loop {
+        let now = Instant::now();
+        tell.on_ready(now, &mut found);
+        let running = tell.children_running();
+        if running == 0 {
+            return;
+        }
+        if now >= until && !expired {
+            eprintln!("oomguard run: {name}: killing {running} hook(s) still running");
+            tell.expire_children(now);
+            expired = true;
+            // The kill is immediate; reaping needs the exit to be noticed: a moment more.
+            until = now + Duration::from_secs(1);
+            continue;
+        }
+        if now >= until {
+            return;
+        }
+        if !announced && now >= start + Duration::from_secs(1) {
+            eprintln!(
+                "oomguard run: {name}: waiting for {running} hook(s) (SIGINT/SIGTERM to cut short)"
+            );
+            announced = true;
+        }
+        // A stop request cuts the wait short; SIGHUP has no one left to go to.
+        while let Ok(Some(r)) = sigs.read() {
+            if r.signal != libc::SIGHUP && !expired {
+                until = now;
+            }
+        }
+        let mut fds = vec![PollFd::from_borrowed_fd(sigs.fd(), PollFlags::IN)];
+        let timeout = add_tell_fds(tell, &mut fds, now, until.saturating_duration_since(now));
+        let _ = rustix::event::poll(&mut fds, Some(&poll_timeout(timeout)));
+    }
+}
+
+/// Adds the Teller's fds (hook pidfds) to a poll set and cuts `timeout` to its next deadline.
+fn add_tell_fds<'a>(
+    tell: &'a Teller,
+    fds: &mut Vec<PollFd<'a>>,
+    now: Instant,
+    timeout: Duration,
+) -> Duration {
+    let mut tfds = Vec::new();
+    tell.poll_fds(&mut tfds);
+    fds.extend(
+        tfds.into_iter()
+            .map(|(fd, flags)| PollFd::from_borrowed_fd(fd, flags)),
+    );
+    match tell.next_deadline(now) {
+        Some(d) => timeout.min(d.saturating_duration_since(now)),
+        None => timeout,
+    }
 }
 
 /// A stop request (a forwarded SIGINT/SIGTERM/SIGQUIT).
@@ -288,6 +417,7 @@ struct Supervisor<'a> {
     sigs: SignalFd,
     kmsg: Option<KmsgReader>,
     sink: EventSink,
+    tell: Teller,
     stop: Option<Stop>,
 }
 
@@ -322,6 +452,19 @@ fn poll_timeout(d: Duration) -> Timespec {
 impl Supervisor<'_> {
     fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// Sends an event to the Teller (event log, journal, hooks), then, stamped with its id and
+    /// time, to `--json-events`.
+    fn emit(&mut self, ev: OomEvent) {
+        let ev = self.tell.record(ev, Instant::now());
+        self.sink.emit(&ev);
+    }
+
+    /// Lets the Teller reap and time out hooks (it never blocks).
+    fn tell_tick(&mut self) {
+        let mut found = Vec::new();
+        self.tell.on_ready(Instant::now(), &mut found);
     }
 
     fn run_info(&self, start: u32, pid: i32, cause: &str, why: String) -> RunInfo {
@@ -458,7 +601,7 @@ impl Supervisor<'_> {
                 "kernel_oom"
             };
             ev.run = Some(self.run_info(start, d.pid, tag, why));
-            self.sink.emit(&ev);
+            self.emit(ev);
         }
         let mut ev = match &d.cause {
             Cause::KernelOom { report: Some(r) } => r.clone(),
@@ -504,7 +647,7 @@ impl Supervisor<'_> {
             .ok()
             .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
         ev.run = Some(info);
-        self.sink.emit(&ev);
+        self.emit(ev);
     }
 
     /// Starts the command in the cgroup; returns it pinned, with its comm.
@@ -595,8 +738,11 @@ impl Supervisor<'_> {
             if now >= until {
                 return Ok(false);
             }
-            let mut fds = [PollFd::from_borrowed_fd(self.sigs.fd(), PollFlags::IN)];
-            let _ = rustix::event::poll(&mut fds, Some(&poll_timeout(until - now)));
+            let mut fds = vec![PollFd::from_borrowed_fd(self.sigs.fd(), PollFlags::IN)];
+            let timeout = add_tell_fds(&self.tell, &mut fds, now, until - now);
+            let _ = rustix::event::poll(&mut fds, Some(&poll_timeout(timeout)));
+            drop(fds);
+            self.tell_tick();
         }
     }
 
@@ -765,11 +911,13 @@ impl Supervisor<'_> {
             for w in &wakeups {
                 fds.push(PollFd::from_borrowed_fd(w.fd(), PollFlags::IN));
             }
+            let timeout = add_tell_fds(&self.tell, &mut fds, Instant::now(), timeout);
             match rustix::event::poll(&mut fds, Some(&poll_timeout(timeout))) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(anyhow::anyhow!("poll: {e}")),
             }
             drop(fds);
+            self.tell_tick();
         };
         let ran_for = started.elapsed();
         let status = match (status.code(), status.signal()) {
@@ -864,6 +1012,6 @@ impl Supervisor<'_> {
         let mut info = self.run_info(start, pid, "warn_at", why);
         info.last_usage_bytes = Some(usage);
         ev.run = Some(info);
-        self.sink.emit(&ev);
+        self.emit(ev);
     }
 }

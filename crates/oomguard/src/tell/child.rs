@@ -170,6 +170,21 @@ impl Runner {
         if let Some((uid, gid)) = spec.user {
             cmd.uid(uid).gid(gid);
         }
+        // The daemon and `oomguard run` block SIGINT/SIGTERM/SIGHUP/SIGQUIT to read them from a
+        // signalfd, and `Command` passes the mask on through exec: a hook would start with
+        // SIGTERM blocked, deaf to its own `timeout`/`kill`. Start every child with none blocked.
+        // SAFETY: between fork and exec only sigemptyset and sigprocmask run, both
+        // async-signal-safe, on a local sigset_t.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut none = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+                libc::sigemptyset(none.as_mut_ptr());
+                if libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -222,6 +237,14 @@ impl Runner {
         r.feed_stdin();
         self.running.push(r);
         Ok(())
+    }
+
+    /// Moves every running child's timeout to `now` (for an embedder about to exit): the next
+    /// [`Runner::on_tick`] kills them as at a timeout.
+    pub fn expire_all(&mut self, now: Instant) {
+        for r in &mut self.running {
+            r.deadline = r.deadline.min(now);
+        }
     }
 
     /// The children's pidfds (readable when the child exits), for the daemon's poll set.

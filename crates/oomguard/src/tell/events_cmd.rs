@@ -125,6 +125,13 @@ pub fn render_line(v: &Value) -> String {
             ));
         }
     }
+    if let Some(r) = v.get("run").filter(|r| r.is_object()) {
+        parts.push(format!(
+            "run {}: {}",
+            printable(s(r, "name").unwrap_or("?")),
+            printable(s(r, "why").unwrap_or(""))
+        ));
+    }
     if let Some(id) = s(v, "id") {
         parts.push(format!("[{}]", printable(id)));
     }

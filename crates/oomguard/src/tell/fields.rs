@@ -132,6 +132,20 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
         put("DETECTED_VIA", Some(d.via.clone()));
         put("COUNT", d.count.map(|c| c.to_string()));
     }
+    if let Some(r) = &ev.run {
+        put("RUN_NAME", Some(r.name.clone()));
+        put("RUN_CGROUP", Some(r.cgroup.clone()));
+        put("RUN_START", Some(r.start.to_string()));
+        put("RUN_MAIN_PID", Some(r.main_pid.to_string()));
+        put("RUN_CAUSE", Some(r.cause.clone()));
+        put("RUN_EXIT_CODE", r.exit_code.map(|c| c.to_string()));
+        put("RUN_SIGNAL", r.signal.clone());
+        put("RUN_STATUS", r.status.map(|s| s.to_string()));
+        put("RUN_RAN_MS", Some(r.ran_ms.to_string()));
+        put("RUN_LIMIT_BYTES", r.limit_bytes.map(|b| b.to_string()));
+        put("RUN_RESTART_IN_MS", r.restart_in_ms.map(|m| m.to_string()));
+        put("RUN_WHY", Some(r.why.clone()));
+    }
     out
 }
 
@@ -162,9 +176,18 @@ pub fn summary(ev: &OomEvent) -> (String, String) {
         (Source::Kernel, EventKind::Kill) => format!("Kernel OOM killer killed {who}"),
         (Source::Kernel, _) => format!("Kernel out of memory ({})", kind_str(ev.kind)),
         (Source::Oomguard, EventKind::Warning) => format!("Low memory: {who} may be killed next"),
+        (Source::Oomguard, EventKind::Exit) => format!("{who} died"),
         (Source::Oomguard, _) => format!("oomguard killed {who}"),
     };
     let mut body = format!("{title}{rss}{place}.");
+    if let Some(r) = &ev.run {
+        // `oomguard run`'s own sentence: how it died, and what happens next.
+        body.push_str(&format!(
+            " oomguard run {}: {}.",
+            printable(&r.name),
+            printable(&r.why)
+        ));
+    }
     if let Some(t) = &ev.trigger {
         if let Some(d) = &t.detail {
             body.push_str(&format!(" Reason: {}.", printable(d)));

@@ -1,5 +1,5 @@
-//! Hooks: commands the operator configured to run on `warn`, `pre_kill`, `post_kill` and
-//! `kernel_oom` (`[[hooks]]` in the config). Executed directly (argv, no shell) with the event
+//! Hooks: commands the operator configured to run on `warn`, `pre_kill`, `post_kill`,
+//! `kernel_oom` and `exit` (`[[hooks]]` in the config). Executed directly (argv, no shell) with the event
 //! in `OOMGUARD_*` environment variables and as one JSON line on stdin; each has a timeout at
 //! which it is killed (with what it started). [`Hooks::fire`] returns at once; the loop calls
 //! [`Hooks::on_tick`] to reap and collect results, whose output goes to the daemon's log.
@@ -21,12 +21,16 @@ use super::fields;
 /// default SIGTERM threshold's margin covers on machines of 8 GiB and more).
 pub const PRE_KILL_HEAD_START_MAX: Duration = Duration::from_millis(100);
 
+/// How many hook events there are.
+pub const N_HOOK_EVENTS: usize = 5;
+
 /// Every hook event, in the order metrics list them.
-pub const HOOK_EVENTS: [HookEvent; 4] = [
+pub const HOOK_EVENTS: [HookEvent; N_HOOK_EVENTS] = [
     HookEvent::Warn,
     HookEvent::PreKill,
     HookEvent::PostKill,
     HookEvent::KernelOom,
+    HookEvent::Exit,
 ];
 
 /// The config name of a hook event.
@@ -36,6 +40,7 @@ pub fn event_name(e: HookEvent) -> &'static str {
         HookEvent::PreKill => "pre_kill",
         HookEvent::PostKill => "post_kill",
         HookEvent::KernelOom => "kernel_oom",
+        HookEvent::Exit => "exit",
     }
 }
 
@@ -45,15 +50,16 @@ fn index(e: HookEvent) -> usize {
         HookEvent::PreKill => 1,
         HookEvent::PostKill => 2,
         HookEvent::KernelOom => 3,
+        HookEvent::Exit => 4,
     }
 }
 
 /// Runs and failures per hook event (failures include timeouts and spawn errors).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HookStats {
-    pub runs: [u64; 4],
-    pub failures: [u64; 4],
-    pub timeouts: [u64; 4],
+    pub runs: [u64; N_HOOK_EVENTS],
+    pub failures: [u64; N_HOOK_EVENTS],
+    pub timeouts: [u64; N_HOOK_EVENTS],
 }
 
 impl HookStats {
@@ -225,6 +231,11 @@ impl Hooks {
         self.runner.next_deadline(now)
     }
 
+    /// Treats every running hook as past its timeout: the next [`Hooks::on_tick`] kills it.
+    pub fn expire_all(&mut self, now: Instant) {
+        self.runner.expire_all(now);
+    }
+
     /// The hooks' pidfds (readable at exit), for the poll set.
     pub fn pidfds(&self) -> impl Iterator<Item = std::os::fd::BorrowedFd<'_>> {
         self.runner.pidfds()
@@ -337,6 +348,36 @@ mod tests {
                     .then(|| (k.to_owned(), v.to_owned()))
             })
             .collect()
+    }
+
+    /// Regression: hooks inherited the daemon's blocked SIGINT/SIGTERM/SIGHUP/SIGQUIT (its
+    /// signalfd's mask) through `Command`, so a hook's own `kill -TERM` or `timeout` did nothing.
+    #[test]
+    fn hooks_start_with_no_signal_blocked() {
+        // Not a shell script: dash clears the mask itself at start-up, hiding the bug.
+        let cmd = ["grep", "SigBlk", "/proc/self/status"]
+            .map(str::to_owned)
+            .to_vec();
+        // Block SIGTERM in this test's thread only (the one that forks), as the daemon does.
+        // SAFETY: sigset operations on a local set; pthread_sigmask changes this thread only.
+        let old = unsafe {
+            let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+            libc::sigemptyset(set.as_mut_ptr());
+            libc::sigaddset(set.as_mut_ptr(), libc::SIGTERM);
+            let mut old = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr());
+            old
+        };
+        let mut h = Hooks::new(&[hook(HookEvent::Exit, cmd, 5000)]);
+        assert_eq!(h.fire(HookEvent::Exit, &kill_event("x"), Instant::now()), 1);
+        let results = drain(&mut h, Duration::from_secs(5));
+        // SAFETY: restores this thread's mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+        assert!(results[0].finished.outcome.is_success(), "{results:?}");
+        assert_eq!(
+            results[0].finished.output.trim(),
+            "SigBlk:\t0000000000000000"
+        );
     }
 
     #[test]

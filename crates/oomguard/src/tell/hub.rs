@@ -37,6 +37,9 @@ pub struct TellerOptions {
     pub detector: Option<kernel_oom::Options>,
     /// Journal socket override (tests); `None`: journald's, when `events.journal` is on.
     pub journal_socket: Option<PathBuf>,
+    /// The embedder prints its own line for every event it records (`oomguard run`): without
+    /// journald, events are not echoed to stderr a second time. Hook results still are.
+    pub own_event_lines: bool,
 }
 
 /// All the "tell" parts. See the module docs.
@@ -53,6 +56,7 @@ pub struct Teller {
     textfile: Option<PathBuf>,
     next_textfile: Instant,
     scratch: Vec<OomEvent>,
+    own_event_lines: bool,
 }
 
 impl Teller {
@@ -87,6 +91,7 @@ impl Teller {
                 .then(|| PathBuf::from(&cfg.metrics.textfile)),
             next_textfile: now,
             scratch: Vec::new(),
+            own_event_lines: opts.own_event_lines,
         })
     }
 
@@ -215,7 +220,9 @@ impl Teller {
             self.metrics.events_logged_total = s.written;
             self.metrics.event_log_errors_total = s.errors;
         }
-        self.journal.event(&ev);
+        if self.journal.is_journal() || !self.own_event_lines {
+            self.journal.event(&ev);
+        }
         let unix = ev.unix_time_s.unwrap_or(0.0);
         let hook = match (ev.source, ev.kind) {
             (Source::Kernel, EventKind::Kill) => {
@@ -233,6 +240,8 @@ impl Teller {
                 Some(HookEvent::KernelOom)
             }
             (Source::Kernel, _) => Some(HookEvent::KernelOom),
+            // `oomguard run`: its command died of something else than an OOM kill.
+            (Source::Oomguard, EventKind::Exit) => Some(HookEvent::Exit),
             (Source::Oomguard, EventKind::Warning) => {
                 if let Some(t) = trigger_of(&ev) {
                     self.metrics.inc_decision(super::metrics::Decision::Warn, t);
@@ -266,6 +275,19 @@ impl Teller {
             self.metrics.notifications_total += self.notifier.notify(&ev, now) as u64;
         }
         ev
+    }
+
+    /// Hooks and notification commands still running.
+    pub fn children_running(&self) -> usize {
+        self.hooks.running() + self.notifier.running()
+    }
+
+    /// Treats every running hook and notification as past its timeout: the next
+    /// [`Teller::on_ready`] kills and reaps them (with their results logged as timeouts). For
+    /// an embedder about to exit that gave them the time it could.
+    pub fn expire_children(&mut self, now: Instant) {
+        self.hooks.expire_all(now);
+        self.notifier.expire_all(now);
     }
 
     /// Updates the host gauges from what the daemon read this tick.
@@ -368,6 +390,7 @@ mod tests {
                 version: "9.9.9".to_owned(),
                 detector: None,
                 journal_socket: Some(sock.clone()),
+                own_event_lines: false,
             },
             now,
         )
@@ -453,5 +476,50 @@ mod tests {
         // Textfile written on the first on_ready.
         let prom = std::fs::read_to_string(dir.path().join("oomguard.prom")).unwrap();
         assert!(prom.contains("oomguard_build_info"));
+    }
+
+    /// `oomguard run`'s exit event fires the `exit` hook and is not counted as a kill; with
+    /// `own_event_lines` and no journald it is not echoed to stderr (run printed its own line).
+    #[test]
+    fn run_exit_event_fires_the_exit_hook_and_is_not_a_kill() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = hook_script(dir.path(), "hook");
+        let cfg = Config {
+            events: oomguard_core::config::EventsConfig {
+                log: String::new(),
+                journal: false,
+                ..Default::default()
+            },
+            hooks: vec![HookConfig {
+                on: HookEvent::Exit,
+                command: vec![script],
+                timeout: Duration::from_secs(5),
+            }],
+            ..Config::default()
+        };
+        let now = Instant::now();
+        let mut t = Teller::new(
+            &cfg,
+            TellerOptions {
+                own_event_lines: true,
+                journal_socket: Some(dir.path().join("no-journald")),
+                ..TellerOptions::default()
+            },
+            now,
+        )
+        .unwrap();
+        let mut ev = OomEvent::new(EventKind::Exit);
+        ev.source = Source::Oomguard;
+        let ev = t.record(ev, now);
+        assert_eq!(t.hooks.stats().runs(HookEvent::Exit), 1);
+        assert_eq!(t.metrics.kills_total, [[0; 5]; 2]);
+        assert_eq!(t.journal.stats().stderr_lines, 0, "not echoed");
+        let start = Instant::now();
+        while t.children_running() > 0 && start.elapsed() < Duration::from_secs(5) {
+            t.on_ready(Instant::now(), &mut Vec::new());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let out = std::fs::read_to_string(dir.path().join("hook.out")).unwrap();
+        assert_eq!(out.trim(), format!("exit {}", ev.id.unwrap()));
     }
 }

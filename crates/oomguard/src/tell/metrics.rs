@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use oomguard_core::config::HookEvent;
 
-use super::hooks::{event_name, HOOK_EVENTS};
+use super::hooks::{event_name, HOOK_EVENTS, N_HOOK_EVENTS};
 
 /// Why oomguard acted (the trigger label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,8 +133,8 @@ pub struct Metrics {
     /// Kernel kills seen only in the counters (report lost or unreadable).
     pub kernel_oom_kills_unreported_total: u64,
     pub kmsg_records_lost_total: u64,
-    pub hook_runs_total: [u64; 4],
-    pub hook_failures_total: [u64; 4],
+    pub hook_runs_total: [u64; N_HOOK_EVENTS],
+    pub hook_failures_total: [u64; N_HOOK_EVENTS],
     pub notifications_total: u64,
     pub events_logged_total: u64,
     pub event_log_errors_total: u64,
@@ -180,8 +180,8 @@ impl Metrics {
             kernel_oom_kills_total: [0; 5],
             kernel_oom_kills_unreported_total: 0,
             kmsg_records_lost_total: 0,
-            hook_runs_total: [0; 4],
-            hook_failures_total: [0; 4],
+            hook_runs_total: [0; N_HOOK_EVENTS],
+            hook_failures_total: [0; N_HOOK_EVENTS],
             notifications_total: 0,
             events_logged_total: 0,
             event_log_errors_total: 0,
@@ -213,7 +213,7 @@ impl Metrics {
         self.last_kernel_oom_kill_timestamp_seconds = unix_s;
     }
 
-    pub fn set_hook_counts(&mut self, runs: [u64; 4], failures: [u64; 4]) {
+    pub fn set_hook_counts(&mut self, runs: [u64; N_HOOK_EVENTS], failures: [u64; N_HOOK_EVENTS]) {
         self.hook_runs_total = runs;
         self.hook_failures_total = failures;
     }

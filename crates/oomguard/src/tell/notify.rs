@@ -200,6 +200,12 @@ impl Notifier {
         self.runner.running()
     }
 
+    /// Treats every running notification command as past its timeout (see
+    /// [`super::child::Runner::expire_all`]).
+    pub fn expire_all(&mut self, now: Instant) {
+        self.runner.expire_all(now);
+    }
+
     /// Reaps; results (with output) go to `out` for the log.
     pub fn on_tick(&mut self, now: Instant, out: &mut Vec<Finished>) {
         out.append(&mut self.failed);

@@ -447,6 +447,7 @@ impl Daemon {
                 version: env!("CARGO_PKG_VERSION").into(),
                 detector: Some(detector),
                 journal_socket: None,
+                own_event_lines: false,
             },
             Instant::now(),
         )
