@@ -37,8 +37,10 @@ use crate::sys::kmsg::{KmsgError, KmsgReader, KmsgStart, BUF_LEN};
 pub const QUIET: Duration = Duration::from_millis(100);
 /// A counter rise no report explains after this long is reported on its own.
 pub const COUNTER_GRACE: Duration = Duration::from_millis(300);
-/// How often the counters are read.
-pub const COUNTER_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the counters are read. `/dev/kmsg` wakes the detector at once for every report;
+/// the counters only catch kills whose report was lost, so a second is soon enough, and the
+/// idle daemon wakes once a second instead of five times.
+pub const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
 /// A report without a kill line is closed (as `incomplete`) after this much quiet.
 pub const STALE_REPORT: Duration = Duration::from_secs(5);
 /// Records read per `on_readable` call; the rest on the next (deadline: now).
@@ -102,7 +104,7 @@ struct CgState {
 pub struct KernelOomDetector {
     reader: Option<KmsgReader>,
     kmsg_error: Option<String>,
-    proc_root: PathBuf,
+    vmstat: VmstatCounter,
     parser: Parser,
     line: Vec<u8>,
     line_no: u64,
@@ -128,9 +130,26 @@ impl std::fmt::Debug for KernelOomDetector {
     }
 }
 
-fn read_counter(proc_root: &Path) -> Option<u64> {
-    let text = std::fs::read(proc_root.join("vmstat")).ok()?;
-    parse_vmstat(&text).ok()?.oom_kill
+/// `/proc/vmstat`'s `oom_kill`, through a descriptor kept open and one `pread` into a buffer
+/// kept between reads (the detector reads it every [`COUNTER_INTERVAL`], idle or not).
+struct VmstatCounter {
+    file: Option<std::fs::File>,
+    buf: Vec<u8>,
+}
+
+impl VmstatCounter {
+    fn open(proc_root: &Path) -> Self {
+        VmstatCounter {
+            file: std::fs::File::open(proc_root.join("vmstat")).ok(),
+            buf: Vec::with_capacity(8192),
+        }
+    }
+
+    fn read(&mut self) -> Option<u64> {
+        let f = self.file.as_mut()?;
+        crate::sys::reread(f, &mut self.buf).ok()?;
+        parse_vmstat(&self.buf).ok()?.oom_kill
+    }
 }
 
 fn read_cg_counter(w: &WatchedCgroup) -> Option<u64> {
@@ -179,7 +198,8 @@ impl KernelOomDetector {
         for c in &mut cgroups {
             c.last = read_cg_counter(&c.w);
         }
-        let vmstat_last = read_counter(&opts.proc_root);
+        let mut vmstat = VmstatCounter::open(&opts.proc_root);
+        let vmstat_last = vmstat.read();
         let (reader, kmsg_error) = match &opts.kmsg {
             None => (None, Some("not configured".to_owned())),
             Some(p) => match KmsgReader::open_path(p, KmsgStart::End, BUF_LEN) {
@@ -190,7 +210,7 @@ impl KernelOomDetector {
         KernelOomDetector {
             reader,
             kmsg_error,
-            proc_root: opts.proc_root,
+            vmstat,
             parser: Parser::new(),
             line: Vec::with_capacity(BUF_LEN + 64),
             line_no: 0,
@@ -330,7 +350,7 @@ impl KernelOomDetector {
     }
 
     fn read_counters(&mut self) {
-        match read_counter(&self.proc_root) {
+        match self.vmstat.read() {
             Some(v) => {
                 if let Some(last) = self.vmstat_last {
                     self.stats.vmstat_kills += v.saturating_sub(last);
@@ -772,7 +792,8 @@ mod tests {
             run.longest_call,
             det.stats()
         );
-        assert!(latency < Duration::from_secs(1), "{latency:?}");
+        let bound = COUNTER_INTERVAL + COUNTER_GRACE + Duration::from_millis(300);
+        assert!(latency < bound, "{latency:?}");
         assert_eq!(ev.kind, EventKind::Kill);
         assert_eq!(ev.comm.as_deref(), Some(comm.as_str()));
         assert_eq!(ev.task_memcg.as_deref(), Some(cg.rel_path.as_str()));
@@ -884,7 +905,9 @@ mod tests {
             .unwrap_or_else(|| panic!("no counter event: {:#?}", run.events));
         let took = at.duration_since(start);
         eprintln!("report of pid {pid} lost; counter event after {took:?}: {ev:?}");
-        assert!(took < Duration::from_secs(1), "{took:?}");
+        // At most one counter interval, the grace, and a margin for a loaded machine.
+        let bound = COUNTER_INTERVAL + COUNTER_GRACE + Duration::from_millis(300);
+        assert!(took < bound, "{took:?}");
         let d = ev.detection.as_ref().unwrap();
         assert_eq!(d.via, "counter");
         assert_eq!(d.count, Some(1));
@@ -927,7 +950,8 @@ mod tests {
             .unwrap_or_else(|| panic!("no counter event: {:#?}", run.events));
         let latency = at.saturating_duration_since(run.exited_at.unwrap_or(*at));
         eprintln!("counter-only detection {latency:?} after exit");
-        assert!(latency < Duration::from_secs(1), "{latency:?}");
+        let bound = COUNTER_INTERVAL + COUNTER_GRACE + Duration::from_millis(300);
+        assert!(latency < bound, "{latency:?}");
         let d = ev.detection.as_ref().unwrap();
         assert!(d.kmsg_error.is_some());
         assert_eq!(d.confirmed_by, vec!["vmstat", "memory.oom_control"]);

@@ -32,9 +32,9 @@ use crate::host::{page_size_bytes, CgroupFs, ProcFs};
 use crate::sys::actuator::{
     self, Actuator, CgroupTarget, DryRunActuator, KillOutcome, KillPlan, KillResult, RealActuator,
 };
-use crate::sys::mlock;
 use crate::sys::pidfd::Pinned;
 use crate::sys::psi::{PsiTrigger, StallKind, WindowRounding};
+use crate::sys::{mlock, reread};
 use crate::tell::hub::{Teller, TellerOptions};
 use crate::tell::kernel_oom::{self, WatchedCgroup};
 use oomguard_core::event::{self as ev, EventKind, OomEvent, Source};
@@ -239,32 +239,6 @@ fn read_signals(fd: &OwnedFd) -> Vec<u32> {
         }
         out.push(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]));
     }
-}
-
-/// Reads a whole small kernel file through an open descriptor, from offset 0, into `buf`.
-///
-/// One `pread` into the buffer sized at start (meminfo is ~1.5 KiB): a seq_file hands out the
-/// whole text in one read when it fits, so a short read is the end of the file. Seek + read to
-/// EOF took three syscalls, and the kernel built the meminfo text twice (once more for the read
-/// that returns 0). earlyoom reads meminfo with one `pread` too; idle CPU side by side is in
-/// docs/benchmarks.md.
-fn reread(f: &mut File, buf: &mut Vec<u8>) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let size = buf.capacity().max(8192);
-    buf.clear();
-    buf.resize(size, 0);
-    let mut len = 0;
-    loop {
-        let n = f.read_at(&mut buf[len..], len as u64)?;
-        len += n;
-        if n == 0 || len < buf.len() {
-            break;
-        }
-        // Filled the buffer: there may be more.
-        buf.resize(buf.len() * 2, 0);
-    }
-    buf.truncate(len);
-    Ok(())
 }
 
 fn read_sample(
@@ -585,9 +559,24 @@ impl Daemon {
             }
         }
         self.tell.poll_raw(&mut fds);
-        let ms = timeout.as_millis().clamp(0, i32::MAX as u128) as i32;
-        // SAFETY: fds is a valid array of pollfd for its length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        // ppoll, not poll: poll's timeout is whole milliseconds, and a deadline less than 1 ms
+        // away rounded down to 0 made the loop spin until it passed (measured: ~35 wake-ups in
+        // the last millisecond before each of the detector's counter reads, 227 ms of CPU a
+        // minute while idle).
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: fds is a valid array of pollfd for its length; ts outlives the call; a null
+        // sigmask leaves the mask alone.
+        let n = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
         let signalled = fds[0].revents != 0;
         self.pollfds = fds;
         if n < 0 {
@@ -1740,6 +1729,7 @@ impl AsFd for Daemon {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::sys::reread;
 
     #[test]
     fn reread_gets_whole_files_small_and_larger_than_the_buffer() {
