@@ -25,20 +25,40 @@ pub(crate) mod testutil;
 /// that returns 0). earlyoom reads meminfo with one `pread` too; idle CPU side by side is in
 /// docs/benchmarks.md.
 pub fn reread(f: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let size = buf.capacity().max(8192);
+    use std::os::fd::AsRawFd;
+    // Into the buffer's spare capacity: zero-filling 8 KiB before every read was a visible
+    // part of the idle loop's user time.
     buf.clear();
-    buf.resize(size, 0);
-    let mut len = 0;
+    if buf.capacity() < 8192 {
+        buf.reserve(8192);
+    }
     loop {
-        let n = f.read_at(&mut buf[len..], len as u64)?;
-        len += n;
-        if n == 0 || len < buf.len() {
-            break;
+        let len = buf.len();
+        let spare = buf.capacity() - len;
+        // SAFETY: pread writes at most `spare` bytes into the vector's spare capacity, which
+        // it owns; only the bytes written are then counted in by set_len.
+        let n = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                buf.as_mut_ptr().add(len).cast(),
+                spare,
+                len as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised `n` bytes after `len`, within capacity.
+        unsafe { buf.set_len(len + n) };
+        if n == 0 || n < spare {
+            return Ok(());
         }
         // Filled the buffer: there may be more.
-        buf.resize(buf.len() * 2, 0);
+        buf.reserve(buf.capacity());
     }
-    buf.truncate(len);
-    Ok(())
 }

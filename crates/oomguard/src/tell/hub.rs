@@ -9,7 +9,7 @@
 //! journal (one datagram) → metrics → hooks (`warn`, `post_kill`, `kernel_oom`; spawned) →
 //! desktop notifications for kills (spawned).
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -150,9 +150,30 @@ impl Teller {
     /// notifications, writes the textfile. Kernel OOM events found are recorded (and returned
     /// in `out` for the daemon, which may want to react, e.g. re-plan after a kernel kill).
     pub fn on_ready(&mut self, now: Instant, out: &mut Vec<OomEvent>) {
+        self.on_ready_kmsg(now, true, out);
+    }
+
+    /// [`Teller::on_ready`] after a `poll` over the fds [`Teller::poll_raw`] added: `/dev/kmsg`
+    /// is read only when the poll said it is readable (the idle daemon then wakes without a
+    /// `read` that answers EAGAIN); the detector's deadlines are served either way.
+    pub fn on_polled(&mut self, now: Instant, polled: &[libc::pollfd], out: &mut Vec<OomEvent>) {
+        let kmsg = self
+            .detector
+            .as_ref()
+            .and_then(|d| d.fd())
+            .map(|fd| fd.as_raw_fd());
+        let readable = kmsg.is_some_and(|fd| polled.iter().any(|p| p.fd == fd && p.revents != 0));
+        self.on_ready_kmsg(now, readable, out);
+    }
+
+    fn on_ready_kmsg(&mut self, now: Instant, kmsg_readable: bool, out: &mut Vec<OomEvent>) {
         let mut evs = std::mem::take(&mut self.scratch);
         if let Some(d) = &mut self.detector {
-            d.on_readable(now, &mut evs);
+            if kmsg_readable {
+                d.on_readable(now, &mut evs);
+            } else {
+                d.on_tick(now, &mut evs);
+            }
             let s = d.stats();
             self.metrics.kmsg_records_lost_total = s.kmsg_lost_records;
         }

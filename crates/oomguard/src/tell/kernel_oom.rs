@@ -37,10 +37,15 @@ use crate::sys::kmsg::{KmsgError, KmsgReader, KmsgStart, BUF_LEN};
 pub const QUIET: Duration = Duration::from_millis(100);
 /// A counter rise no report explains after this long is reported on its own.
 pub const COUNTER_GRACE: Duration = Duration::from_millis(300);
-/// How often the counters are read. `/dev/kmsg` wakes the detector at once for every report;
-/// the counters only catch kills whose report was lost, so a second is soon enough, and the
-/// idle daemon wakes once a second instead of five times.
+/// How often the counters are read while `/dev/kmsg` cannot be read: they are then the only
+/// source.
 pub const COUNTER_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the counters are read while `/dev/kmsg` is followed. The kernel prints every kill
+/// (`Killed process`, not rate-limited), and a report can only be missed when the ring buffer
+/// overwrote it before we read it, which the reader sees (`lost_before`) and which makes the
+/// counters be read at once. This interval is the safety net. Reading `/proc/vmstat` costs the
+/// kernel ~170 lines of text: at 1 s it was a third of the idle daemon's CPU time.
+pub const COUNTER_SAFETY_INTERVAL: Duration = Duration::from_secs(10);
 /// A report without a kill line is closed (as `incomplete`) after this much quiet.
 pub const STALE_REPORT: Duration = Duration::from_secs(5);
 /// Records read per `on_readable` call; the rest on the next (deadline: now).
@@ -207,6 +212,11 @@ impl KernelOomDetector {
                 Err(e) => (None, Some(e.to_string())),
             },
         };
+        let first_interval = if reader.is_some() {
+            COUNTER_SAFETY_INTERVAL
+        } else {
+            COUNTER_INTERVAL
+        };
         KernelOomDetector {
             reader,
             kmsg_error,
@@ -221,7 +231,7 @@ impl KernelOomDetector {
             vmstat_last,
             explained: 0,
             unexplained_since: None,
-            next_counters: now + COUNTER_INTERVAL,
+            next_counters: now + first_interval,
             lost_since_event: 0,
             stats: Stats::default(),
         }
@@ -272,7 +282,7 @@ impl KernelOomDetector {
             let entry = match reader.next_record() {
                 Ok(Some(e)) => e,
                 Ok(None) => {
-                    self.sync_reader_stats();
+                    self.sync_reader_stats(now);
                     return self.on_tick(now, out);
                 }
                 Err(KmsgError::Malformed { .. }) | Err(KmsgError::Oversized { .. }) => {
@@ -297,14 +307,19 @@ impl KernelOomDetector {
             self.ingest_line(&line, kernel, lost, now);
             self.line = line;
         }
-        self.sync_reader_stats();
+        self.sync_reader_stats(now);
         self.more = true;
     }
 
-    fn sync_reader_stats(&mut self) {
+    fn sync_reader_stats(&mut self, now: Instant) {
         if let Some(r) = &self.reader {
             let s = r.stats();
             self.stats.kmsg_records = s.records;
+            if s.overruns > self.stats.kmsg_overruns {
+                // The ring buffer overwrote records before we read them (even before the
+                // first one, when their number is unknown): a report may be among them.
+                self.next_counters = self.next_counters.min(now);
+            }
             self.stats.kmsg_overruns = s.overruns;
         }
     }
@@ -343,10 +358,18 @@ impl KernelOomDetector {
             }
         }
         if now >= self.next_counters {
-            self.next_counters = now + COUNTER_INTERVAL;
+            self.next_counters = now + self.counter_interval();
             self.read_counters();
         }
         self.check_unexplained(now, out);
+    }
+
+    fn counter_interval(&self) -> Duration {
+        if self.reader.is_some() {
+            COUNTER_SAFETY_INTERVAL
+        } else {
+            COUNTER_INTERVAL
+        }
     }
 
     fn read_counters(&mut self) {

@@ -256,7 +256,7 @@ fn read_full(
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<(Sample, system::MemInfo, Option<system::Pressure>)> {
     reread(meminfo, buf).context("reading /proc/meminfo")?;
-    let m = system::parse_meminfo(buf).map_err(|e| anyhow!("/proc/meminfo: {e}"))?;
+    let m = system::parse_meminfo_watch(buf).map_err(|e| anyhow!("/proc/meminfo: {e}"))?;
     let mut s = Sample {
         mem_total_bytes: m.mem_total_bytes.unwrap_or(0),
         mem_available_bytes: m
@@ -542,8 +542,9 @@ impl Daemon {
 
     /// Sleeps on every input until `timeout`; handles signals. `Some(code)` to exit.
     fn wait(&mut self, timeout: Duration) -> anyhow::Result<Option<i32>> {
-        let mut fds: Vec<libc::pollfd> =
-            Vec::with_capacity(2 + self.psi_triggers.len() + self.cgroups.len());
+        // The array is kept between iterations (no allocation in the steady loop).
+        let mut fds = std::mem::take(&mut self.pollfds);
+        fds.clear();
         let pfd = |fd: RawFd, events: i16| libc::pollfd {
             fd,
             events,
@@ -588,7 +589,8 @@ impl Daemon {
         }
         // The tell side: it never blocks (kmsg, scrapes, hooks). Kernel OOM kills it finds are
         // logged, counted and handed to hooks there.
-        self.tell.on_ready(Instant::now(), &mut self.kernel_events);
+        self.tell
+            .on_polled(Instant::now(), &self.pollfds, &mut self.kernel_events);
         self.kernel_events.clear();
         // Drain the cgroup eventfds so they do not stay readable.
         for w in &self.cgroups {
