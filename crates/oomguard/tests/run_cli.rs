@@ -15,6 +15,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
@@ -328,16 +329,27 @@ fn start_and_wait_ready(
     args: &[&str],
 ) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     assert_eq!(args[0], "run");
-    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("oomguard"))
-        .arg("run")
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("oomguard"));
+    cmd.arg("run")
         .arg("--config")
         .arg(quiet_config())
         .args(&args[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // `run` leaves a signal it inherited as ignored alone (SIGHUP under `nohup`, by design), so
+    // these forwarding tests start it with the default dispositions, whatever the runner of the
+    // tests ignores (found when the suite was started under `nohup`).
+    // SAFETY: signal(2) only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for s in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
+                libc::signal(s, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
