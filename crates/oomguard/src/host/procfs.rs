@@ -6,8 +6,7 @@
 use super::ReadError;
 use oomguard_core::host::{process, system, ParseError};
 use std::ffi::CStr;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -226,11 +225,14 @@ impl ProcRoot {
     }
 }
 
-/// Reads an fd to the end into `buf` (cleared first); a short read is taken as the end (see
-/// [`PidDir::read_into`]).
+/// Reads an fd to the end into `buf` (cleared first), into the buffer's spare capacity (no
+/// zero-filling: this runs for every file of every process in a scan). Allocation-free once
+/// `buf` has grown to the largest file's size. A short read is the end: regular files return
+/// less than asked only at EOF, and procfs seq_files (stat, status, oom_score_adj, ...) hand out
+/// everything they generated in one read when the buffer is big enough; skipping the confirming
+/// read saves a syscall per file in the scan.
 fn read_fd(fd: OwnedFd, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
-    let mut f = File::from(fd);
     if buf.capacity() < 4096 {
         buf.reserve(4096);
     }
@@ -239,20 +241,21 @@ fn read_fd(fd: OwnedFd, buf: &mut Vec<u8>) -> io::Result<()> {
             buf.reserve(buf.capacity());
         }
         let start = buf.len();
-        let cap = buf.capacity();
-        buf.resize(cap, 0);
-        let offered = cap - start;
-        match f.read(&mut buf[start..]) {
-            Ok(n) if n < offered => {
-                buf.truncate(start + n);
-                return Ok(());
+        let offered = buf.capacity() - start;
+        // SAFETY: read(2) writes at most `offered` bytes into the vector's spare capacity.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().add(start).cast(), offered) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
             }
-            Ok(n) => buf.truncate(start + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
-            Err(e) => {
-                buf.truncate(start);
-                return Err(e);
-            }
+            return Err(e);
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised `n` bytes after `start`, within capacity.
+        unsafe { buf.set_len(start + n) };
+        if n < offered {
+            return Ok(());
         }
     }
 }
@@ -300,39 +303,7 @@ impl PidDir {
         let name = file.to_str().unwrap_or("?");
         let fd = open_c(Some(&self.fd), file, libc::O_RDONLY | libc::O_CLOEXEC)
             .map_err(|e| ReadError::from_io(self.path(root, name), e, true))?;
-        let mut f = File::from(fd);
-        if buf.capacity() < 4096 {
-            buf.reserve(4096);
-        }
-        loop {
-            if buf.len() == buf.capacity() {
-                buf.reserve(buf.capacity());
-            }
-            let start = buf.len();
-            let cap = buf.capacity();
-            buf.resize(cap, 0);
-            let offered = buf.len() - start;
-            match f.read(&mut buf[start..]) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    return Ok(());
-                }
-                // A short read is the end: regular files return less than asked only at EOF, and
-                // procfs seq_files (stat, status, oom_score_adj, ...) hand out everything they
-                // generated in one read when the buffer is big enough. Skipping the confirming
-                // read saves a syscall per file in the scan.
-                Ok(n) if n < offered => {
-                    buf.truncate(start + n);
-                    return Ok(());
-                }
-                Ok(n) => buf.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
-                Err(e) => {
-                    buf.truncate(start);
-                    return Err(ReadError::from_io(self.path(root, name), e, true));
-                }
-            }
-        }
+        read_fd(fd, buf).map_err(|e| ReadError::from_io(self.path(root, name), e, true))
     }
 
     /// Reads and parses one file.
