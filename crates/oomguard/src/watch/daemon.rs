@@ -650,8 +650,19 @@ impl Daemon {
                 .as_ref()
                 .map_or("flags".to_owned(), |p| p.display().to_string())
         ));
-        // Parsing and compiling touched code the loop does not run: shed it again.
-        let msg = self.settle_memory();
+        // Parsing and compiling touched code the loop does not run: shed it again, but only
+        // while memory is calm and not falling fast: the rehearsal is a ranking pass (tens of ms
+        // with thousands of processes) during which the loop does not read memory.
+        let calm = self.sample().is_ok_and(|s| {
+            trigger::evaluate(&self.th, &s, &self.psi_state, self.started.elapsed()).level
+                == Level::Calm
+        });
+        let msg = if calm && !self.warm_wanted {
+            self.settle_memory()
+        } else {
+            "memory: start-up pages of the reload kept (memory is not calm; shed at the next reload)"
+                .to_owned()
+        };
         log(format_args!("{msg}"));
         self.notifier.ready("watching");
     }
