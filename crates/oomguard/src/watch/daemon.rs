@@ -989,19 +989,8 @@ impl Daemon {
             let Ok(Sampled::Process(p)) = self.scanner.sample(pid) else {
                 continue;
             };
-            let name = p.comm.as_str();
-            let c = policy::Candidate {
-                pid: p.pid,
-                name: &name,
-                cmdline: None,
-                exe: None,
-                cgroup: None,
-                uid: p.uid,
-                user: self.users.get(&p.uid).map(String::as_str),
-                verdict: badness::badness(self.era, &p.facts(true), totalpages),
-                exiting: p.exiting,
-            };
-            if let Judgement::Eligible { score, .. } = self.policy.judge(&c, totalpages) {
+            let judged = self.judge(&p, [None, None, None], totalpages);
+            if let Judgement::Eligible { score, .. } = judged {
                 let pm = badness::permille_floor(score, totalpages);
                 best_permille = Some(best_permille.map_or(pm, |b| b.max(pm)));
                 self.warm.best.push(p);
@@ -1141,6 +1130,25 @@ impl Daemon {
     }
 
     /// The kill path for one decision.
+    /// The policy's judgement of one process, with the optional fields rules may look at
+    /// (`[cmdline, exe, cgroup]`, `None` where not read).
+    fn judge(&self, s: &ProcSample, fields: [Option<&str>; 3], totalpages: u64) -> Judgement {
+        let name = s.comm.as_str();
+        let [cmdline, exe, cgroup] = fields;
+        let c = policy::Candidate {
+            pid: s.pid,
+            name: &name,
+            cmdline,
+            exe,
+            cgroup,
+            uid: s.uid,
+            user: self.users.get(&s.uid).map(String::as_str),
+            verdict: badness::badness(self.era, &s.facts(true), totalpages),
+            exiting: s.exiting,
+        };
+        self.policy.judge(&c, totalpages)
+    }
+
     /// The policy's judgement of every candidate in `self.samples`, with the cmdline and cgroup
     /// read for rules that need them (kept for the decision's log line and event).
     #[allow(clippy::type_complexity)]
@@ -1184,19 +1192,8 @@ impl Daemon {
             } else {
                 None
             };
-            let name = s.comm.as_str();
-            let c = policy::Candidate {
-                pid: s.pid,
-                name: &name,
-                cmdline: cmdline.as_deref(),
-                exe: exe.as_deref(),
-                cgroup: cgroup.as_deref(),
-                uid: s.uid,
-                user: self.users.get(&s.uid).map(String::as_str),
-                verdict: badness::badness(self.era, &s.facts(true), totalpages),
-                exiting: s.exiting,
-            };
-            judged.push(self.policy.judge(&c, totalpages));
+            let fields = [cmdline.as_deref(), exe.as_deref(), cgroup.as_deref()];
+            judged.push(self.judge(s, fields, totalpages));
             extra.push((cmdline, cgroup));
         }
         (judged, extra)
