@@ -36,7 +36,7 @@ import threading
 import time
 
 GROUP = "oghot"
-MARK = "5mlock15shed_file_pages17h"  # sys::mlock::shed_file_pages
+MARK = "5mlock15shed_file_pages17h"  # watch::mlock::shed_file_pages
 LOOP = "6Daemon3run17h"  # watch::daemon::Daemon::run
 
 

@@ -92,14 +92,14 @@ for line in open(sys.argv[3]):
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"] \
             and t.get("name") == want_name and want_kind in t.get("kind", []):
         print(m["executable"])' "$1" "$2" "$tmp/artifacts.json"; }
-  lib_tests=$(pick oomguard lib) real_tests=$(pick real_kernel test)
+  lib_tests=$(pick oomguard lib) real_tests=$(pick kernel_rank test)
   [ -x "$lib_tests" ] && [ -x "$real_tests" ] || fail "test binaries not found"
   setpriv --bounding-set "-all,$caps" -- grep CapEff /proc/self/status
   # Skipped here: system_trigger_2s_window_polls asserts that the machine does not stall on
   # memory for 150 ms within 2 s, which a busy CI machine sometimes does; the other PSI tests
   # arm triggers under these capabilities just the same. It still runs in `cargo test`.
-  setpriv --bounding-set "-all,$caps" -- "$lib_tests" sys:: -q \
-    --skip sys::psi::tests::system_trigger_2s_window_polls 2>&1 | tail -n 3
+  setpriv --bounding-set "-all,$caps" -- "$lib_tests" sense:: act:: watch::mlock:: -q \
+    --skip sense::psi::tests::system_trigger_2s_window_polls 2>&1 | tail -n 3
   setpriv --bounding-set "-all,$caps" -- "$real_tests" -q 2>&1 | tail -n 3
   if [ "$(cat /proc/sys/kernel/dmesg_restrict)" = 1 ]; then
     said=$(setpriv --bounding-set "-all,$caps" -- "$bin" explain 2>&1 >/dev/null || true)

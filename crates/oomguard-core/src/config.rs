@@ -143,8 +143,8 @@ impl Default for KillConfig {
     }
 }
 
-/// What one kill takes down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// What one kill takes down (also the event's `action.unit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KillUnit {
     /// The victim process (default).

@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::KillUnit;
+use crate::trigger::Trigger;
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -326,7 +329,7 @@ pub struct OomEvent {
     pub unix_time_s: Option<f64>,
     /// What made oomguard act or warn, with the figures at that moment.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<Trigger>,
+    pub trigger: Option<TriggerInfo>,
     /// The process oomguard chose (its own kills and warnings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub victim: Option<Victim>,
@@ -340,10 +343,11 @@ pub struct OomEvent {
 
 /// What fired, with the figures read when it fired. Fields that do not apply are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Trigger {
+pub struct TriggerInfo {
     /// `memory` (MemAvailable), `swap`, `psi_some`, `psi_full`, `cgroup` (a watched cgroup
-    /// near its limit), `kernel` (the kernel's OOM killer).
-    pub reason: String,
+    /// near its limit). (A kernel kill has no trigger object; its hook and journal fields say
+    /// `kernel`.)
+    pub reason: Trigger,
     /// One line for people: which threshold, crossed by how much.
     pub detail: Option<String>,
     pub mem_total_bytes: Option<u64>,
@@ -377,17 +381,77 @@ pub struct Victim {
     pub swap_bytes: Option<u64>,
 }
 
+/// The signal of an action: the strongest one sent (`SIGKILL` after an escalation), the one a
+/// dry run would have sent, or `none` (a warning, or nothing could be sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Signal {
+    #[serde(rename = "SIGTERM")]
+    Term,
+    #[serde(rename = "SIGKILL")]
+    Kill,
+    #[serde(rename = "none")]
+    None,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Kill => "SIGKILL",
+            Signal::None => "none",
+        }
+    }
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The victim exited.
+    Exited,
+    /// Still alive after the grace period and the wait after SIGKILL.
+    Timeout,
+    /// Gone before the signal.
+    Vanished,
+    /// The signal could not be sent (see `error`).
+    Failed,
+    /// Nothing was signalled: a dry run.
+    DryRun,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Exited => "exited",
+            Outcome::Timeout => "timeout",
+            Outcome::Vanished => "vanished",
+            Outcome::Failed => "failed",
+            Outcome::DryRun => "dry_run",
+        }
+    }
+}
+
+impl KillUnit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KillUnit::Process => "process",
+            KillUnit::Pgroup => "pgroup",
+            KillUnit::Cgroup => "cgroup",
+        }
+    }
+}
+
 /// What oomguard did about the event and how it ended.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     /// `SIGTERM`, `SIGKILL`, or `none` for a warning.
-    pub signal: Option<String>,
+    pub signal: Option<Signal>,
     /// `process`, `pgroup` or `cgroup`.
-    pub unit: Option<String>,
+    pub unit: Option<KillUnit>,
     pub dry_run: bool,
     /// `exited`, `timeout` (still alive after the grace period), `vanished` (gone before the
     /// signal), `failed` (the signal could not be sent; see `error`), `dry_run`.
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     /// From the signal to the victim's exit.
     pub exited_after_ms: Option<u64>,
     /// MemAvailable after minus before (0 when it fell).

@@ -16,7 +16,7 @@
 //! as the ABI document asks.
 //!
 //! The reader that owns the fd, the EAGAIN/EPIPE/EINVAL handling and the buffer lives in
-//! `oomguard::sys::kmsg`.
+//! `oomguard::sense::kmsg`.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -8,6 +8,7 @@
 pub mod badness;
 pub mod breakdown;
 pub mod config;
+pub mod decision;
 pub mod diagnosis;
 pub mod event;
 pub mod host;

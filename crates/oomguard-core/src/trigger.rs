@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// How hard to act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -23,17 +25,35 @@ pub enum Level {
     Kill,
 }
 
-/// Which rule fired; bounded, so it can be a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which rule fired; bounded, so it can be a metric label. The one trigger type: the decision
+/// carries it, the event serialises it as `trigger.reason` (its [`Trigger::label`]), the metrics
+/// use it as the `trigger` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Trigger {
+    /// `Default` only so that a hand-built event can use `..Default::default()`.
+    #[default]
+    #[serde(rename = "memory")]
     MemAvailable,
+    #[serde(rename = "swap")]
     SwapFree,
+    #[serde(rename = "psi_some")]
     PsiSome,
+    #[serde(rename = "psi_full")]
     PsiFull,
+    #[serde(rename = "cgroup")]
     CgroupHeadroom,
 }
 
 impl Trigger {
+    /// Every trigger, in the order of the metrics' series.
+    pub const ALL: [Trigger; 5] = [
+        Trigger::MemAvailable,
+        Trigger::SwapFree,
+        Trigger::PsiSome,
+        Trigger::PsiFull,
+        Trigger::CgroupHeadroom,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Trigger::MemAvailable => "memory",

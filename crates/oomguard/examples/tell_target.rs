@@ -1,6 +1,6 @@
 //! A stand-in for `oomguard watch` built only from the `tell` components, so the whole chain
 //! (real kernel OOM → detector → counter → Prometheus → alert) can be exercised before the
-//! daemon exists: `tests/prometheus_e2e.rs` scrapes it with a real Prometheus.
+//! daemon exists: `tests/kernel_prometheus.rs` scrapes it with a real Prometheus.
 //!
 //! It reads the daemon's config file (`--config FILE`: `[metrics]`, `[events]`, `[[hooks]]`,
 //! `[notify]`, `[[cgroups]]`) and runs the daemon's loop shape: one thread, one `poll()` over
@@ -13,12 +13,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use oomguard::act::pidfd::Pinned;
 use oomguard::host::procfs::ProcFs;
-use oomguard::sys::pidfd::Pinned;
+use oomguard::sense::kernel_oom::{self, WatchedCgroup};
 use oomguard::tell::hub::{Teller, TellerOptions};
-use oomguard::tell::kernel_oom::{self, WatchedCgroup};
-use oomguard_core::event::{Action, EventKind, OomEvent, Source, Trigger, Victim};
+use oomguard_core::event::{
+    Action, EventKind, KillUnit, OomEvent, Outcome, Signal, Source, TriggerInfo, Victim,
+};
 use oomguard_core::host::process::CgroupVersion;
+use oomguard_core::trigger::Trigger;
 use rustix::event::{poll, PollFd, Timespec};
 
 /// Host gauges and the stand-in policy run this often.
@@ -184,13 +187,13 @@ fn stand_in_kill(teller: &mut Teller, w: &WatchedCgroup, usage: u64, limit: u64)
         .unwrap_or(false);
     let mut ev = OomEvent::new(EventKind::Kill);
     ev.source = Source::Oomguard;
-    ev.trigger = Some(Trigger {
-        reason: "cgroup".to_owned(),
+    ev.trigger = Some(TriggerInfo {
+        reason: Trigger::CgroupHeadroom,
         detail: Some(format!("{} usage {usage} of limit {limit}", w.path)),
         cgroup: Some(w.path.clone()),
         cgroup_usage_bytes: Some(usage),
         cgroup_limit_bytes: Some(limit),
-        ..Trigger::default()
+        ..TriggerInfo::default()
     });
     ev.victim = Some(Victim {
         pid: i64::from(pid),
@@ -200,16 +203,13 @@ fn stand_in_kill(teller: &mut Teller, w: &WatchedCgroup, usage: u64, limit: u64)
         ..Victim::default()
     });
     ev.action = Some(Action {
-        signal: Some("SIGKILL".to_owned()),
-        unit: Some("process".to_owned()),
-        outcome: Some(
-            match (&sent, exited) {
-                (Err(_), _) => "failed",
-                (Ok(_), true) => "exited",
-                (Ok(_), false) => "timeout",
-            }
-            .to_owned(),
-        ),
+        signal: Some(Signal::Kill),
+        unit: Some(KillUnit::Process),
+        outcome: Some(match (&sent, exited) {
+            (Err(_), _) => Outcome::Failed,
+            (Ok(_), true) => Outcome::Exited,
+            (Ok(_), false) => Outcome::Timeout,
+        }),
         exited_after_ms: exited.then(|| t0.elapsed().as_millis() as u64),
         error: sent.err().map(|e| e.to_string()),
         ..Action::default()

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::cli::EventsArgs;
 
-use super::eventlog::log_files;
+use crate::tell::eventlog::log_files;
 
 /// How often `--follow` looks for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
@@ -50,7 +50,7 @@ fn n(v: &Value, k: &str) -> Option<i64> {
 }
 
 fn printable(t: &str) -> String {
-    super::fields::printable(t)
+    crate::tell::fields::printable(t)
 }
 
 /// One event as one line of text.

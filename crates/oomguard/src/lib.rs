@@ -3,13 +3,17 @@
 //! policy live in `oomguard-core`; `main.rs` only parses the command line and maps errors to exit
 //! codes.
 
+pub mod act;
 pub mod cli;
 pub mod doctor;
+pub mod events;
 pub mod explain;
 pub mod host;
 pub mod rank;
 pub mod run;
-pub mod sys;
+pub mod sense;
 pub mod tell;
 pub mod term;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod watch;

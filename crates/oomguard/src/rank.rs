@@ -7,16 +7,14 @@
 //! arrives with the daemon's policy config: [`Candidate::adjusted`] is the slot for it.
 
 use crate::cli::RankArgs;
-use crate::host::cgroupfs::Memcg;
+pub use crate::host::machine::{kernel_era, memcg_totalpages, resolve_cgroup, users, Roots};
 use crate::host::scan::{ProcSample, ScanStats, Scanner};
 use crate::host::{optional, page_size_bytes, CgroupFs, ProcFs};
-use anyhow::{anyhow, bail, Context};
+use anyhow::Context;
 use oomguard_core::badness::{self, Era, KernelVersion, Unkillable, Verdict};
-use oomguard_core::host::cgroup::Limit;
 use oomguard_core::host::process::CgroupVersion;
 use oomguard_core::host::system::{MemInfo, Pressure};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -88,50 +86,6 @@ pub struct Ranking {
     /// (`oomguard_core::badness::rss_counter_drift_pages`).
     pub counter_drift_pages: u64,
     pub scan: ScanStats,
-}
-
-/// Where to read from (real roots by default; tests inject fake trees).
-#[derive(Debug, Clone)]
-pub struct Roots {
-    pub proc: ProcFs,
-    pub cgroup: CgroupFs,
-    pub passwd: PathBuf,
-}
-
-impl Default for Roots {
-    fn default() -> Self {
-        Roots {
-            proc: ProcFs::default(),
-            cgroup: CgroupFs::default(),
-            passwd: PathBuf::from("/etc/passwd"),
-        }
-    }
-}
-
-/// uid → user name from a passwd file (missing or unreadable: empty).
-pub fn users(passwd: &std::path::Path) -> HashMap<u32, String> {
-    let text = std::fs::read_to_string(passwd).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let uid = f.nth(1)?.parse().ok()?;
-            Some((uid, name.to_owned()))
-        })
-        .collect()
-}
-
-/// The kernel version and era of the scanned host.
-pub fn kernel_era(procfs: &ProcFs) -> anyhow::Result<(String, Era)> {
-    let release = procfs
-        .read_osrelease()
-        .context("reading the kernel version")?;
-    let v = KernelVersion::parse(&release)
-        .ok_or_else(|| anyhow!("cannot parse kernel release {release:?}"))?;
-    let era = Era::for_version(v).ok_or_else(|| {
-        anyhow!("kernel {v} predates 2.6.36: its badness heuristic cannot be reproduced from /proc")
-    })?;
-    Ok((release, era))
 }
 
 /// Builds the ranking. `limit` truncates the candidate list (all with `None`).
@@ -293,75 +247,6 @@ fn online_cpus() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(1)
-}
-
-/// Finds a cgroup's directory: an absolute path under the cgroup root, or a hierarchy path as
-/// `/proc/PID/cgroup` prints it (v1 memory hierarchy first, then v2).
-pub fn resolve_cgroup(cgroupfs: &CgroupFs, path: &str) -> anyhow::Result<(CgroupVersion, PathBuf)> {
-    let layout = cgroupfs.layout();
-    let p = std::path::Path::new(path);
-    if p.starts_with(cgroupfs.root()) && p.is_dir() {
-        if let Some(v1) = &layout.v1_memory {
-            if p.starts_with(v1) {
-                return Ok((CgroupVersion::V1, p.to_path_buf()));
-            }
-        }
-        return Ok((CgroupVersion::V2, p.to_path_buf()));
-    }
-    for (version, base) in [
-        (CgroupVersion::V1, layout.v1_memory.clone()),
-        (
-            CgroupVersion::V2,
-            layout.v2.clone().filter(|_| layout.v2_memory_controller),
-        ),
-    ] {
-        if let Some(base) = base {
-            let dir = base.join(path.trim_start_matches('/'));
-            if dir.is_dir() {
-                return Ok((version, dir));
-            }
-        }
-    }
-    bail!(
-        "no memory cgroup {path:?} under {} (v1 memory: {}, v2 with memory controller: {})",
-        cgroupfs.root().display(),
-        layout.v1_memory.is_some(),
-        layout.v2_memory_controller
-    )
-}
-
-/// `mem_cgroup_get_max()` of a memcg, in pages, and its memory limit in bytes.
-pub fn memcg_totalpages(
-    memcg: &Memcg,
-    page_size: u64,
-    swappiness: u64,
-    total_swap_pages: u64,
-) -> (u64, Option<u64>) {
-    let pcmax = badness::page_counter_max(page_size);
-    let pages = |l: Limit| l.bytes().map_or(pcmax, |b| b / page_size);
-    match memcg {
-        Memcg::V1(m) => {
-            let sw = m.swappiness.unwrap_or(swappiness);
-            (
-                badness::memcg_totalpages_v1(
-                    pages(m.limit),
-                    m.memsw_limit.map(pages),
-                    sw,
-                    total_swap_pages,
-                ),
-                m.limit.bytes(),
-            )
-        }
-        Memcg::V2(m) => (
-            badness::memcg_totalpages_v2(
-                pages(m.max),
-                m.swap_max.map_or(0, pages),
-                swappiness,
-                total_swap_pages,
-            ),
-            m.max.bytes(),
-        ),
-    }
 }
 
 /// Formats bytes for people: `512K`, `12.3M`, `1.2G`.

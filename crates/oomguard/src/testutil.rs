@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use oomguard_core::killpath::{cgroup_path, parse_pid_list, Hierarchy};
 use rustix::process::Signal;
 
-use super::pidfd::Pinned;
+use crate::act::pidfd::Pinned;
 
 /// Upper bound on any hog allocation in these tests.
 pub const HOG_CAP_BYTES: usize = 120 << 20;
@@ -255,7 +255,7 @@ impl Hog {
         let mut cmd = Command::new(exe);
         cmd.args([
             "--exact",
-            "sys::testutil::hog_entry",
+            "testutil::hog_entry",
             "--nocapture",
             "--test-threads=1",
         ])

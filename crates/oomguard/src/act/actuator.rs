@@ -874,7 +874,7 @@ pub fn kill_cgroup<A: Actuator + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::testutil::{self, sleeper, spawn_kid, TempCgroup};
+    use crate::testutil::{self, sleeper, spawn_kid, TempCgroup};
     use std::os::unix::process::CommandExt;
     use std::process::Command;
     use std::sync::{Arc, Mutex};

@@ -380,7 +380,7 @@ pub(crate) fn wait_pidfd(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::testutil;
+    use crate::testutil;
     use std::process::Command;
 
     fn sleeper() -> std::process::Child {

@@ -17,8 +17,8 @@ use oomguard_core::run::{
     choose_hierarchy, lists_memory, parse_cgroup_mounts, CgroupMounts, CgroupVersion,
 };
 
+use crate::act::actuator::{kill_cgroup, CgroupTarget, KillPlan, RealActuator};
 use crate::host::{CgroupFs, ReadError};
-use crate::sys::actuator::{kill_cgroup, CgroupTarget, KillPlan, RealActuator};
 
 /// The group every service of `oomguard run` goes in: `<parent>/oomguard/<NAME>`. One place to
 /// find them (`systemd-cgls`, `ls`), and one cgroup an operator may put a limit on for all of

@@ -19,8 +19,8 @@ use oomguard_core::run::{choose_victim, parse_status_memory, GuardCandidate};
 use oomguard_core::units::KIB;
 
 use super::cgroup::RunCgroup;
-use crate::sys::actuator::{kill_escalating, Actuator, KillPlan, KillResult};
-use crate::sys::pidfd::Pinned;
+use crate::act::actuator::{kill_escalating, Actuator, KillPlan, KillResult};
+use crate::act::pidfd::Pinned;
 
 /// The page size, for the badness arithmetic.
 fn page_bytes() -> u64 {
@@ -48,7 +48,7 @@ pub fn kill_worst<A: Actuator + ?Sized>(
     let mut pinned = Vec::new();
     let mut cands = Vec::new();
     for pid in cg.pids() {
-        if crate::sys::actuator::refuse_reason(pid).is_some() {
+        if crate::act::actuator::refuse_reason(pid).is_some() {
             continue;
         }
         // A process that vanished or cannot be read is skipped, never fatal.

@@ -38,10 +38,10 @@ use oomguard_core::units::{mib_1, KIB, MIB};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::Signal;
 
-use crate::sys::actuator::RealActuator;
-use crate::sys::kmsg::{KmsgError, KmsgReader, KmsgStart};
-use crate::sys::memcg_v1::MemcgEvent;
-use crate::sys::pidfd::Pinned;
+use crate::act::actuator::RealActuator;
+use crate::act::pidfd::Pinned;
+use crate::sense::kmsg::{KmsgError, KmsgReader, KmsgStart};
+use crate::sense::memcg_v1::MemcgEvent;
 use crate::tell::hub::{Teller, TellerOptions};
 use crate::watch::{effective_config, WatchArgs};
 use cgroup::{CgroupEnv, Limits, RunCgroup};

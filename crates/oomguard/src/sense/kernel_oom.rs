@@ -31,7 +31,7 @@ use oomguard_core::host::system::parse_vmstat;
 use oomguard_core::kmsg::KmsgRecord;
 use oomguard_core::oomlog::Parser;
 
-use crate::sys::kmsg::{KmsgError, KmsgReader, KmsgStart, BUF_LEN};
+use crate::sense::kmsg::{KmsgError, KmsgReader, KmsgStart, BUF_LEN};
 
 /// A finished report is released after the kernel log was quiet this long.
 pub const QUIET: Duration = Duration::from_millis(100);
@@ -74,7 +74,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            kmsg: Some(PathBuf::from(crate::sys::kmsg::DEV_KMSG)),
+            kmsg: Some(PathBuf::from(crate::sense::kmsg::DEV_KMSG)),
             proc_root: PathBuf::from("/proc"),
             cgroups: Vec::new(),
         }
@@ -152,7 +152,7 @@ impl VmstatCounter {
 
     fn read(&mut self) -> Option<u64> {
         let f = self.file.as_mut()?;
-        crate::sys::reread(f, &mut self.buf).ok()?;
+        crate::sense::reread(f, &mut self.buf).ok()?;
         parse_vmstat(&self.buf).ok()?.oom_kill
     }
 }
@@ -499,7 +499,7 @@ pub fn format_record(out: &mut Vec<u8>, rec: &KmsgRecord<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::testutil::{is_root, skip, Hog, TempCgroup, KMSG_LOCK};
+    use crate::testutil::{is_root, skip, Hog, TempCgroup, KMSG_LOCK};
     use std::io::Write;
 
     const FIXTURE: &str = concat!(

@@ -237,13 +237,13 @@ impl KmsgReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::testutil::{is_root, skip};
+    use crate::testutil::{is_root, skip};
     use oomguard_core::kmsg::FACILITY_USER;
     use std::io::Write;
 
     /// The flood test overruns the ring buffer; the other kmsg tests must not run meanwhile
     /// (shared with `tell::kernel_oom`'s tests, which flood too).
-    use crate::sys::testutil::KMSG_LOCK;
+    use crate::testutil::KMSG_LOCK;
 
     const PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 

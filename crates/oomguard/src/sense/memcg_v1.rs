@@ -222,7 +222,7 @@ pub fn read_oom_control(dir: &Path) -> Result<OomControl, MemcgError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::testutil::{Hog, TempCgroup};
+    use crate::testutil::{Hog, TempCgroup};
 
     const MIB: u64 = 1 << 20;
 

@@ -1,21 +1,15 @@
-//! Low-level, daemon-independent building blocks on the real kernel: pinned processes and the
-//! signals, memory release and waits done through them (`pidfd`), the kill path behind a trait
-//! (`actuator`), pressure and cgroup notifications as pollable fds (`psi`, `memcg_v1`), the
-//! kernel log follower (`kmsg`) and self-protection (`mlock`).
+//! Sensing: what the daemon (and `run`) learn from the kernel, each source a pollable fd or a
+//! file re-read through a kept descriptor. Memory pressure (`psi`: PSI triggers), cgroup
+//! thresholds and OOM notifications (`memcg_v1`: eventfds), the kernel log follower (`kmsg`)
+//! and the kernel-OOM detector built on it and on the `oom_kill` counters (`kernel_oom`).
 //!
-//! Everything here is one syscall or file away from the kernel and nothing here decides
-//! anything: parsing lives in `oomguard_core`, policy in the daemon that sits on these.
-//! Design notes and measurements: `docs/kill-path.md`.
+//! Nothing here decides: parsing lives in `oomguard_core`, the decision in `watch`, the kill in
+//! `act`. Design notes and measurements: `docs/kill-path.md`, `docs/tell.md`.
 
-pub mod actuator;
+pub mod kernel_oom;
 pub mod kmsg;
 pub mod memcg_v1;
-pub mod mlock;
-pub mod pidfd;
 pub mod psi;
-
-#[cfg(test)]
-pub(crate) mod testutil;
 
 /// Reads a whole small kernel file through an open descriptor, from offset 0, into `buf`.
 ///

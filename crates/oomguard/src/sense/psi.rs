@@ -338,7 +338,7 @@ impl PsiTrigger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::testutil::{skip, TempCgroup};
+    use crate::testutil::{skip, TempCgroup};
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

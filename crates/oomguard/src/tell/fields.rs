@@ -99,7 +99,7 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
     put("CONSTRAINT", ev.constraint.clone());
     put("OOM_MEMCG", ev.oom_memcg.clone());
     if let Some(t) = &ev.trigger {
-        put("TRIGGER", Some(t.reason.clone()));
+        put("TRIGGER", Some(t.reason.label().to_owned()));
         put("TRIGGER_DETAIL", t.detail.clone());
         put(
             "MEM_AVAILABLE_BYTES",
@@ -119,8 +119,8 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
         put("TRIGGER", Some("kernel".to_owned()));
     }
     if let Some(a) = &ev.action {
-        put("SIGNAL", a.signal.clone());
-        put("OUTCOME", a.outcome.clone());
+        put("SIGNAL", a.signal.map(|s| s.as_str().to_owned()));
+        put("OUTCOME", a.outcome.map(|o| o.as_str().to_owned()));
         put("EXITED_AFTER_MS", a.exited_after_ms.map(|b| b.to_string()));
         put("FREED_BYTES", a.freed_bytes.map(|b| b.to_string()));
         put(

@@ -270,7 +270,8 @@ impl Hooks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oomguard_core::event::{Action, EventKind, Source, Trigger, Victim};
+    use oomguard_core::event::{self, Action, EventKind, Signal, Source, TriggerInfo, Victim};
+    use oomguard_core::trigger::Trigger;
     use std::collections::BTreeMap;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
@@ -309,16 +310,16 @@ mod tests {
             rss_bytes: Some(1 << 30),
             swap_bytes: None,
         });
-        ev.trigger = Some(Trigger {
-            reason: "memory".to_owned(),
+        ev.trigger = Some(TriggerInfo {
+            reason: Trigger::MemAvailable,
             detail: Some("MemAvailable 3.1% < 5%".to_owned()),
             mem_total_bytes: Some(8 << 30),
             mem_available_bytes: Some(256 << 20),
-            ..Trigger::default()
+            ..TriggerInfo::default()
         });
         ev.action = Some(Action {
-            signal: Some("SIGKILL".to_owned()),
-            outcome: Some("exited".to_owned()),
+            signal: Some(Signal::Kill),
+            outcome: Some(event::Outcome::Exited),
             exited_after_ms: Some(12),
             freed_bytes: Some(1 << 30),
             ..Action::default()

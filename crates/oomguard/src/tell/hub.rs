@@ -14,16 +14,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use oomguard_core::config::{Config, HookEvent};
-use oomguard_core::event::{EventKind, OomEvent, Source};
+use oomguard_core::event::{EventKind, OomEvent, Signal, Source};
 use rustix::event::PollFlags;
 
 use super::eventlog::EventLog;
 use super::hooks::Hooks;
 use super::journal::{priority, Journal};
-use super::kernel_oom::{self, KernelOomDetector};
-use super::metrics::{Metrics, MetricsServer, Trigger};
+use super::metrics::{Metrics, Trigger};
+use super::metrics_http::MetricsServer;
 use super::notify::Notifier;
 use super::{earliest, Stamper};
+use crate::sense::kernel_oom::{self, KernelOomDetector};
 
 /// How often the node_exporter textfile is rewritten.
 pub const TEXTFILE_INTERVAL: Duration = Duration::from_secs(15);
@@ -270,12 +271,11 @@ impl Teller {
                 Some(HookEvent::Warn)
             }
             (Source::Oomguard, _) => {
-                let t = trigger_of(&ev).unwrap_or(Trigger::Memory);
+                let t = trigger_of(&ev).unwrap_or(Trigger::MemAvailable);
                 let sigkill = ev
                     .action
                     .as_ref()
-                    .and_then(|a| a.signal.as_deref())
-                    .is_some_and(|s| s == "SIGKILL");
+                    .is_some_and(|a| a.signal == Some(Signal::Kill));
                 let dry = ev.action.as_ref().is_some_and(|a| a.dry_run);
                 let d = if sigkill {
                     super::metrics::Decision::Sigkill
@@ -344,9 +344,7 @@ impl Teller {
 }
 
 fn trigger_of(ev: &OomEvent) -> Option<Trigger> {
-    ev.trigger
-        .as_ref()
-        .and_then(|t| Trigger::from_reason(&t.reason))
+    ev.trigger.as_ref().map(|t| t.reason)
 }
 
 #[cfg(test)]
@@ -418,8 +416,8 @@ mod tests {
         .unwrap();
         let mut kill = OomEvent::new(EventKind::Kill);
         kill.source = Source::Oomguard;
-        kill.trigger = Some(oomguard_core::event::Trigger {
-            reason: "psi_full".to_owned(),
+        kill.trigger = Some(oomguard_core::event::TriggerInfo {
+            reason: Trigger::PsiFull,
             ..Default::default()
         });
         kill.victim = Some(Victim {
@@ -428,7 +426,7 @@ mod tests {
             ..Victim::default()
         });
         kill.action = Some(Action {
-            signal: Some("SIGTERM".to_owned()),
+            signal: Some(Signal::Term),
             ..Action::default()
         });
         let kill = t.record(kill, now);

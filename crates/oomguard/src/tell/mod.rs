@@ -1,31 +1,27 @@
-//! Telling people and fleets what happened: the daemon's sinks and its kernel-OOM detector.
+//! Telling people and fleets what happened: the daemon's sinks. (The kernel-OOM detector that
+//! feeds them is a sensor: `crate::sense::kernel_oom`; `oomguard events` is `crate::events`.)
 //!
 //! Every part here is a component the daemon's single-threaded poll loop drives without threads
 //! and without blocking (`docs/tell.md` shows the loop that drives them):
 //!
-//! - [`kernel_oom::KernelOomDetector`]: follows `/dev/kmsg`, assembles kernel OOM reports into
-//!   [`OomEvent`]s and confirms them against the `oom_kill` counters (or reports a kill seen only
-//!   in a counter); a pollable fd, `on_readable`, `on_tick`, `next_deadline`.
 //! - [`eventlog::EventLog`] (JSON lines, rotated) and [`journal::Journal`] (native journald
 //!   protocol, else stderr): one write per event, errors counted, never fatal.
 //! - [`hooks::Hooks`] and [`notify::Notifier`]: child processes started with an argv (no shell),
 //!   reaped and timed out by [`child::Runner`] from `on_tick`; `fire()` returns at once.
-//! - [`metrics::Metrics`] (pre-registered series, text format) and [`metrics::MetricsServer`]
+//! - [`metrics::Metrics`] (pre-registered series, text format) and [`metrics_http::MetricsServer`]
 //!   (an HTTP/1.0 responder inside the loop: non-blocking, deadlines and size caps per
 //!   connection) plus the node_exporter textfile.
-//! - [`events_cmd`]: `oomguard events`, which reads the log back for people.
 //!
 //! What an event *is* lives in `oomguard_core::event`; this module only moves it around.
 
 pub mod child;
 pub mod eventlog;
-pub mod events_cmd;
 pub mod fields;
 pub mod hooks;
 pub mod hub;
 pub mod journal;
-pub mod kernel_oom;
 pub mod metrics;
+pub mod metrics_http;
 pub mod notify;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

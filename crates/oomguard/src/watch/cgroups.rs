@@ -19,7 +19,7 @@ use oomguard_core::size::Amount;
 
 use crate::host::cgroupfs::Memcg;
 use crate::host::{CgroupFs, ReadError};
-use crate::sys::memcg_v1::MemcgEvent;
+use crate::sense::memcg_v1::MemcgEvent;
 
 /// One guarded cgroup.
 #[derive(Debug)]
@@ -40,24 +40,8 @@ pub struct Watched {
     dirfd: Option<OwnedFd>,
 }
 
-/// A reading of one cgroup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reading {
-    pub usage_bytes: u64,
-    pub working_set_bytes: u64,
-    /// The effective limit (v1: the lower of its own and the hierarchical one; v2: memory.max, or
-    /// memory.high when lower). `None`: unlimited, nothing to guard.
-    pub limit_bytes: Option<u64>,
-}
-
-impl Reading {
-    /// Bytes left before the working set reaches `limit - headroom`; 0 when inside the headroom.
-    pub fn room_bytes(&self, headroom: Amount) -> Option<u64> {
-        let limit = self.limit_bytes?;
-        let trigger = limit.saturating_sub(headroom.resolve(limit));
-        Some(trigger.saturating_sub(self.working_set_bytes))
-    }
-}
+/// One reading of a guarded cgroup (the decision's type, from `oomguard_core::decision`).
+pub use oomguard_core::decision::CgroupReading as Reading;
 
 /// `*` matches within one path component.
 pub fn glob_match(pattern: &str, path: &str) -> bool {

@@ -242,8 +242,8 @@ fn set_oom_score_adj_at(path: &Path, value: i32) -> OomScoreAdjStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::psi::has_cap_sys_resource;
-    use crate::sys::testutil::skip;
+    use crate::sense::psi::has_cap_sys_resource;
+    use crate::testutil::skip;
 
     fn vm_lck_kib() -> u64 {
         std::fs::read_to_string("/proc/self/status")

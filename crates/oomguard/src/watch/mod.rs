@@ -10,6 +10,7 @@
 
 pub mod cgroups;
 mod daemon;
+pub mod mlock;
 mod sdnotify;
 
 use std::path::{Path, PathBuf};

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 /// The notify socket, if systemd gave one, and the watchdog period.
 #[derive(Debug)]
-pub struct Notifier {
+pub struct SdNotify {
     sock: Option<(UnixDatagram, SocketAddr)>,
     watchdog: Option<Duration>,
     last_ping: Instant,
 }
 
-impl Notifier {
+impl SdNotify {
     /// From the environment ($NOTIFY_SOCKET, $WATCHDOG_USEC, $WATCHDOG_PID).
     pub fn from_env() -> Self {
         let sock = std::env::var("NOTIFY_SOCKET").ok().and_then(|p| {
@@ -32,7 +32,7 @@ impl Notifier {
             .and_then(|u| u.parse::<u64>().ok())
             .filter(|_| pid_ok)
             .map(Duration::from_micros);
-        Notifier {
+        SdNotify {
             sock,
             watchdog,
             last_ping: Instant::now(),
