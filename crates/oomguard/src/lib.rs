@@ -9,6 +9,8 @@ pub mod doctor;
 pub mod events;
 pub mod explain;
 pub mod host;
+#[cfg(test)]
+pub(crate) mod kernel_skip;
 pub mod rank;
 pub mod run;
 pub mod sense;

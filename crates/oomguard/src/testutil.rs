@@ -30,14 +30,8 @@ const HOG_READY: &str = "OOMGUARD_HOG_READY";
 /// every reader in the process.
 pub static KMSG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Prints why a test is skipped; tests then `return`.
-pub fn skip(test: &str, reason: &str) {
-    eprintln!("SKIP {test}: {reason}");
-}
-
-pub fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
+/// The one skip rule (`OOMGUARD_REQUIRE_KERNEL=1` makes it a failure).
+pub use crate::kernel_skip::{is_root, skip};
 
 /// Mount point of the v1 hierarchy carrying `controller`, or of cgroup2 when `None`.
 fn cgroup_mount(controller: Option<&str>) -> Option<PathBuf> {

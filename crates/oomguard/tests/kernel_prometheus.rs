@@ -21,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 fn skip(why: &str) {
-    eprintln!("SKIP prometheus_e2e: {why}");
+    common::kernel::skip("prometheus_e2e", why);
 }
 
 /// A child we started: SIGTERM, then SIGKILL after 5 s, reaped, on drop.

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 macro_rules! skip_unless_real {
     () => {
-        if let Some(why) = real_kernel_skip_reason() {
-            eprintln!("SKIPPED: {why}");
+        if !common::kernel::require(module_path!(), real_kernel_skip_reason()) {
             return;
         }
     };

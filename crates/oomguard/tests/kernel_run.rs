@@ -144,7 +144,7 @@ fn kernel_oom_is_reported_with_figures_and_restarted_with_backoff() {
     let test = "kernel_oom_restarts";
     let (Some(own), Some(py)) = (own_memcg(test), python()) else {
         if python().is_none() {
-            eprintln!("SKIP {test}: no python3");
+            common::kernel::skip(test, "no python3");
         }
         return;
     };
@@ -678,7 +678,7 @@ fn bad_input_is_exit_2_and_leaves_nothing() {
             "{stderr}"
         );
     } else {
-        eprintln!("SKIP bad_input (no permission case): no /usr/bin/setpriv");
+        common::kernel::skip("bad_input (no permission case)", "no /usr/bin/setpriv");
     }
     left.assert_gone();
 }

@@ -301,7 +301,7 @@ fn system_wide_kill_in_a_private_pid_namespace() {
         return;
     };
     if !Path::new("/usr/bin/unshare").exists() {
-        eprintln!("SKIP {test}: no unshare");
+        common::kernel::skip(test, "no unshare");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -382,7 +382,7 @@ fn ranking_ahead_still_picks_the_largest_latest_hog() {
         return;
     };
     if !Path::new("/usr/bin/unshare").exists() {
-        eprintln!("SKIP {test}: no unshare");
+        common::kernel::skip(test, "no unshare");
         return;
     }
     let avail_kib: u64 = std::fs::read_to_string("/proc/meminfo")
@@ -794,11 +794,14 @@ print(json.dumps(res), flush=True)
 /// daemon must log `done`. Returns the daemon's log.
 fn pid_reuse_case(test: &str, seam: &str, unit: &str, done: &str) -> Option<String> {
     if !cfg!(debug_assertions) {
-        eprintln!("SKIP {test}: the pause seam exists only in builds with debug assertions");
+        common::kernel::skip(
+            test,
+            "the pause seam exists only in builds with debug assertions",
+        );
         return None;
     }
     if !Path::new("/usr/bin/unshare").exists() {
-        eprintln!("SKIP {test}: no unshare");
+        common::kernel::skip(test, "no unshare");
         return None;
     }
     let cg = TestCgroup::new(test, 128 << 20)?;

@@ -224,6 +224,8 @@ pub struct RecordingActuator {
     /// What `release` answers.
     pub mrelease_answer: MreleaseOutcome,
     exited: Vec<i32>,
+    /// A copy of `calls` for whoever handed the recorder over (to a daemon, say).
+    mirror: Option<std::sync::Arc<std::sync::Mutex<Vec<Call>>>>,
 }
 
 impl RecordingActuator {
@@ -234,14 +236,33 @@ impl RecordingActuator {
             behaviour,
             mrelease_answer: MreleaseOutcome::Released,
             exited: Vec::new(),
+            mirror: None,
         }
+    }
+
+    /// A recorder that also copies every call into the returned list, which stays readable
+    /// after the recorder itself was handed over as a `Box<dyn Actuator>`.
+    pub fn shared(behaviour: Simulated) -> (Self, std::sync::Arc<std::sync::Mutex<Vec<Call>>>) {
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut r = Self::new(behaviour);
+        r.mirror = Some(log.clone());
+        (r, log)
+    }
+
+    fn record(&mut self, call: Call) {
+        if let Some(m) = &self.mirror {
+            if let Ok(mut m) = m.lock() {
+                m.push(call.clone());
+            }
+        }
+        self.calls.push(call);
     }
 }
 
 impl Actuator for RecordingActuator {
     fn signal(&mut self, target: &Pinned, sig: Signal) -> Result<SignalOutcome, PinError> {
         let pid = target.pid();
-        self.calls.push(Call::Signal {
+        self.record(Call::Signal {
             pid,
             signo: sig.as_raw(),
         });
@@ -259,7 +280,7 @@ impl Actuator for RecordingActuator {
         Ok(SignalOutcome::Delivered)
     }
     fn release(&mut self, target: &Pinned) -> Result<MreleaseOutcome, PinError> {
-        self.calls.push(Call::Release { pid: target.pid() });
+        self.record(Call::Release { pid: target.pid() });
         Ok(self.mrelease_answer)
     }
     fn wait_exit(&mut self, target: &Pinned, timeout: Duration) -> Result<bool, PinError> {
@@ -271,7 +292,7 @@ impl Actuator for RecordingActuator {
         Ok(false)
     }
     fn kill_cgroup(&mut self, cgroup_dir: &Path) -> Result<(), ActuatorError> {
-        self.calls.push(Call::KillCgroup {
+        self.record(Call::KillCgroup {
             dir: cgroup_dir.to_path_buf(),
         });
         Ok(())

@@ -61,6 +61,8 @@ pub struct Setup {
     /// rehearse a decision, arm PSI triggers and take SIGTERM/SIGINT/SIGHUP on a signalfd. Off
     /// for a daemon embedded in a test, which must leave its test process alone.
     pub protect_self: bool,
+    /// The kernel log the kernel-OOM detector follows (`None`: the counters alone).
+    pub kmsg: Option<PathBuf>,
 }
 
 impl Setup {
@@ -76,6 +78,7 @@ impl Setup {
             roots: Roots::default(),
             actuator,
             protect_self: true,
+            kmsg: Some(PathBuf::from(crate::sense::kmsg::DEV_KMSG)),
         }
     }
 }
@@ -258,6 +261,7 @@ impl Daemon {
             roots,
             actuator,
             protect_self,
+            kmsg,
         } = setup;
         let procfs = roots.proc;
         let cgfs = roots.cgroup;
@@ -383,7 +387,8 @@ impl Daemon {
                     version: w.version,
                 })
                 .collect(),
-            ..Default::default()
+            kmsg,
+            proc_root: procfs.root().to_path_buf(),
         };
         let tell = Teller::new(
             &cfg,

@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use oomguard_core::config::{self, CgroupWatch, Config, KillUnit, RuleAction, RuleConfig};
 use oomguard_core::size::{self, Amount};
 
-pub use daemon::Daemon;
+pub use daemon::{Daemon, Setup};
 
 /// The default config file; used when it exists and `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/oomguard/oomguard.toml";

@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The one skip rule of the real-kernel tests: `kernel::skip(test, why)`,
+/// `kernel::require(test, reason)`; `OOMGUARD_REQUIRE_KERNEL=1` turns a skip into a failure.
+#[path = "../../src/kernel_skip.rs"]
+pub mod kernel;
+
 pub const STATUS_6_18: &str =
     include_str!("../../../oomguard-core/tests/fixtures/host/pid-status-6.18.txt");
 pub const STAT_6_18: &str =
@@ -278,10 +283,7 @@ time.sleep(hold)
 print('survived', flush=True)
 "#;
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+pub use kernel::is_root;
 
 pub fn python() -> Option<&'static str> {
     ["/usr/bin/python3", "/usr/local/bin/python3"]
@@ -319,11 +321,14 @@ pub fn own_memcg_rel() -> String {
 /// the reason printed.
 pub fn own_memcg(test: &str) -> Option<(PathBuf, String)> {
     if !is_root() {
-        eprintln!("SKIP {test}: needs root (creating cgroups, signalling)");
+        kernel::skip(test, "needs root (creating cgroups, signalling)");
         return None;
     }
     if !Path::new(V1_MEMORY).join("memory.usage_in_bytes").exists() {
-        eprintln!("SKIP {test}: no cgroup v1 memory controller at {V1_MEMORY}");
+        kernel::skip(
+            test,
+            &format!("no cgroup v1 memory controller at {V1_MEMORY}"),
+        );
         return None;
     }
     let rel = own_memcg_rel();
@@ -346,7 +351,7 @@ impl TestCgroup {
     pub fn new(name: &str, limit_bytes: u64) -> Option<TestCgroup> {
         let (base, base_rel) = own_memcg(name)?;
         if python().is_none() {
-            eprintln!("SKIP {name}: no python3 for the test hogs");
+            kernel::skip(name, "no python3 for the test hogs");
             return None;
         }
         let leaf = format!("oomguard-test-{name}-{}", std::process::id());
