@@ -206,6 +206,89 @@ fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
     assert!(fds <= 16, "daemon has {fds} fds open");
 }
 
+/// `--cgroup` given as the cgroup's directory (`/sys/fs/cgroup/memory/...`, as people copy it
+/// from a shell) guards the same cgroup as its hierarchy path: the daemon says how it read the
+/// path, and acts before the kernel's memcg OOM killer (before this was normalised, the daemon
+/// waited for a cgroup of that name forever and the kernel killed the hog in 5 of 5 runs).
+#[test]
+fn cgroup_given_as_its_directory_is_guarded() {
+    let Some(cg) = TestCgroup::new("fspath", 128 << 20) else {
+        return;
+    };
+    let dir = cg.dir.display().to_string();
+    let mut args = vec![
+        "--cgroup",
+        &dir,
+        "--cgroup-headroom",
+        "24M",
+        "--term-grace",
+        "500ms",
+    ];
+    args.extend(INERT_SYSTEM);
+    let d = Daemon::start(&args);
+    assert!(
+        d.wait_for("guarding cgroup", Duration::from_secs(5)),
+        "{}",
+        d.text()
+    );
+    assert!(
+        d.text().contains(&format!(
+            "a directory under a cgroup mount; guarding the cgroup {}",
+            cg.rel
+        )),
+        "{}",
+        d.text()
+    );
+    let mut hog = cg.spawn_hog(&["400", "0.002", "30", "fshog"]);
+    let st = wait_timeout(&mut hog, Duration::from_secs(30)).expect("hog not killed");
+    assert!(
+        matches!(st.signal(), Some(libc::SIGTERM | libc::SIGKILL)),
+        "hog status {st:?}\n{}",
+        d.text()
+    );
+    assert_eq!(
+        cg.oom_kills(),
+        0,
+        "the kernel's memcg OOM killer fired first\n{}",
+        d.text()
+    );
+    let evs = d.events();
+    let kill = evs
+        .iter()
+        .find(|e| e["source"] == "oomguard" && e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}\n{}", d.text()));
+    assert_eq!(kill["trigger"]["cgroup"], cg.rel.as_str());
+    assert_eq!(kill["victim"]["name"], "fshog");
+    d.stop();
+}
+
+/// A guarded path that matches nothing at start is a loud warning naming the closest existing
+/// cgroup (here the test's cgroup, one letter off), at start and in `--check`.
+#[test]
+fn a_guard_that_matches_nothing_names_the_closest_cgroup() {
+    let Some(cg) = TestCgroup::new("closest", 64 << 20) else {
+        return;
+    };
+    let typo = format!("{}x", cg.rel);
+    let mut args = vec!["--cgroup", &typo];
+    args.extend(INERT_SYSTEM);
+    let want = format!(
+        "warning: NOT GUARDED: cgroup {typo} matches no memory cgroup under /sys/fs/cgroup/memory (closest existing: {})",
+        cg.rel
+    );
+    let check = Command::new(bin())
+        .arg("watch")
+        .args(&args)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(out.contains(&want), "{out}");
+    let d = Daemon::start(&args);
+    assert!(d.wait_for(&want, Duration::from_secs(5)), "{}", d.text());
+    d.stop();
+}
+
 #[test]
 fn sigterm_ignored_means_sigkill_after_the_grace() {
     let Some(cg) = TestCgroup::new("stubborn", 128 << 20) else {

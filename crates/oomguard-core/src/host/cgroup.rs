@@ -166,6 +166,56 @@ pub fn parse_v2_oom_group(text: &[u8]) -> Result<bool, ParseError> {
     }
 }
 
+/// The hierarchy path (`/app`, as `/proc/PID/cgroup` prints it) of a path a user gave as a
+/// directory under one of the hierarchies' mount points (`/sys/fs/cgroup/memory/app`), `None`
+/// when `given` is under none of them. The longest mount that contains `given` wins (the v2
+/// mount `/sys/fs/cgroup` contains the v1 ones). A path equal to a mount is its root, `/`.
+pub fn strip_mount(given: &str, mounts: &[&str]) -> Option<String> {
+    let given = given.trim_end_matches('/');
+    mounts
+        .iter()
+        .map(|m| m.trim_end_matches('/'))
+        .filter(|m| !m.is_empty())
+        .filter_map(|m| {
+            let rest = given.strip_prefix(m)?;
+            (rest.is_empty() || rest.starts_with('/')).then_some((m.len(), rest))
+        })
+        .max_by_key(|&(len, _)| len)
+        .map(|(_, rest)| {
+            if rest.is_empty() {
+                "/".to_owned()
+            } else {
+                rest.to_owned()
+            }
+        })
+}
+
+/// The name among `names` closest to `want` by edit distance (ties: the first), for "did you
+/// mean" messages; `None` when there are no names.
+pub fn closest_name<'a>(want: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names.into_iter().min_by_key(|n| edit_distance(want, n))
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +300,34 @@ mod tests {
         assert_eq!(s.anon_bytes, Some(1_048_576));
         let p = crate::host::system::parse_pressure(fx!("v2-memory.pressure-6.18.txt")).unwrap();
         assert!(p.full.is_some());
+    }
+
+    #[test]
+    fn filesystem_paths_become_hierarchy_paths() {
+        let mounts = [
+            "/sys/fs/cgroup",
+            "/sys/fs/cgroup/memory",
+            "/sys/fs/cgroup/unified",
+        ];
+        assert_eq!(
+            strip_mount("/sys/fs/cgroup/memory/app", &mounts).as_deref(),
+            Some("/app")
+        );
+        assert_eq!(
+            strip_mount("/sys/fs/cgroup/memory/", &mounts).as_deref(),
+            Some("/")
+        );
+        assert_eq!(
+            strip_mount("/sys/fs/cgroup/system.slice/a.service", &mounts).as_deref(),
+            Some("/system.slice/a.service")
+        );
+        // Not under a mount, or only a common prefix: kept as given.
+        assert_eq!(strip_mount("/app", &mounts), None);
+        assert_eq!(strip_mount("/sys/fs/cgroupx/app", &mounts), None);
+        assert_eq!(
+            closest_name("ap", ["system.slice", "app", "user.slice"]),
+            Some("app")
+        );
+        assert_eq!(closest_name("x", std::iter::empty()), None);
     }
 }

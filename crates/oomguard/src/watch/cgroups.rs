@@ -14,6 +14,7 @@ use oomguard_core::host::cgroup::{
     parse_counter, parse_memory_stat, parse_v1_limit, parse_v2_limit,
 };
 
+use oomguard_core::config::CgroupWatch;
 use oomguard_core::host::process::CgroupVersion;
 use oomguard_core::size::Amount;
 
@@ -71,6 +72,95 @@ fn memory_root(cgfs: &CgroupFs) -> Option<(CgroupVersion, PathBuf)> {
         .v2
         .filter(|_| layout.v2_memory_controller)
         .map(|v2| (CgroupVersion::V2, v2))
+}
+
+/// The mount points of the cgroup hierarchies under the cgroup root, as text: a path the user
+/// gave as a directory under one of them is a filesystem path, not a hierarchy path.
+fn mounts(cgfs: &CgroupFs) -> Vec<String> {
+    let layout = cgfs.layout();
+    let mut m = vec![cgfs.root().display().to_string()];
+    m.extend(layout.v1_memory.iter().map(|p| p.display().to_string()));
+    m.extend(layout.v2.iter().map(|p| p.display().to_string()));
+    m
+}
+
+/// Rewrites a cgroup path given as a directory under a cgroup mount
+/// (`/sys/fs/cgroup/memory/app`) into the hierarchy path the kernel prints (`/app`); `None`
+/// when `given` is already a hierarchy path.
+pub fn normalise_path(cgfs: &CgroupFs, given: &str) -> Option<String> {
+    let mounts = mounts(cgfs);
+    let refs: Vec<&str> = mounts.iter().map(String::as_str).collect();
+    oomguard_core::host::cgroup::strip_mount(given, &refs)
+}
+
+/// Normalises every `[[cgroups]] path` (see [`normalise_path`]); returns a note per rewrite.
+pub fn normalise_config(cgfs: &CgroupFs, cgroups: &mut [CgroupWatch]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for c in cgroups {
+        if let Some(p) = normalise_path(cgfs, &c.path) {
+            notes.push(format!(
+                "cgroup {}: a directory under a cgroup mount; guarding the cgroup {p}",
+                c.path
+            ));
+            c.path = p;
+        }
+    }
+    notes
+}
+
+/// A warning for each pattern that matches none of `found`, naming the closest existing cgroup:
+/// the deepest existing ancestor of the path, and there the child nearest by name.
+pub fn unmatched(cgfs: &CgroupFs, patterns: &[(String, Amount)], found: &[Watched]) -> Vec<String> {
+    let Some((_, root)) = memory_root(cgfs) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (pattern, _) in patterns {
+        if found
+            .iter()
+            .any(|w| w.path == *pattern || glob_match(pattern, &w.path))
+        {
+            continue;
+        }
+        let mut rel = String::new();
+        let mut dir = root.clone();
+        for comp in pattern
+            .trim_matches('/')
+            .split('/')
+            .filter(|c| !c.is_empty())
+        {
+            if comp.contains('*') || !dir.join(comp).is_dir() {
+                let children: Vec<String> = std::fs::read_dir(&dir)
+                    .map(|rd| {
+                        rd.filter_map(Result::ok)
+                            .filter(|e| e.path().is_dir())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let want = comp.replace('*', "");
+                if let Some(c) = oomguard_core::host::cgroup::closest_name(
+                    &want,
+                    children.iter().map(String::as_str),
+                ) {
+                    rel.push('/');
+                    rel.push_str(c);
+                }
+                break;
+            }
+            rel.push('/');
+            rel.push_str(comp);
+            dir = dir.join(comp);
+        }
+        if rel.is_empty() {
+            rel.push('/');
+        }
+        out.push(format!(
+            "warning: NOT GUARDED: cgroup {pattern} matches no memory cgroup under {} (closest existing: {rel})",
+            root.display()
+        ));
+    }
+    out
 }
 
 /// Expands the configured paths into existing cgroup directories.

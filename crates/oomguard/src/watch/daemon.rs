@@ -265,6 +265,10 @@ impl Daemon {
         } = setup;
         let procfs = roots.proc;
         let cgfs = roots.cgroup;
+        let mut cfg = cfg;
+        for note in cgroups::normalise_config(&cgfs, &mut cfg.cgroups) {
+            log(format_args!("{note}"));
+        }
         let (kernel, era) = crate::host::machine::kernel_era(&procfs)?;
         let policy =
             Policy::compile(&cfg.rules, std::process::id() as i32).map_err(|e| anyhow!(e))?;
@@ -290,6 +294,9 @@ impl Daemon {
             .map(|c| (c.path.clone(), c.headroom))
             .collect();
         let mut cgroups = cgroups::resolve(&cgfs, &patterns)?;
+        for warning in cgroups::unmatched(&cgfs, &patterns, &cgroups) {
+            log(format_args!("{warning}"));
+        }
         if cgroups.is_empty() && !patterns.is_empty() {
             log(format_args!(
                 "warning: no cgroup matches {:?} yet; will look again every 10 s",
@@ -608,7 +615,7 @@ impl Daemon {
     /// SIGHUP: re-reads the config; a bad one is rejected and the running one stays.
     pub fn reload(&mut self) {
         self.notifier.reloading();
-        let cfg = match super::effective_config(&self.args) {
+        let mut cfg = match super::effective_config(&self.args) {
             Ok((c, _)) => c,
             Err(e) => {
                 log(format_args!(
@@ -618,6 +625,9 @@ impl Daemon {
                 return;
             }
         };
+        for note in cgroups::normalise_config(&self.cgfs, &mut cfg.cgroups) {
+            log(format_args!("{note}"));
+        }
         let policy = match Policy::compile(&cfg.rules, std::process::id() as i32) {
             Ok(p) => p,
             Err(e) => {

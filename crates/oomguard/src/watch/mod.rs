@@ -218,11 +218,49 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<i32> {
         .transpose()
         .context("--report-interval")?;
     if args.check {
-        print!("{}", describe(&cfg, origin.as_deref()));
+        let mut cfg = cfg;
+        let cgfs = crate::host::CgroupFs::default();
+        let mut out = String::new();
+        for note in cgroups::normalise_config(&cgfs, &mut cfg.cgroups) {
+            out.push_str(&note);
+            out.push('\n');
+        }
+        out.push_str(&describe(&cfg, origin.as_deref()));
+        out.push_str(&check_cgroups(&cgfs, &cfg));
+        print!("{out}");
         return Ok(0);
     }
     let mut d = Daemon::start(cfg, origin, args.clone(), report)?;
     d.run()
+}
+
+/// `--check`'s report of the guarded cgroups on this host: the ones each path matches now, and a
+/// warning naming the closest existing cgroup for a path that matches none.
+fn check_cgroups(cgfs: &crate::host::CgroupFs, cfg: &Config) -> String {
+    use std::fmt::Write as _;
+    let patterns: Vec<_> = cfg
+        .cgroups
+        .iter()
+        .map(|c| (c.path.clone(), c.headroom))
+        .collect();
+    if patterns.is_empty() {
+        return String::new();
+    }
+    let mut o = String::new();
+    match cgroups::resolve(cgfs, &patterns) {
+        Ok(found) => {
+            for w in &found {
+                let _ = writeln!(o, "cgroup {}: found at {}", w.path, w.dir.display());
+            }
+            for warning in cgroups::unmatched(cgfs, &patterns, &found) {
+                let _ = writeln!(o, "{warning}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(o, "warning: {e:#}");
+        }
+    }
+    o
 }
 
 /// The effective settings, for `--check` and the start-up log.
