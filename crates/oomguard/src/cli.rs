@@ -1,11 +1,16 @@
 //! The command line, defined once: clap derives the parser, help, and (at packaging time) the man
-//! page and completions from these types.
+//! page and completions from these types. Every subcommand's flags are here; the subcommands
+//! (`explain`, `rank`, `doctor`, `run`, `watch`, `events`) take them from here.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::run::{backoff_arg, duration_arg, pct_arg, size_arg, RestartArg};
 use crate::term::ColorChoice;
+use oomguard_core::run::BackoffRange;
 
 /// Linux userspace OOM guard: explains kernel OOM kills, shows who dies next, prevents OOMs.
 #[derive(Debug, Parser)]
@@ -40,7 +45,7 @@ pub enum Command {
     /// exponential backoff. Exit
     /// status: the command's own (128+N for a signal N, 137 for an OOM kill), 2 for usage or
     /// set-up errors, 126/127 when CMD cannot be executed / is not found. See docs/run.md.
-    Run(crate::run::RunArgs),
+    Run(RunArgs),
     /// The prevention daemon: act before the kernel's OOM killer must.
     ///
     /// Watches MemAvailable, free swap, PSI and memory cgroups' headroom; when a rule fires,
@@ -48,7 +53,7 @@ pub enum Command {
     /// SIGTERM then SIGKILL, releases its memory with process_mrelease, and waits until memory
     /// is back before choosing another. Exit status: 0 on SIGTERM/SIGINT or when --check accepts
     /// the config; 2 for a bad config or flag, or a start-up failure.
-    Watch(crate::watch::WatchArgs),
+    Watch(WatchArgs),
     /// Show the daemon's event log: its kills, its warnings and the kernel's OOM kills.
     ///
     /// Exit status: 0, or 2 when the log cannot be read.
@@ -149,4 +154,131 @@ pub struct EventsArgs {
     /// @UNIX_SECONDS, or a duration ago such as 10m, 2h, 1d.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
+}
+
+/// `oomguard run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Hard memory limit of the command's cgroup (memory.max on v2, memory.limit_in_bytes on
+    /// v1): K, M, G, T are powers of 1024, e.g. 512M.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub memory_max: Option<u64>,
+    /// Throttling limit (memory.high; cgroup v2 only: refused on v1).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub memory_high: Option<u64>,
+    /// Warn (stderr line and event) each time usage rises past PCT percent of --memory-max.
+    #[arg(long, value_name = "PCT", value_parser = pct_arg)]
+    pub warn_at: Option<u8>,
+    /// When to start the command again after it died.
+    #[arg(long, value_enum, default_value_t = RestartArg::OnFailure)]
+    pub restart: RestartArg,
+    /// Give up after this many restarts (default: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+    /// Delay before a restart: MIN, doubled after each quick death, at most MAX.
+    #[arg(long, value_name = "MIN..MAX", default_value = "1s..60s", value_parser = backoff_arg)]
+    pub backoff: BackoffRange,
+    /// A run at least this long resets the backoff to MIN.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
+    pub healthy_after: Duration,
+    /// Service name, used for the cgroup (`oomguard/NAME`) and in messages (default: the
+    /// command's base name and oomguard's pid).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Create the cgroup (`oomguard/NAME`) below this cgroup directory instead of below
+    /// oomguard's own cgroup.
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_parent: Option<PathBuf>,
+    /// Kill the worst process in the cgroup (the kernel's memcg badness) with SIGKILL when usage
+    /// comes within --guard-headroom of --memory-max, before the kernel's OOM killer must.
+    #[arg(long, requires = "memory_max")]
+    pub guard: bool,
+    /// How close to the limit --guard acts (default: 5% of --memory-max, at least 2M).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg, requires = "guard")]
+    pub guard_headroom: Option<u64>,
+    /// After a forwarded SIGINT/SIGTERM/SIGQUIT, SIGKILL the cgroup if the command has not
+    /// exited within this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+    pub stop_timeout: Duration,
+    /// The daemon's config file (TOML), for its `[events]` (event log, journal) and
+    /// `[[hooks]]`. Default: /etc/oomguard/oomguard.toml when it exists, else the built-in
+    /// defaults (event log /var/log/oomguard/events.jsonl, journal on).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The JSON-lines event log, overriding the config's `events.log` (`""` turns it off).
+    #[arg(long, value_name = "PATH")]
+    pub event_log: Option<String>,
+    /// Also write every event (deaths, OOM kills, warnings) as one JSON line to FILE
+    /// (appended, never rotated; `-` is stderr), besides the event log. Schema:
+    /// docs/event-schema.md.
+    #[arg(long, value_name = "FILE")]
+    pub json_events: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `oomguard watch` flags. Every flag overrides the config file's key of the same meaning.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WatchArgs {
+    /// Config file (TOML). Default: /etc/oomguard/oomguard.toml when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate the config and flags, print the effective settings, and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Log every decision but never send a signal.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// SIGTERM when MemAvailable falls below SIZE or PCT of MemTotal (memory.term_below).
+    #[arg(long, value_name = "SIZE|PCT")]
+    pub mem_min: Option<String>,
+    /// SIGKILL when MemAvailable falls below SIZE or PCT of MemTotal (memory.kill_below).
+    #[arg(long, value_name = "SIZE|PCT")]
+    pub mem_kill: Option<String>,
+    /// SIGTERM when free swap falls below SIZE or PCT of SwapTotal (only where swap exists).
+    #[arg(long, value_name = "SIZE|PCT")]
+    pub swap_min: Option<String>,
+    /// Act when PSI memory `some` avg10 stays above PCT for DURATION (default 10s).
+    #[arg(long, value_name = "PCT[/DURATION]")]
+    pub psi_some: Option<String>,
+    /// Act when PSI memory `full` avg10 stays above PCT for DURATION (default 10s).
+    #[arg(long, value_name = "PCT[/DURATION]")]
+    pub psi_full: Option<String>,
+    /// Guard this memory cgroup (path as in /proc/PID/cgroup, `*` globs allowed); repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<String>,
+    /// Act when a guarded cgroup's working set comes within SIZE or PCT of its limit.
+    #[arg(long, value_name = "SIZE|PCT")]
+    pub cgroup_headroom: Option<String>,
+    /// Prefer processes whose name matches RE (score +300, like oom_score_adj +300); repeatable.
+    #[arg(long, value_name = "RE")]
+    pub prefer: Vec<String>,
+    /// Avoid processes whose name matches RE (score -300); repeatable.
+    #[arg(long, value_name = "RE")]
+    pub avoid: Vec<String>,
+    /// Never kill processes whose name matches RE; repeatable.
+    #[arg(long, value_name = "RE")]
+    pub protect: Vec<String>,
+    /// What one kill takes down.
+    #[arg(long, value_name = "UNIT", value_parser = ["process", "pgroup", "cgroup"])]
+    pub kill_group: Option<String>,
+    /// How long a victim may take to exit after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION")]
+    pub term_grace: Option<String>,
+    /// Only processes in this memory cgroup (subtree) may be chosen system-wide.
+    #[arg(long, value_name = "PATH")]
+    pub candidates_cgroup: Option<String>,
+    /// Only descendants of this pid may be chosen system-wide.
+    #[arg(long, value_name = "PID")]
+    pub candidates_parent: Option<i32>,
+    /// Serve Prometheus metrics on ADDR (`127.0.0.1:9748`, or `:PORT` for loopback).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// The JSON-lines event log (default /var/log/oomguard/events.jsonl; `""` turns it off).
+    #[arg(long, value_name = "PATH")]
+    pub event_log: Option<String>,
+    /// Print a status line (memory, PSI, loop figures) every DURATION.
+    #[arg(long, value_name = "DURATION")]
+    pub report_interval: Option<String>,
 }

@@ -16,7 +16,7 @@ pub mod cgroup;
 pub mod guard;
 pub mod signals;
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -86,7 +86,7 @@ impl From<RestartArg> for RestartPolicy {
 
 // clap prefixes these messages with the flag and the value as given
 // (`invalid value '12 parsecs' for '--memory-max <SIZE>': ...`).
-fn size_arg(s: &str) -> Result<u64, String> {
+pub(crate) fn size_arg(s: &str) -> Result<u64, String> {
     match parse_bytes(s) {
         // No cgroup limit of 0 bytes lets a command start.
         Ok(0) => Err("a memory size must be above zero".to_owned()),
@@ -94,77 +94,17 @@ fn size_arg(s: &str) -> Result<u64, String> {
         Err(e) => Err(e.to_string()),
     }
 }
-fn duration_arg(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
-fn backoff_arg(s: &str) -> Result<BackoffRange, String> {
+pub(crate) fn backoff_arg(s: &str) -> Result<BackoffRange, String> {
     parse_backoff(s).map_err(|e| e.why)
 }
-fn pct_arg(s: &str) -> Result<u8, String> {
+pub(crate) fn pct_arg(s: &str) -> Result<u8, String> {
     parse_percent(s).map_err(|e| e.why)
 }
 
-/// `oomguard run` arguments.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// Hard memory limit of the command's cgroup (memory.max on v2, memory.limit_in_bytes on
-    /// v1): K, M, G, T are powers of 1024, e.g. 512M.
-    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
-    pub memory_max: Option<u64>,
-    /// Throttling limit (memory.high; cgroup v2 only: refused on v1).
-    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
-    pub memory_high: Option<u64>,
-    /// Warn (stderr line and event) each time usage rises past PCT percent of --memory-max.
-    #[arg(long, value_name = "PCT", value_parser = pct_arg)]
-    pub warn_at: Option<u8>,
-    /// When to start the command again after it died.
-    #[arg(long, value_enum, default_value_t = RestartArg::OnFailure)]
-    pub restart: RestartArg,
-    /// Give up after this many restarts (default: no limit).
-    #[arg(long, value_name = "N")]
-    pub max_restarts: Option<u32>,
-    /// Delay before a restart: MIN, doubled after each quick death, at most MAX.
-    #[arg(long, value_name = "MIN..MAX", default_value = "1s..60s", value_parser = backoff_arg)]
-    pub backoff: BackoffRange,
-    /// A run at least this long resets the backoff to MIN.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
-    pub healthy_after: Duration,
-    /// Service name, used for the cgroup (`oomguard/NAME`) and in messages (default: the
-    /// command's base name and oomguard's pid).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Create the cgroup (`oomguard/NAME`) below this cgroup directory instead of below
-    /// oomguard's own cgroup.
-    #[arg(long, value_name = "DIR")]
-    pub cgroup_parent: Option<PathBuf>,
-    /// Kill the worst process in the cgroup (the kernel's memcg badness) with SIGKILL when usage
-    /// comes within --guard-headroom of --memory-max, before the kernel's OOM killer must.
-    #[arg(long, requires = "memory_max")]
-    pub guard: bool,
-    /// How close to the limit --guard acts (default: 5% of --memory-max, at least 2M).
-    #[arg(long, value_name = "SIZE", value_parser = size_arg, requires = "guard")]
-    pub guard_headroom: Option<u64>,
-    /// After a forwarded SIGINT/SIGTERM/SIGQUIT, SIGKILL the cgroup if the command has not
-    /// exited within this long.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
-    pub stop_timeout: Duration,
-    /// The daemon's config file (TOML), for its `[events]` (event log, journal) and
-    /// `[[hooks]]`. Default: /etc/oomguard/oomguard.toml when it exists, else the built-in
-    /// defaults (event log /var/log/oomguard/events.jsonl, journal on).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The JSON-lines event log, overriding the config's `events.log` (`""` turns it off).
-    #[arg(long, value_name = "PATH")]
-    pub event_log: Option<String>,
-    /// Also write every event (deaths, OOM kills, warnings) as one JSON line to FILE
-    /// (appended, never rotated; `-` is stderr), besides the event log. Schema:
-    /// docs/event-schema.md.
-    #[arg(long, value_name = "FILE")]
-    pub json_events: Option<PathBuf>,
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
-    pub command: Vec<OsString>,
-}
+pub use crate::cli::RunArgs;
 
 /// Where events go.
 struct EventSink {

@@ -24,70 +24,7 @@ pub use daemon::{Daemon, Setup};
 /// The default config file; used when it exists and `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/oomguard/oomguard.toml";
 
-/// `oomguard watch` flags. Every flag overrides the config file's key of the same meaning.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct WatchArgs {
-    /// Config file (TOML). Default: /etc/oomguard/oomguard.toml when it exists.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Validate the config and flags, print the effective settings, and exit.
-    #[arg(long)]
-    pub check: bool,
-    /// Log every decision but never send a signal.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// SIGTERM when MemAvailable falls below SIZE or PCT of MemTotal (memory.term_below).
-    #[arg(long, value_name = "SIZE|PCT")]
-    pub mem_min: Option<String>,
-    /// SIGKILL when MemAvailable falls below SIZE or PCT of MemTotal (memory.kill_below).
-    #[arg(long, value_name = "SIZE|PCT")]
-    pub mem_kill: Option<String>,
-    /// SIGTERM when free swap falls below SIZE or PCT of SwapTotal (only where swap exists).
-    #[arg(long, value_name = "SIZE|PCT")]
-    pub swap_min: Option<String>,
-    /// Act when PSI memory `some` avg10 stays above PCT for DURATION (default 10s).
-    #[arg(long, value_name = "PCT[/DURATION]")]
-    pub psi_some: Option<String>,
-    /// Act when PSI memory `full` avg10 stays above PCT for DURATION (default 10s).
-    #[arg(long, value_name = "PCT[/DURATION]")]
-    pub psi_full: Option<String>,
-    /// Guard this memory cgroup (path as in /proc/PID/cgroup, `*` globs allowed); repeatable.
-    #[arg(long, value_name = "PATH")]
-    pub cgroup: Vec<String>,
-    /// Act when a guarded cgroup's working set comes within SIZE or PCT of its limit.
-    #[arg(long, value_name = "SIZE|PCT")]
-    pub cgroup_headroom: Option<String>,
-    /// Prefer processes whose name matches RE (score +300, like oom_score_adj +300); repeatable.
-    #[arg(long, value_name = "RE")]
-    pub prefer: Vec<String>,
-    /// Avoid processes whose name matches RE (score -300); repeatable.
-    #[arg(long, value_name = "RE")]
-    pub avoid: Vec<String>,
-    /// Never kill processes whose name matches RE; repeatable.
-    #[arg(long, value_name = "RE")]
-    pub protect: Vec<String>,
-    /// What one kill takes down.
-    #[arg(long, value_name = "UNIT", value_parser = ["process", "pgroup", "cgroup"])]
-    pub kill_group: Option<String>,
-    /// How long a victim may take to exit after SIGTERM before SIGKILL.
-    #[arg(long, value_name = "DURATION")]
-    pub term_grace: Option<String>,
-    /// Only processes in this memory cgroup (subtree) may be chosen system-wide.
-    #[arg(long, value_name = "PATH")]
-    pub candidates_cgroup: Option<String>,
-    /// Only descendants of this pid may be chosen system-wide.
-    #[arg(long, value_name = "PID")]
-    pub candidates_parent: Option<i32>,
-    /// Serve Prometheus metrics on ADDR (`127.0.0.1:9748`, or `:PORT` for loopback).
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<String>,
-    /// The JSON-lines event log (default /var/log/oomguard/events.jsonl; `""` turns it off).
-    #[arg(long, value_name = "PATH")]
-    pub event_log: Option<String>,
-    /// Print a status line (memory, PSI, loop figures) every DURATION.
-    #[arg(long, value_name = "DURATION")]
-    pub report_interval: Option<String>,
-}
+pub use crate::cli::WatchArgs;
 
 /// Reads the config file (if any) and applies the flags on top.
 pub fn effective_config(args: &WatchArgs) -> anyhow::Result<(Config, Option<PathBuf>)> {
