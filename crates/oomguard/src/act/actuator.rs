@@ -488,21 +488,15 @@ pub fn kill_escalating_many<A: Actuator + ?Sized>(
     let mut escalated_early = false;
 
     if let Some(grace) = plan.term_grace {
-        send_all(act, targets, &mut outcomes, Signal::TERM, started);
-        if !act.is_dry_run() {
-            escalated_early = wait_phase(
-                act,
-                targets,
-                &mut outcomes,
-                Phase {
-                    deadline: started + grace,
-                    slice: plan.poll_interval,
-                    started,
-                    exited_as: KillResult::ExitedAfterTerm,
-                },
-                escalate_now,
-            );
-        }
+        escalated_early = term_and_grace(
+            act,
+            targets,
+            &mut outcomes,
+            grace,
+            plan,
+            started,
+            escalate_now,
+        );
     }
     sigkill_release_wait(act, targets, &mut outcomes, plan, started);
     KillOutcome {
@@ -512,6 +506,35 @@ pub fn kill_escalating_many<A: Actuator + ?Sized>(
         remaining_pids: Vec::new(),
         elapsed: started.elapsed(),
     }
+}
+
+/// SIGTERM to every open target, then the grace (no wait for a dry run); returns whether
+/// `escalate_now` cut the grace short.
+fn term_and_grace<A: Actuator + ?Sized>(
+    act: &mut A,
+    targets: &[Pinned],
+    outcomes: &mut [TargetOutcome],
+    grace: Duration,
+    plan: &KillPlan,
+    started: Instant,
+    escalate_now: &mut dyn FnMut() -> bool,
+) -> bool {
+    send_all(act, targets, outcomes, Signal::TERM, started);
+    if act.is_dry_run() {
+        return false;
+    }
+    wait_phase(
+        act,
+        targets,
+        outcomes,
+        Phase {
+            deadline: started + grace,
+            slice: plan.poll_interval,
+            started,
+            exited_as: KillResult::ExitedAfterTerm,
+        },
+        escalate_now,
+    )
 }
 
 fn send_all<A: Actuator + ?Sized>(
@@ -792,21 +815,15 @@ pub fn kill_cgroup<A: Actuator + ?Sized>(
     let mut outcomes: Vec<TargetOutcome> = members.iter().map(new_outcome).collect();
     let mut escalated_early = false;
     if let Some(grace) = plan.term_grace {
-        send_all(act, &members, &mut outcomes, Signal::TERM, started);
-        if !act.is_dry_run() {
-            escalated_early = wait_phase(
-                act,
-                &members,
-                &mut outcomes,
-                Phase {
-                    deadline: started + grace,
-                    slice: plan.poll_interval,
-                    started,
-                    exited_as: KillResult::ExitedAfterTerm,
-                },
-                escalate_now,
-            );
-        }
+        escalated_early = term_and_grace(
+            act,
+            &members,
+            &mut outcomes,
+            grace,
+            plan,
+            started,
+            escalate_now,
+        );
     }
     let deadline = Instant::now() + plan.kill_wait;
     let mut cgroup_kill_written = false;

@@ -10,7 +10,9 @@ use oomguard_core::decision::Scope;
 use oomguard_core::policy::{self, Judgement};
 
 use super::{read_sample, Daemon};
-use crate::host::scan::{ProcSample, ScanStats};
+use std::path::Path;
+
+use crate::host::scan::{ProcSample, ScanStats, Scanner};
 
 impl Daemon {
     fn scan_global(&mut self, stats: &mut ScanStats) -> anyhow::Result<()> {
@@ -120,29 +122,8 @@ impl Daemon {
         let mut extra: Vec<(Option<String>, Option<String>)> =
             Vec::with_capacity(self.samples.len());
         for s in &self.samples {
-            // Opening /proc/PID costs two syscalls per process: only when a rule reads from it.
-            let dir = if needs.cmdline || needs.cgroup {
-                self.scanner.open_pid(s.pid).ok()
-            } else {
-                None
-            };
-            let cmdline = if needs.cmdline {
-                dir.as_ref()
-                    .and_then(|d| d.read_cmdline(&root, self.scanner.buf()).ok())
-            } else {
-                None
-            };
-            let cgroup = if needs.cgroup {
-                dir.as_ref()
-                    .and_then(|d| {
-                        d.read_memory_cgroup(&root, self.scanner.buf())
-                            .ok()
-                            .flatten()
-                    })
-                    .map(|(_, p)| p)
-            } else {
-                None
-            };
+            let (cmdline, cgroup) =
+                read_extras(&mut self.scanner, &root, s.pid, needs.cmdline, needs.cgroup);
             let exe = if needs.exe {
                 std::fs::read_link(root.join(s.pid.to_string()).join("exe"))
                     .ok()
@@ -174,4 +155,36 @@ pub(super) fn descendants(parent: i32, pairs: impl Iterator<Item = (i32, i32)>) 
         false
     };
     ppid.keys().copied().filter(|&p| descends(p)).collect()
+}
+
+/// The cmdline and memory cgroup path of `pid`, each only when asked for (`None` where not
+/// asked, or unreadable). Opening /proc/PID costs two syscalls per process: only when a rule
+/// (or the event) reads from it.
+pub(super) fn read_extras(
+    scanner: &mut Scanner,
+    root: &Path,
+    pid: i32,
+    cmdline: bool,
+    cgroup: bool,
+) -> (Option<String>, Option<String>) {
+    if !cmdline && !cgroup {
+        return (None, None);
+    }
+    let Ok(dir) = scanner.open_pid(pid) else {
+        return (None, None);
+    };
+    let c = if cmdline {
+        dir.read_cmdline(root, scanner.buf()).ok()
+    } else {
+        None
+    };
+    let g = if cgroup {
+        dir.read_memory_cgroup(root, scanner.buf())
+            .ok()
+            .flatten()
+            .map(|(_, p)| p)
+    } else {
+        None
+    };
+    (c, g)
 }

@@ -14,6 +14,7 @@ use oomguard_core::policy::{self, Judgement};
 use oomguard_core::size::format_bytes;
 use oomguard_core::trigger::Level;
 
+use super::candidates::read_extras;
 use super::{log, read_sample, Daemon};
 use crate::act::actuator::{self, ActuatorError, CgroupTarget, KillOutcome, KillPlan};
 use crate::act::pidfd::Pinned;
@@ -91,23 +92,18 @@ impl Daemon {
         let mem = victim.mem.unwrap_or_default();
         let name = victim.comm.as_str().into_owned();
         let user = self.users.get(&victim.uid).cloned();
-        let dir = self.scanner.open_pid(victim.pid).ok();
-        let cgroup = extra[vi].1.clone().or_else(|| {
-            dir.as_ref()
-                .and_then(|d| {
-                    d.read_memory_cgroup(&root, self.scanner.buf())
-                        .ok()
-                        .flatten()
-                })
-                .map(|(_, p)| p)
-        });
-        let cmdline = extra[vi]
-            .0
-            .clone()
-            .or_else(|| {
-                dir.as_ref()
-                    .and_then(|d| d.read_cmdline(&root, self.scanner.buf()).ok())
-            })
+        // What the judgement did not read, read now for the event.
+        let (known_cmdline, known_cgroup) = extra[vi].clone();
+        let (read_cmdline, read_cgroup) = read_extras(
+            &mut self.scanner,
+            &root,
+            victim.pid,
+            known_cmdline.is_none(),
+            known_cgroup.is_none(),
+        );
+        let cgroup = known_cgroup.or(read_cgroup);
+        let cmdline = known_cmdline
+            .or(read_cmdline)
             .map(|c| c.chars().take(1024).collect::<String>());
         let rss_bytes = mem.rss_pages * self.page_size;
         let who = format!(
