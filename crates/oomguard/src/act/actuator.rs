@@ -537,6 +537,29 @@ fn term_and_grace<A: Actuator + ?Sized>(
     )
 }
 
+/// Waits for SIGKILLed targets until `deadline` (nothing to escalate to).
+fn wait_killed<A: Actuator + ?Sized>(
+    act: &mut A,
+    targets: &[Pinned],
+    outcomes: &mut [TargetOutcome],
+    deadline: Instant,
+    plan: &KillPlan,
+    started: Instant,
+) {
+    wait_phase(
+        act,
+        targets,
+        outcomes,
+        Phase {
+            deadline,
+            slice: plan.poll_interval,
+            started,
+            exited_as: KillResult::ExitedAfterKill,
+        },
+        &mut || false,
+    );
+}
+
 fn send_all<A: Actuator + ?Sized>(
     act: &mut A,
     targets: &[Pinned],
@@ -587,18 +610,8 @@ fn sigkill_release_wait<A: Actuator + ?Sized>(
         }
         return;
     }
-    wait_phase(
-        act,
-        targets,
-        outcomes,
-        Phase {
-            deadline: Instant::now() + plan.kill_wait,
-            slice: plan.poll_interval,
-            started,
-            exited_as: KillResult::ExitedAfterKill,
-        },
-        &mut || false,
-    );
+    let deadline = Instant::now() + plan.kill_wait;
+    wait_killed(act, targets, outcomes, deadline, plan, started);
 }
 
 fn release_killed<A: Actuator + ?Sized>(
@@ -840,18 +853,7 @@ pub fn kill_cgroup<A: Actuator + ?Sized>(
                 o.result = KillResult::DryRun;
             }
         } else {
-            wait_phase(
-                act,
-                &members,
-                &mut outcomes,
-                Phase {
-                    deadline,
-                    slice: plan.poll_interval,
-                    started,
-                    exited_as: KillResult::ExitedAfterKill,
-                },
-                &mut || false,
-            );
+            wait_killed(act, &members, &mut outcomes, deadline, plan, started);
         }
     } else {
         sigkill_release_wait(act, &members, &mut outcomes, plan, started);
@@ -875,18 +877,7 @@ pub fn kill_cgroup<A: Actuator + ?Sized>(
                 o.kill_sent = true;
             }
             release_killed(act, &late, &mut outs);
-            wait_phase(
-                act,
-                &late,
-                &mut outs,
-                Phase {
-                    deadline,
-                    slice: plan.poll_interval,
-                    started,
-                    exited_as: KillResult::ExitedAfterKill,
-                },
-                &mut || false,
-            );
+            wait_killed(act, &late, &mut outs, deadline, plan, started);
             outcomes.extend(outs);
         } else {
             let mut outs: Vec<TargetOutcome> = late.iter().map(new_outcome).collect();
