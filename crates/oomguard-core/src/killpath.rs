@@ -91,38 +91,6 @@ pub fn parse_pid_list(text: &[u8]) -> Vec<i32> {
         .collect()
 }
 
-/// The counters of cgroup v1 `memory.oom_control`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct OomControl {
-    /// `oom_kill_disable`: 1 when the memcg's OOM killer is disabled (tasks then hang instead).
-    pub oom_kill_disable: bool,
-    /// `under_oom`: 1 while the memcg is in OOM.
-    pub under_oom: bool,
-    /// `oom_kill`: number of processes the kernel OOM-killed in this memcg (absent before 4.13).
-    pub oom_kill: Option<u64>,
-}
-
-/// Parses cgroup v1 `memory.oom_control` (`oom_kill_disable 0\nunder_oom 0\noom_kill 1\n`).
-pub fn parse_oom_control(text: &str) -> OomControl {
-    let mut out = OomControl::default();
-    for line in text.lines() {
-        let mut parts = line.split_ascii_whitespace();
-        let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let Ok(value) = value.parse::<u64>() else {
-            continue;
-        };
-        match key {
-            "oom_kill_disable" => out.oom_kill_disable = value != 0,
-            "under_oom" => out.under_oom = value != 0,
-            "oom_kill" => out.oom_kill = Some(value),
-            _ => {}
-        }
-    }
-    out
-}
-
 /// Which hierarchy of `/proc/PID/cgroup` to look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hierarchy<'a> {
@@ -157,13 +125,6 @@ pub fn cgroup_is_within(path: &str, base: &str) -> bool {
         || path
             .strip_prefix(base)
             .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// Returns the `CapEff` mask from `/proc/PID/status` text.
-pub fn parse_cap_eff(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
 }
 
 /// Capability number of CAP_SYS_RESOURCE (`linux/capability.h`).
@@ -221,8 +182,11 @@ mod tests {
         assert!(parse_pid_list(b"").is_empty());
     }
 
+    /// `memory.oom_control` has one parser, `host::cgroup::parse_v1_oom_control`.
     #[test]
     fn oom_control() {
+        use crate::host::cgroup::{parse_v1_oom_control, OomControlV1 as OomControl};
+        let parse_oom_control = |t: &str| parse_v1_oom_control(t.as_bytes()).unwrap();
         let oc = parse_oom_control("oom_kill_disable 0\nunder_oom 1\noom_kill 3\n");
         assert_eq!(
             oc,
@@ -258,10 +222,14 @@ mod tests {
         assert!(cgroup_is_within("/anything", "/"));
     }
 
+    /// `CapEff` is read by the one parser of `/proc/PID/status`, `host::process::parse_status`.
     #[test]
     fn cap_eff() {
-        let status = "Name:\tx\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\n";
-        let caps = parse_cap_eff(status).unwrap();
+        let status = "Name:\tx\nTgid:\t1\nCapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\n";
+        let caps = crate::host::process::parse_status(status.as_bytes())
+            .unwrap()
+            .cap_eff
+            .unwrap();
         assert_eq!(caps & (1 << CAP_SYS_RESOURCE), 0);
         assert_ne!(caps & (1 << 21), 0);
     }

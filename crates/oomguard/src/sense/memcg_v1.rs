@@ -25,7 +25,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oomguard_core::killpath::{parse_oom_control, OomControl};
+use oomguard_core::host::cgroup::{parse_v1_oom_control, OomControlV1 as OomControl};
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 
 /// Errors of v1 memcg event registration and reads.
@@ -215,8 +215,12 @@ impl MemcgEvent {
 /// Reads `memory.oom_control` of the memcg at `dir`.
 pub fn read_oom_control(dir: &Path) -> Result<OomControl, MemcgError> {
     let path = dir.join("memory.oom_control");
-    let text = std::fs::read_to_string(&path).map_err(io_err("read", &path))?;
-    Ok(parse_oom_control(&text))
+    let text = std::fs::read(&path).map_err(io_err("read", &path))?;
+    parse_v1_oom_control(&text).map_err(|e| MemcgError::Io {
+        op: "parse",
+        path,
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    })
 }
 
 #[cfg(test)]

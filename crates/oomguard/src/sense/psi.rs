@@ -22,7 +22,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oomguard_core::killpath::{parse_cap_eff, CAP_SYS_RESOURCE};
+use oomguard_core::host::process::parse_status;
+use oomguard_core::killpath::CAP_SYS_RESOURCE;
 use rustix::event::{PollFd, PollFlags, Timespec};
 
 /// The system-wide memory pressure file.
@@ -134,9 +135,9 @@ pub enum PsiError {
 
 /// Whether this process has CAP_SYS_RESOURCE in its effective set (from `/proc/self/status`).
 pub fn has_cap_sys_resource() -> bool {
-    std::fs::read_to_string("/proc/self/status")
+    std::fs::read("/proc/self/status")
         .ok()
-        .and_then(|s| parse_cap_eff(&s))
+        .and_then(|s| parse_status(&s).ok()?.cap_eff)
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
 }
 
