@@ -1,15 +1,11 @@
 //! `run --guard`: kill the worst process in the supervised cgroup before the kernel's memcg OOM
 //! killer has to, when usage comes within a headroom of the limit.
 //!
-//! This is the daemon's kill path on a one-cgroup scope: members are pinned by pidfd, read
-//! through the pin (`stat`, `status`, `oom_score_adj`), ranked by the kernel's own memcg badness
-//! (`oomguard_core::run::choose_victim`), and the victim gets SIGKILL + `process_mrelease`
-//! through the actuator. When `oomguard watch` exists, its policy replaces the ranking here by
-//! implementing the same `fn(&[GuardCandidate], limit) -> Option<victim>` shape; the scan and
-//! the kill stay.
-//!
-//! Files read directly (for the shared /proc readers later): `/proc/PID/stat`,
-//! `/proc/PID/status` (Name, RssAnon, RssFile, RssShmem, VmSwap, VmPTE), `/proc/PID/oom_score_adj`.
+//! Members are pinned by pidfd, read through the pin (`stat`, `status`, `oom_score_adj`),
+//! ranked by the kernel's 6.x memcg badness (`oomguard_core::run::choose_victim`), and the
+//! victim gets SIGKILL + `process_mrelease` through the actuator's `kill_escalating`, the
+//! daemon's own kill routine. (The ranking is not yet the daemon's policy: issue 13's "one
+//! chooser" is open for `run --guard`.)
 
 use std::time::Duration;
 
