@@ -4,8 +4,8 @@
 //! Members are pinned by pidfd, read through the pin (`stat`, `status`, `oom_score_adj`),
 //! ranked by the kernel's 6.x memcg badness (`oomguard_core::run::choose_victim`), and the
 //! victim gets SIGKILL + `process_mrelease` through the actuator's `kill_escalating`, the
-//! daemon's own kill routine. (The ranking is not yet the daemon's policy: issue 13's "one
-//! chooser" is open for `run --guard`.)
+//! daemon's own kill routine. The ranking is the kernel's alone: the config's `[[rules]]` do
+//! not apply to `run --guard`.
 
 use std::time::Duration;
 
