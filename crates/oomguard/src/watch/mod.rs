@@ -3,7 +3,10 @@
 //! plus the operator's rules) through a pidfd, SIGTERM then SIGKILL, with `process_mrelease`.
 //!
 //! This module turns the config file and flags into the effective [`Config`]; `daemon.rs` is the
-//! loop, `cgroups.rs` the per-cgroup watch, `sdnotify.rs` systemd's readiness and watchdog.
+//! loop (its kill step, candidates and ranking ahead of need in `daemon/`), `cgroups.rs` the
+//! per-cgroup watch, `sdnotify.rs` systemd's readiness and watchdog, `mlock.rs` the daemon's
+//! self-protection (memory lock, own `oom_score_adj`, shedding start-up pages). Its flags are
+//! `crate::cli::WatchArgs`.
 //!
 //! Exit status: 0 after SIGTERM/SIGINT (or `--check` accepting the config), 2 for a bad config,
 //! bad flags or a start-up failure (the message names the file, key and line).
