@@ -5,7 +5,7 @@
 //! cap, writing one byte per 4 KiB page, and holds it.
 //!
 //! Usage: hog [--join CGROUP_DIR] [--adj N] [--mib CAP] [--rate MIB_PER_S (0: as fast as it
-//! can)] [--hold SECONDS]
+//! can)] [--hold SECONDS] [--ignore-term]
 
 // A test tool: a failed set-up should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -28,6 +28,10 @@ fn main() {
             "--mib" => cap_mib = v().parse().expect("--mib N"),
             "--rate" => rate = v().parse().expect("--rate MIB_PER_S"),
             "--hold" => hold = v().parse().expect("--hold SECONDS"),
+            // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+            "--ignore-term" => unsafe {
+                libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            },
             other => panic!("hog: unknown argument {other}"),
         }
     }
