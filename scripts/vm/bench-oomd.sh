@@ -21,7 +21,7 @@ repeats=${REPEATS:-5}
 rates=${RATES:-"256 1024 0"}
 pass=0 fail=0
 echo "vm-guest: $(uname -r), systemd $(systemctl --version | head -1 | cut -d' ' -f2)"
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download /share/bin/oomguard_*.deb >/dev/null 2>&1 \
+DEBIAN_FRONTEND=noninteractive apt-get install -y /share/bin/oomguard_*.deb >/dev/null 2>&1 \
   || { echo "FAIL: apt install"; echo "vm-result: 0 passed, 1 failed, 0 skipped"; exit 0; }
 systemctl stop oomguard
 

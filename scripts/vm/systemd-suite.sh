@@ -20,7 +20,7 @@ hog=/share/bin/hog
 deb=$(ls /share/bin/oomguard_*.deb | head -1)
 
 # ------------------------------------------------------------------ install
-out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y --no-download "$deb" 2>&1); rc=$?
+out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y "$deb" 2>&1); rc=$?
 check "apt install ./oomguard_*.deb (exit $rc)" test $rc = 0
 [ $rc = 0 ] || { echo "$out" | tail -20; finish; }
 
@@ -79,13 +79,14 @@ systemctl reset-failed og-hog 2>/dev/null
 # ------------------------------------------------------------------ the kernel's own kill, seen through /dev/kmsg
 systemd-run -q --unit=og-kern -p MemoryMax=48M -p MemorySwapMax=0 "$hog" --mib 200 --hold 60
 until_ok 60 test "$(systemctl is-active og-kern)" != active
-kev=$(until_ok 20 sh -c 'journalctl -u oomguard -o json --no-pager | jq -ce "select(.OOMGUARD_SOURCE == \"kernel\" and .OOMGUARD_KIND == \"kill\")" | grep -q .' \
-      && jq_journal | jq -c 'select(.OOMGUARD_SOURCE == "kernel" and .OOMGUARD_KIND == "kill")' | head -1)
+sel='select(.OOMGUARD_SOURCE == "kernel" and .OOMGUARD_KIND == "kill" and .OOMGUARD_OOM_MEMCG == "/system.slice/og-kern.service")'
+kev=$(until_ok 20 sh -c "journalctl -u oomguard -o json --no-pager | jq -ce '$sel' | grep -q ." \
+      && jq_journal | jq -c "$sel" | head -1)
 echo "kernel event: $kev"
 check "the kernel's memcg OOM kill is told (journal MESSAGE_ID 419d79...)" test "$(jq -r .MESSAGE_ID <<<"$kev")" = 419d7992537c42f5b3db8a1bd18da69f
 check "...read from /dev/kmsg under the unit's hardening (OOMGUARD_DETECTED_VIA=$(jq -r .OOMGUARD_DETECTED_VIA <<<"$kev"))" \
   grep -q kmsg <<<"$(jq -r .OOMGUARD_DETECTED_VIA <<<"$kev")"
-check "...with the cgroup the kernel named" test "$(jq -r .OOMGUARD_OOM_MEMCG <<<"$kev")" = /system.slice/og-kern.service
+check "...with the victim's name and cgroup" test "$(jq -r .OOMGUARD_COMM <<<"$kev")" = hog -a "$(jq -r .OOMGUARD_CGROUP <<<"$kev")" = /system.slice/og-kern.service
 systemctl reset-failed og-kern 2>/dev/null
 
 # ------------------------------------------------------------------ reload with a broken config
