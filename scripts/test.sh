@@ -5,7 +5,8 @@
 # when not root or when the machine lacks the feature), and a short fuzz smoke run.
 #
 # Usage: scripts/test.sh            (FUZZ_SECONDS=0 skips the fuzz smoke run, SHIP_TESTS=0 the
-#                                   packaging tests of scripts/ship-test.sh)
+#                                   packaging tests of scripts/ship-test.sh, VM_TESTS=0 the VM
+#                                   lab of scripts/vm-test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,5 +68,10 @@ fi
 # manifests, and the .deb installed and purged in a scratch root (SHIP_TESTS=0 skips).
 if [ "${SHIP_TESTS:-1}" != 0 ]; then
   bash scripts/ship-test.sh
+fi
+# cgroup v2 and systemd in qemu guests (scripts/vm-test.sh; VM_TESTS=0 skips).
+if [ "${VM_TESTS:-1}" != 0 ]; then
+  log "VM lab: cgroup v2 and systemd in qemu guests (scripts/vm-test.sh)"
+  bash scripts/vm-test.sh
 fi
 log "all tests passed"

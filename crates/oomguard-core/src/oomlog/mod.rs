@@ -144,6 +144,11 @@ struct Report {
     /// Several kill lines belong to this report (oom.group, "and children").
     multi_kill: bool,
     killed_any: bool,
+    /// Pids this report has already made a kill event for. With `memory.oom.group` the kernel
+    /// prints the chosen victim's `Killed process` line a second time inside the group loop
+    /// (mm/oom_kill.c: `oom_kill_memcg_member` -> `__oom_kill_process`, 6.1 and 6.12 seen in the
+    /// VM lab): one process killed once is one event.
+    killed_pids: Vec<i64>,
     last_activity: u64,
     /// The Mem-Info block and memcg stat dump seen so far.
     mem: meminfo::MemAcc,
@@ -163,6 +168,7 @@ impl Report {
             summary_pid: None,
             multi_kill: false,
             killed_any: false,
+            killed_pids: Vec::new(),
             last_activity: line_no,
             mem: meminfo::MemAcc::default(),
         }
@@ -516,6 +522,10 @@ impl Parser {
             Line::MemInfo => r.mem.start_mem_info(),
             Line::TasksState | Line::Mem(_) => {}
             Line::Killed(k) => {
+                if r.ctx.oom_group.is_some() && r.killed_pids.contains(&k.pid) {
+                    return;
+                }
+                r.killed_pids.push(k.pid);
                 let mut ev = r.ctx.clone();
                 ev.kind = EventKind::Kill;
                 ev.pid = Some(k.pid);

@@ -39,6 +39,9 @@ pub struct Watched {
     /// The cgroup directory, kept open: each reading opens its files relative to it by a
     /// static name, so the steady-state loop allocates nothing (no path building).
     dirfd: Option<OwnedFd>,
+    /// Set once its removal was logged, so a gone cgroup is reported once, not at every reading
+    /// until the next rescan drops it.
+    pub gone_reported: bool,
 }
 
 /// One reading of a guarded cgroup (the decision's type, from `oomguard_core::decision`).
@@ -218,6 +221,7 @@ pub fn resolve(cgfs: &CgroupFs, patterns: &[(String, Amount)]) -> anyhow::Result
                     armed_for: None,
                     last: None,
                     dirfd,
+                    gone_reported: false,
                 });
             }
         }
@@ -367,9 +371,20 @@ impl Watched {
         }
     }
 
-    /// Still there? (A removed cgroup's eventfd fires once; its files vanish.)
+    /// Still there, and still the same cgroup? (A removed cgroup's eventfd fires once; its files
+    /// vanish.) A cgroup removed and made again at the same path (every restart of a systemd
+    /// service does this) is another directory: the kept fd points at the dead one, so it is not
+    /// "still there" and the rescan watches the new one. Found in the VM lab on cgroup v2: the
+    /// path alone said yes, and the new cgroup was never guarded.
     pub fn exists(&self) -> bool {
-        Path::new(&self.dir).join("cgroup.procs").exists()
+        let Ok(now) = rustix::fs::stat(&self.dir) else {
+            return false;
+        };
+        match &self.dirfd {
+            Some(fd) => rustix::fs::fstat(fd)
+                .is_ok_and(|kept| kept.st_ino == now.st_ino && kept.st_dev == now.st_dev),
+            None => Path::new(&self.dir).join("cgroup.procs").exists(),
+        }
     }
 }
 

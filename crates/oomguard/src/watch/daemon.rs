@@ -770,10 +770,13 @@ impl Daemon {
             Ok(r) => r,
             Err(e) => {
                 if !self.cgroups[i].exists() {
-                    log(format_args!(
-                        "cgroup {} is gone; no longer guarded",
-                        self.cgroups[i].path
-                    ));
+                    if !self.cgroups[i].gone_reported {
+                        self.cgroups[i].gone_reported = true;
+                        log(format_args!(
+                            "cgroup {} is gone; no longer guarded (looking for it again every 10 s)",
+                            self.cgroups[i].path
+                        ));
+                    }
                 } else {
                     log(format_args!("cgroup {}: {e}", self.cgroups[i].path));
                 }

@@ -11,6 +11,7 @@
 //! Exit status: 0 after SIGTERM/SIGINT (or `--check` accepting the config), 2 for a bad config,
 //! bad flags or a start-up failure (the message names the file, key and line).
 
+pub mod appear;
 pub mod cgroups;
 mod daemon;
 pub mod mlock;
