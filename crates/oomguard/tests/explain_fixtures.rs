@@ -1,4 +1,4 @@
-//! Every fixture in tests/fixtures/explain/{real,eras} through the real binary: the events
+//! Every fixture in tests/fixtures/explain/{real,eras,pasted} through the real binary: the events
 //! `oomguard explain --json` prints must match the `.expected.json` beside each log, field by
 //! field. The expected files were written by reading the log text (and, for `real/`, checked
 //! against what the producing script knew independently: pids, cgroups, limits), never by
@@ -16,7 +16,7 @@ fn fixtures_root() -> PathBuf {
 
 fn expected_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for dir in ["real", "eras"] {
+    for dir in ["real", "eras", "pasted"] {
         let Ok(rd) = std::fs::read_dir(fixtures_root().join(dir)) else {
             continue;
         };

@@ -280,6 +280,8 @@ pub struct Parser {
     /// Task rows just before the line being pushed that the caller skipped (see
     /// [`Parser::push_context`]).
     context: Vec<Rec>,
+    /// The last context line was a row (a following unprefixed line may be its wrapped tail).
+    context_joinable: bool,
 }
 
 impl Parser {
@@ -314,7 +316,18 @@ impl Parser {
         let line = &line[..line.len().min(MAX_LINE_BYTES)];
         let text = String::from_utf8_lossy(line);
         if let Stripped::Kernel(meta, body) = prefix::strip(&text) {
-            if matches!(lines::classify(body), Some(Line::TaskRow(_))) {
+            // A row wrapped by a terminal: its tail has no prefix.
+            if let Some(last) = self.context.last_mut().filter(|_| self.context_joinable) {
+                if !meta.prefixed
+                    && body.bytes().any(|b| b.is_ascii_alphanumeric())
+                    && lines::classify(body).is_none()
+                {
+                    join_wrapped(&mut last.text, body);
+                    return;
+                }
+            }
+            self.context_joinable = matches!(lines::classify(body), Some(Line::TaskRow(_)));
+            if self.context_joinable {
                 self.context.push(Rec {
                     text: body.to_owned(),
                     meta: OwnedMeta::from_meta(&meta),
@@ -456,14 +469,7 @@ impl Parser {
                 // unless the continuation itself starts with whitespace. A copied terminal pads
                 // the cut line with spaces to its width (`pgtables:690      ` + `68kB`): two or
                 // more trailing spaces are padding, not text.
-                let kept = held.text.trim_end_matches(' ').len();
-                if held.text.len() - kept >= 2 {
-                    held.text.truncate(kept);
-                }
-                if body.starts_with([' ', '\t']) && !held.text.ends_with(' ') {
-                    held.text.push(' ');
-                }
-                held.text.push_str(body.trim());
+                join_wrapped(&mut held.text, body);
                 return;
             }
         }
@@ -884,7 +890,15 @@ impl Parser {
                     }
                 }
                 let is_summary_task = r.summary_pid == Some(k.pid);
-                let row = r.ctx.tasks.iter().rev().find(|t| t.pid == k.pid);
+                // The dump lists one thread per process: its pid column may be a thread of the
+                // victim, whose tgid is the victim's pid.
+                let row = r
+                    .ctx
+                    .tasks
+                    .iter()
+                    .rev()
+                    .find(|t| t.pid == k.pid)
+                    .or_else(|| r.ctx.tasks.iter().rev().find(|t| t.tgid == Some(k.pid)));
                 ev.uid = k
                     .uid
                     .or(if is_summary_task { r.summary_uid } else { None })
@@ -897,13 +911,7 @@ impl Parser {
                 if r.summary_pid.is_some() && !is_summary_task {
                     ev.task_memcg = None;
                 }
-                ev.oom_score_adj = k.oom_score_adj.or_else(|| {
-                    r.ctx
-                        .tasks
-                        .iter()
-                        .find(|t| t.pid == k.pid)
-                        .and_then(|t| t.oom_score_adj)
-                });
+                ev.oom_score_adj = k.oom_score_adj.or_else(|| row.and_then(|t| t.oom_score_adj));
                 ev.host = meta.host.clone();
                 ev.time = meta.time.clone();
                 ev.kernel_time_s = meta.kernel_time_s;
@@ -1130,6 +1138,19 @@ fn pair_order(a: u8, b: u8) -> i32 {
 fn order_key(m: &OwnedMeta) -> Option<f64> {
     m.kernel_time_s
         .or_else(|| m.time.as_deref().and_then(prefix::wall_seconds))
+}
+
+/// Appends a wrapped line's continuation. A copied terminal pads the cut line with spaces to its
+/// width (`pgtables:690      ` + `68kB`): two or more trailing spaces are padding, not text.
+fn join_wrapped(text: &mut String, body: &str) {
+    let kept = text.trim_end_matches(' ').len();
+    if text.len() - kept >= 2 {
+        text.truncate(kept);
+    }
+    if body.starts_with([' ', '\t']) && !text.ends_with(' ') {
+        text.push(' ');
+    }
+    text.push_str(body.trim());
 }
 
 fn set(slot: &mut Option<String>, v: Option<&str>) {

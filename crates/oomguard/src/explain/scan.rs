@@ -141,10 +141,7 @@ fn offer_context(region: &[u8], floor: usize, start: usize, line_no: u64, parser
     for (k, &(a, b)) in starts.iter().rev().enumerate() {
         let line = &region[a..b];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        // Cheap check first: a task row has a `]` followed by digits somewhere.
-        if memchr::memchr(b']', line).is_some() {
-            parser.push_context(line, line_no - n + 1 + k as u64);
-        }
+        parser.push_context(line, line_no - n + 1 + k as u64);
     }
 }
 
