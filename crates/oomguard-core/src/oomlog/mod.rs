@@ -159,7 +159,7 @@ struct Probe {
     recs: Vec<Rec>,
     /// > 0: oldest-first, < 0: newest-first.
     score: i32,
-    prev: Option<(u8, Option<f64>, Option<String>)>,
+    prev: Option<(u8, Option<f64>, Option<String>, Option<i64>)>,
     first_line: u64,
 }
 
@@ -341,7 +341,14 @@ impl Parser {
     pub fn push(&mut self, line: &[u8], line_no: u64) {
         self.lines_seen = self.lines_seen.max(line_no);
         let line = &line[..line.len().min(MAX_LINE_BYTES)];
-        let text: Cow<'_, str> = String::from_utf8_lossy(line);
+        let mut text: Cow<'_, str> = String::from_utf8_lossy(line);
+        // A quoted line that a mail archive rejoined after wrapping carries the quote marker
+        // again where the wrap was (`> ... Kill process 7963 > (sge_qmaster) score 948`).
+        if text.trim_start().starts_with('>') && text.trim_start()[1..].contains(" > ") {
+            let lead = text.len() - text.trim_start().len() + 1;
+            let joined = format!("{}{}", &text[..lead], text[lead..].replace(" > ", " "));
+            text = Cow::Owned(joined);
+        }
         if text.starts_with('{') {
             if let Some(j) = journal::Record::parse(&text) {
                 if j.kernel {
@@ -438,7 +445,7 @@ impl Parser {
     pub fn finish(&mut self, out: &mut Vec<OomEvent>) {
         self.release_held();
         if self.order == Order::Unknown && !self.probe.recs.is_empty() {
-            let o = if self.probe.score < 0 {
+            let o = if self.probe.score <= -2 {
                 Order::Reversed
             } else {
                 Order::Forward
@@ -600,7 +607,14 @@ impl Parser {
             return;
         };
         let key = order_key(meta);
-        if let Some((prev_rank, prev_key, prev_host)) = &self.probe.prev {
+        let pid = match kind {
+            Line::Killed(k) => Some(k.pid),
+            Line::Select(s) => Some(s.pid),
+            Line::Summary(s) => s.pid,
+            Line::Reaped(r) => Some(r.pid),
+            _ => None,
+        };
+        if let Some((prev_rank, prev_key, prev_host, prev_pid)) = &self.probe.prev {
             if prev_host == &meta.host {
                 if let (Some(a), Some(b)) = (prev_key, key) {
                     if b > *a {
@@ -609,10 +623,11 @@ impl Parser {
                         self.probe.score -= 1;
                     }
                 }
-                self.probe.score += pair_order(*prev_rank, rank);
+                let same_process = pid.is_some() && *prev_pid == pid;
+                self.probe.score += pair_order(*prev_rank, rank, same_process);
             }
         }
-        self.probe.prev = Some((rank, key, meta.host.clone()));
+        self.probe.prev = Some((rank, key, meta.host.clone(), pid));
     }
 
     /// Fixes the order and reads the records held so far accordingly.
@@ -1125,11 +1140,15 @@ fn print_rank(l: &Line<'_>) -> Option<u8> {
 }
 
 /// +1 when `a` then `b` is the kernel's order, -1 when it is the reverse, 0 when the pair says
-/// nothing (a header after a kill starts the next report in either order).
-fn pair_order(a: u8, b: u8) -> i32 {
+/// nothing (a header after a kill starts the next report in either order). A kill then a
+/// selection, or a reaper then a kill, is the reverse order only about the same process: in a
+/// `grep`-filtered burst the next report's lines follow the last one's in the same way.
+fn pair_order(a: u8, b: u8, same_process: bool) -> i32 {
     match (a, b) {
-        (0, 1..) | (2, 3) | (4, 5) | (5, 6) | (7, 8) | (8, 10) => 1,
-        (1..=7, 0) | (3, 2) | (5, 4) | (6, 5) | (8, 7) | (10, 8) => -1,
+        (0, 1..) | (2, 3) | (4, 5) | (5, 6) | (7, 8) => 1,
+        (8, 10) if same_process => 1,
+        (1..=7, 0) | (3, 2) | (5, 4) | (6, 5) => -1,
+        (8, 7) | (10, 8) if same_process => -1,
         _ => 0,
     }
 }

@@ -73,6 +73,18 @@ pub fn strip(record: &str) -> Stripped<'_> {
         meta.prefixed = true;
         s = rest;
     }
+    // `logread` without its date, as some routers print it: `kern.warn kernel: [...]` or
+    // `kern.warn: [...]`. Another facility is another program.
+    if let Some((tok, rest)) = s.split_once([' ', ':']) {
+        if is_facility_level(tok) {
+            let rest = rest.trim_start_matches([' ', ':']);
+            if !tok.starts_with("kern.") {
+                return Stripped::NotKernel(NotKernel::OtherProgram);
+            }
+            meta.prefixed = true;
+            s = rest.strip_prefix("kernel: ").unwrap_or(rest);
+        }
+    }
     // "<6>" console level.
     if let Some(rest) = level(s) {
         meta.prefixed = true;
@@ -133,6 +145,15 @@ pub fn strip(record: &str) -> Stripped<'_> {
     if let Some(rest) = s.strip_prefix("kernel: ") {
         meta.prefixed = true;
         s = rest;
+    } else if !meta.prefixed {
+        // `host kernel: ` with the time cut off by the person who pasted it.
+        if let Some((host, rest)) = s.split_once(" kernel: ") {
+            if !host.is_empty() && !host.contains([' ', '[', ':']) {
+                meta.host = Some(host);
+                meta.prefixed = true;
+                s = rest;
+            }
+        }
     }
     Stripped::Kernel(meta, s)
 }
@@ -141,7 +162,7 @@ pub fn strip(record: &str) -> Stripped<'_> {
 /// first record of a line (`` ```[Sun Mar 30 ...] ``, `**Fri Aug  7 ...`), and a fence glued to the
 /// end of the last one. A record never starts with these characters.
 fn strip_markup(s: &str) -> &str {
-    let s = s.trim_start_matches(['`', '*']);
+    let s = s.trim_start_matches(['`', '*', '"']);
     s.strip_suffix("```").unwrap_or(s)
 }
 
