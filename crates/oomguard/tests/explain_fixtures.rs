@@ -187,7 +187,11 @@ fn newest_first_logs_give_the_same_events() {
         let back = run_json(&rev);
         let name = log.file_name().unwrap().to_string_lossy().to_string();
         if fwd.len() != back.len() {
-            failures.push(format!("{name}: {} events, reversed {}", fwd.len(), back.len()));
+            failures.push(format!(
+                "{name}: {} events, reversed {}",
+                fwd.len(),
+                back.len()
+            ));
             continue;
         }
         for (i, (a, b)) in fwd.iter().zip(&back).enumerate() {

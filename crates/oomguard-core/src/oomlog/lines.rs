@@ -426,9 +426,10 @@ fn killed(text: &str) -> Option<Killed<'_>> {
         file_rss_kb: num_after(f, "file-rss:"),
         shmem_rss_kb: num_after(f, "shmem-rss:"),
         pgtables_kb: num_after(f, "pgtables:"),
-        uid: uid
-            .or_else(|| num_after(f, "UID:"))
-            .or_else(|| f.strip_prefix(", UID ").and_then(|r| lead_u64(r).map(|(v, _)| v))),
+        uid: uid.or_else(|| num_after(f, "UID:")).or_else(|| {
+            f.strip_prefix(", UID ")
+                .and_then(|r| lead_u64(r).map(|(v, _)| v))
+        }),
         oom_score_adj: inum_after(f, "oom_score_adj:"),
     })
 }

@@ -926,7 +926,9 @@ impl Parser {
                 if r.summary_pid.is_some() && !is_summary_task {
                     ev.task_memcg = None;
                 }
-                ev.oom_score_adj = k.oom_score_adj.or_else(|| row.and_then(|t| t.oom_score_adj));
+                ev.oom_score_adj = k
+                    .oom_score_adj
+                    .or_else(|| row.and_then(|t| t.oom_score_adj));
                 ev.host = meta.host.clone();
                 ev.time = meta.time.clone();
                 ev.kernel_time_s = meta.kernel_time_s;
@@ -1112,8 +1114,11 @@ fn repeats_a_fact(r: &Report, line: &Line<'_>) -> bool {
             failcnt,
         } => {
             r.ctx.memcg_usage_kb.is_some()
-                && (r.ctx.memcg_usage_kb, r.ctx.memcg_limit_kb, r.ctx.memcg_failcnt)
-                    != (Some(*usage_kb), Some(*limit_kb), *failcnt)
+                && (
+                    r.ctx.memcg_usage_kb,
+                    r.ctx.memcg_limit_kb,
+                    r.ctx.memcg_failcnt,
+                ) != (Some(*usage_kb), Some(*limit_kb), *failcnt)
         }
         _ => false,
     }

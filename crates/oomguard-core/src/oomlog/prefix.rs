@@ -441,8 +441,7 @@ fn is_level_token(t: &str) -> bool {
     t == "|"
         || (!t.is_empty() && t.len() <= 8 && t.bytes().all(|b| b.is_ascii_uppercase()))
         || level(t).is_some_and(str::is_empty)
-        || t
-            .strip_prefix('[')
+        || t.strip_prefix('[')
             .and_then(|r| r.strip_suffix(']'))
             .is_some_and(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase()))
 }

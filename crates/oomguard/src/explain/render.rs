@@ -68,7 +68,10 @@ pub fn event_at(
     if let Some(t) = &ev.time {
         when.push(safe(t));
     } else if let (Some(k), Some(b)) = (ev.kernel_time_s, boot_epoch_s) {
-        when.push(format!("{} (derived from the boot time)", derived_time(k, b)));
+        when.push(format!(
+            "{} (derived from the boot time)",
+            derived_time(k, b)
+        ));
     }
     if let Some(h) = &ev.host {
         when.push(format!("host {}", safe(h)));
@@ -502,7 +505,10 @@ mod tests {
         // A record that printed its own time keeps it; nothing is derived.
         ev.time = Some("Jun  4 07:41:59".into());
         let out = event_at(&ev, 1, "f", &Style::plain(), Some(boot));
-        assert!(out.contains("Jun  4 07:41:59") && !out.contains("derived"), "{out}");
+        assert!(
+            out.contains("Jun  4 07:41:59") && !out.contains("derived"),
+            "{out}"
+        );
     }
 
     #[test]
