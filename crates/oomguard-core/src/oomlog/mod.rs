@@ -153,13 +153,16 @@ enum Order {
     Reversed,
 }
 
+/// The previous record, as the order probe compares it: print rank, stamp, host, process.
+type Seen = (u8, Option<f64>, Option<String>, Option<i64>);
+
 /// What the records seen so far say about the order.
 #[derive(Debug, Default)]
 struct Probe {
     recs: Vec<Rec>,
     /// > 0: oldest-first, < 0: newest-first.
     score: i32,
-    prev: Option<(u8, Option<f64>, Option<String>, Option<i64>)>,
+    prev: Option<Seen>,
     first_line: u64,
 }
 
