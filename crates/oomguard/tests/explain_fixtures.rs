@@ -1,4 +1,4 @@
-//! Every fixture in tests/fixtures/explain/{real,eras,vm} through the real binary: the events
+//! Every fixture in tests/fixtures/explain/{real,eras,pasted,vm} through the real binary: the events
 //! `oomguard explain --json` prints must match the `.expected.json` beside each log, field by
 //! field. The expected files were written by reading the log text (and, for `real/`, checked
 //! against what the producing script knew independently: pids, cgroups, limits), never by
@@ -16,7 +16,7 @@ fn fixtures_root() -> PathBuf {
 
 fn expected_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
-    for dir in ["real", "eras", "vm"] {
+    for dir in ["real", "eras", "pasted", "vm"] {
         let Ok(rd) = std::fs::read_dir(fixtures_root().join(dir)) else {
             continue;
         };
@@ -155,4 +155,62 @@ fn every_fixture_matches_its_expected_events() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Newest-first logs (`journalctl -r`, log-search exports): every real 6.18 report in its
+/// syslog forms, line order reversed, must give the same events as read oldest-first (their
+/// `line` aside, which counts physical lines of the reversed file).
+#[test]
+fn newest_first_logs_give_the_same_events() {
+    let dir = fixtures_root().join("real");
+    let tmp = std::env::temp_dir().join(format!("oomguard-reversed-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".kern.log") || n.ends_with(".journal-short-precise.log")
+        })
+        .collect();
+    logs.sort();
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.reverse();
+        let rev = tmp.join(log.file_name().unwrap());
+        std::fs::write(&rev, lines.join("\n") + "\n").unwrap();
+        let fwd = run_json(&log);
+        let back = run_json(&rev);
+        let name = log.file_name().unwrap().to_string_lossy().to_string();
+        if fwd.len() != back.len() {
+            failures.push(format!(
+                "{name}: {} events, reversed {}",
+                fwd.len(),
+                back.len()
+            ));
+            continue;
+        }
+        for (i, (a, b)) in fwd.iter().zip(&back).enumerate() {
+            checked += 1;
+            let mut a = a.clone();
+            let mut b = b.clone();
+            for v in [&mut a, &mut b] {
+                v.as_object_mut().unwrap().remove("line");
+            }
+            if a != b {
+                for (k, va) in a.as_object().unwrap() {
+                    if !same(va, &b[k]) {
+                        failures.push(format!("{name} event {i}: {k}: {va} vs reversed {}", b[k]));
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(checked >= 8, "too few events checked: {checked}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -254,9 +254,21 @@ fn value<'a>(s: &'a str, key: &str, ends: &[&str]) -> Option<&'a str> {
 }
 
 /// A number after `key` (e.g. `anon-rss:`), allowing spaces before it and a `kB` after it.
+/// Digit-group commas that a person or a log viewer added (`total-vm:26,184,840kB`) are read
+/// through: a field separator is a comma followed by a space or a key, never by a digit.
 fn num_after(s: &str, key: &str) -> Option<u64> {
     let start = s.find(key)? + key.len();
-    lead_u64(s[start..].trim_start()).map(|(v, _)| v)
+    let t = s[start..].trim_start();
+    let (mut v, mut rest) = lead_u64(t)?;
+    while let Some(r) = rest.strip_prefix(',') {
+        let Some((part, r2)) = lead_u64(r) else { break };
+        let width = r.len() - r2.len();
+        v = v
+            .checked_mul(10u64.checked_pow(width as u32)?)?
+            .checked_add(part)?;
+        rest = r2;
+    }
+    Some(v)
 }
 
 fn inum_after(s: &str, key: &str) -> Option<i64> {
@@ -383,7 +395,8 @@ fn message_before(text: &str, at: usize) -> Option<&str> {
 fn killed(text: &str) -> Option<Killed<'_>> {
     let at = text.find("Killed process ")?;
     let message = message_before(text, at);
-    let mut rest = &text[at + "Killed process ".len()..];
+    // Some kernels pad the pid (`Killed process  532 (kodi.bin)`, seen on 6.x).
+    let mut rest = text[at + "Killed process ".len()..].trim_start_matches(' ');
     let mut uid = None;
     // RHEL6: "Killed process N, UID U, (comm) total-vm:..."
     let (pid, after_pid) = lead_i64(rest)?;
@@ -395,7 +408,8 @@ fn killed(text: &str) -> Option<Killed<'_>> {
     } else {
         rest = after_pid.trim_start().strip_prefix('(')?;
     }
-    let keys = [") total-vm:", ")total-vm:", ") vsz:", ")vsz:"];
+    // RHEL7 (3.10.0-x.el7): "Killed process N (comm), UID U, total-vm:...".
+    let keys = [") total-vm:", ")total-vm:", ") vsz:", ")vsz:", "), UID "];
     let close = keys
         .iter()
         .filter_map(|k| rest.rfind(k))
@@ -412,7 +426,10 @@ fn killed(text: &str) -> Option<Killed<'_>> {
         file_rss_kb: num_after(f, "file-rss:"),
         shmem_rss_kb: num_after(f, "shmem-rss:"),
         pgtables_kb: num_after(f, "pgtables:"),
-        uid: uid.or_else(|| num_after(f, "UID:")),
+        uid: uid.or_else(|| num_after(f, "UID:")).or_else(|| {
+            f.strip_prefix(", UID ")
+                .and_then(|r| lead_u64(r).map(|(v, _)| v))
+        }),
         oom_score_adj: inum_after(f, "oom_score_adj:"),
     })
 }
@@ -508,6 +525,45 @@ fn is_task_row(t: &str) -> bool {
     };
     let inner = t[1..close].trim();
     !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The columns of a task dump whose header line is not in the excerpt, inferred from how many
+/// numbers a row has after its `[pid]`. Every era's header starts `uid tgid total_vm rss` and
+/// ends with the adjustment (see `kernel-oom-formats.md` §2); the middle is only named where the
+/// count says which era it is, otherwise skipped.
+/// - 6: 2.6.25-3.x `cpu oom_adj`;
+/// - 7: 2.6.32 RHEL6 `cpu oom_adj oom_score_adj`, 3.x `nr_ptes swapents oom_score_adj`, 4.15+
+///   `pgtables_bytes swapents oom_score_adj`: the last column is `oom_score_adj`;
+/// - 8: 4.x `nr_ptes nr_pmds swapents oom_score_adj`;
+/// - 10: 6.x `rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj`.
+pub fn infer_columns(row: &str) -> Option<Vec<Column>> {
+    let close = row.find(']')?;
+    let toks: Vec<&str> = row[close + 1..].split_whitespace().collect();
+    let n = toks
+        .iter()
+        .take_while(|t| lead_i64(t).is_some_and(|(_, r)| r.is_empty()))
+        .count();
+    use Column::*;
+    let head = [Uid, Tgid, TotalVm, Rss];
+    let tail: &[Column] = match n {
+        6 => &[Cpu, OomAdj],
+        7 => &[Other, Other, OomScoreAdj],
+        8 => &[NrPtes, NrPmds, Swapents, OomScoreAdj],
+        10 => &[
+            RssAnon,
+            RssFile,
+            RssShmem,
+            PgtablesBytes,
+            Swapents,
+            OomScoreAdj,
+        ],
+        _ => return None,
+    };
+    // The name must follow; a row cut before its name is not trusted.
+    if toks.len() <= n {
+        return None;
+    }
+    Some(head.iter().chain(tail).copied().collect())
 }
 
 /// Parses a task dump row against the columns of the header seen before it.

@@ -47,6 +47,12 @@ pub fn strip(record: &str) -> Stripped<'_> {
     let mut meta = Meta::default();
     let mut s = record.trim_end_matches(['\r', '\n']);
     s = strip_quotes(s);
+    s = strip_markup(s);
+    // `[W] `, `[INFO] `: a level letter or word some router and appliance logs put first.
+    if let Some(rest) = level_word(s) {
+        meta.prefixed = true;
+        s = rest;
+    }
     // /dev/kmsg: "prio,seq,usec,flags[,...];text" or a " KEY=value" continuation line.
     if let Some((prio, usec, rest)) = kmsg_header(s) {
         if prio >> 3 != 0 {
@@ -66,6 +72,18 @@ pub fn strip(record: &str) -> Stripped<'_> {
         }
         meta.prefixed = true;
         s = rest;
+    }
+    // `logread` without its date, as some routers print it: `kern.warn kernel: [...]` or
+    // `kern.warn: [...]`. Another facility is another program.
+    if let Some((tok, rest)) = s.split_once([' ', ':']) {
+        if is_facility_level(tok) {
+            let rest = rest.trim_start_matches([' ', ':']);
+            if !tok.starts_with("kern.") {
+                return Stripped::NotKernel(NotKernel::OtherProgram);
+            }
+            meta.prefixed = true;
+            s = rest.strip_prefix("kernel: ").unwrap_or(rest);
+        }
     }
     // "<6>" console level.
     if let Some(rest) = level(s) {
@@ -127,8 +145,36 @@ pub fn strip(record: &str) -> Stripped<'_> {
     if let Some(rest) = s.strip_prefix("kernel: ") {
         meta.prefixed = true;
         s = rest;
+    } else if !meta.prefixed {
+        // `host kernel: ` with the time cut off by the person who pasted it.
+        if let Some((host, rest)) = s.split_once(" kernel: ") {
+            if !host.is_empty() && !host.contains([' ', '[', ':']) {
+                meta.host = Some(host);
+                meta.prefixed = true;
+                s = rest;
+            }
+        }
     }
     Stripped::Kernel(meta, s)
+}
+
+/// Markdown that people wrap pasted logs in: a code fence or bold/code markers glued to the
+/// first record of a line (`` ```[Sun Mar 30 ...] ``, `**Fri Aug  7 ...`), and a fence glued to the
+/// end of the last one. A record never starts with these characters.
+fn strip_markup(s: &str) -> &str {
+    let s = s.trim_start_matches(['`', '*', '"']);
+    s.strip_suffix("```").unwrap_or(s)
+}
+
+/// `[W] ` or `[INFO] `: one to seven capital letters in brackets at the start of the line (the
+/// level column of some router logs). printk caller ids (`[ T12]`) have digits, so never match.
+fn level_word(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix('[')?;
+    let n = inner.bytes().take_while(u8::is_ascii_uppercase).count();
+    if n == 0 || n > 7 {
+        return None;
+    }
+    inner[n..].strip_prefix("] ")
 }
 
 /// `> ` and `> > ` mail quoting (also `>>`).
@@ -280,8 +326,33 @@ fn iso_len(s: &str) -> Option<usize> {
     Some(n)
 }
 
-/// `Jun  4 07:41:59` with any month word (localised names like `июл`, `dim.`); returns length.
+/// `Jun  4 07:41:59` with any month word (localised names like `июл`, `dim.`), optionally with
+/// a weekday in front and a year after, as `date` and OpenWrt's `logread` print it
+/// (`Sat Jan 25 09:40:15 2020`); returns the length.
 fn month_day_clock_len(s: &str) -> Option<usize> {
+    let n = match month_day_clock_core(s) {
+        Some(n) => n,
+        None => {
+            let word = s.find(' ')?;
+            let w = &s[..word];
+            if word == 0 || word > 12 || !w.chars().all(char::is_alphabetic) {
+                return None;
+            }
+            let sp = s[word..].len() - s[word..].trim_start_matches(' ').len();
+            word + sp + month_day_clock_core(&s[word + sp..])?
+        }
+    };
+    // A year: four digits, then a space (or the end).
+    let rest = &s[n..];
+    if let Some(y) = rest.strip_prefix(' ') {
+        if digits(y) == 4 && (y.len() == 4 || y.as_bytes()[4] == b' ') {
+            return Some(n + 5);
+        }
+    }
+    Some(n)
+}
+
+fn month_day_clock_core(s: &str) -> Option<usize> {
     let word = s.find(' ')?;
     if word == 0 || word > 12 || s[..word].bytes().any(|c| c.is_ascii_digit() || c == b'[') {
         return None;
@@ -316,7 +387,22 @@ fn host_tag(s: &str) -> Option<Result<(Option<&str>, &str), NotKernel>> {
     if host.is_empty() || host.ends_with(':') || host.starts_with('[') {
         return None;
     }
+    // OpenWrt `logread` prints `facility.level` where syslog has the host.
+    if is_facility_level(host) {
+        let rest = &s[host_end + 1..];
+        return match host_tag(rest) {
+            Some(Ok((_, body))) => Some(Ok((None, body))),
+            other => other,
+        };
+    }
     let rest = &s[host_end + 1..];
+    // Log shippers put a level column between the host and the tag (`host  !WARNING | kernel:`).
+    let lead = rest.trim_start_matches(' ');
+    if let Some(k) = lead.find("kernel: ").filter(|&k| k > 0 && k <= 24) {
+        if lead[..k].split_whitespace().all(is_level_token) {
+            return Some(Ok((Some(host), &lead[k + "kernel: ".len()..])));
+        }
+    }
     let colon = rest
         .find(": ")
         .or_else(|| rest.strip_suffix(':').map(|r| r.len()))?;
@@ -331,6 +417,33 @@ fn host_tag(s: &str) -> Option<Result<(Option<&str>, &str), NotKernel>> {
     } else {
         Some(Err(NotKernel::OtherProgram))
     }
+}
+
+/// `kern.err`, `daemon.info`: a syslog facility and level joined by a dot.
+fn is_facility_level(t: &str) -> bool {
+    const FACILITIES: [&str; 13] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp", "local0",
+    ];
+    match t.split_once('.') {
+        Some((f, l)) => {
+            (FACILITIES.contains(&f) || f.starts_with("local"))
+                && !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_lowercase())
+        }
+        None => false,
+    }
+}
+
+/// A level column word: `|`, `!WARNING`, `WARN`, `<4>`, `[W]`.
+fn is_level_token(t: &str) -> bool {
+    let t = t.trim_start_matches('!');
+    t == "|"
+        || (!t.is_empty() && t.len() <= 8 && t.bytes().all(|b| b.is_ascii_uppercase()))
+        || level(t).is_some_and(str::is_empty)
+        || t.strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .is_some_and(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase()))
 }
 
 type SyslogHeader<'a> = Result<(&'a str, Option<&'a str>, &'a str), NotKernel>;
@@ -360,6 +473,45 @@ fn syslog_header(s: &str) -> Option<SyslogHeader<'_>> {
         }
         None => None,
     }
+}
+
+/// A printed wall-clock time as a number that orders like the time: ISO dates, and `Mon dd
+/// hh:mm:ss` with optional weekday and year (`dmesg -T`, syslog, `logread`). Not an epoch: a
+/// missing year counts as 0 and time zones are ignored; only comparing two stamps of one log
+/// is meant. `None` for forms it does not know (localised month names).
+pub fn wall_seconds(t: &str) -> Option<f64> {
+    let t = t.trim();
+    let clock = |c: &str| -> Option<f64> {
+        let n = clock_len(c)?;
+        let h: f64 = c.get(0..2)?.parse().ok()?;
+        let m: f64 = c.get(3..5)?.parse().ok()?;
+        let sec: f64 = c.get(6..n)?.replace(',', ".").parse().ok()?;
+        Some(h * 3600.0 + m * 60.0 + sec)
+    };
+    let day_s = |y: f64, mo: f64, d: f64| ((y * 12.0 + mo) * 31.0 + d) * 86400.0;
+    if iso_len(t).is_some() {
+        let y: f64 = t.get(0..4)?.parse().ok()?;
+        let mo: f64 = t.get(5..7)?.parse().ok()?;
+        let d: f64 = t.get(8..10)?.parse().ok()?;
+        return Some(day_s(y, mo, d) + clock(t.get(11..)?)?);
+    }
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let toks: Vec<&str> = t.split_whitespace().collect();
+    let ci = toks.iter().position(|x| clock_len(x) == Some(x.len()))?;
+    if ci < 2 {
+        return None;
+    }
+    let d: f64 = toks[ci - 1].parse().ok()?;
+    let word = toks[ci - 2].to_ascii_lowercase();
+    let mo = MONTHS.iter().position(|m| word.starts_with(m))? as f64 + 1.0;
+    let y: f64 = toks
+        .get(ci + 1)
+        .filter(|y| y.len() == 4)
+        .and_then(|y| y.parse().ok())
+        .unwrap_or(0.0);
+    Some(day_s(y, mo, d) + clock(toks[ci])?)
 }
 
 /// `dmesg --time-format=iso`: `2026-11-29T13:51:01,123456+00:00 text`.
@@ -503,6 +655,7 @@ fn message_start_ok(line: &str, pos: usize, pat: &str) -> bool {
     if pat == "Killed process " {
         // Require a pid, so a comm like "Killed process " cannot split its own line.
         return line[pos + pat.len()..]
+            .trim_start_matches(' ')
             .bytes()
             .next()
             .is_some_and(|b| b.is_ascii_digit());

@@ -233,3 +233,112 @@ fn kmsg_comm_with_escaped_newline_stays_one_record() {
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0].comm.as_deref(), Some("x\n#2 OOM kill\x1b[2J"));
 }
+
+// Issue 17: reports as people paste them. Each line below is from a public report in
+// tests/fixtures/explain/pasted/ (its expected.json names the address).
+
+#[test]
+fn padded_pid_in_kill_line() {
+    let ev = parse("Jul 22 19:16:26 kodi kernel: Out of memory: Killed process  532 (kodi.bin) total-vm:1561568kB, anon-rss:397140kB, file-rss:112348kB, shmem-rss:0kB, UID:972 pgtables:1724kB oom_score_adj:0");
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0].pid, ev[0].uid), (Some(532), Some(972)));
+}
+
+#[test]
+fn rhel7_uid_after_comm() {
+    let ev = parse("May  8 14:05:27 doris-03 kernel: Killed process 18177 (palo_be), UID 0, total-vm:70347780kB, anon-rss:45563572kB, file-rss:0kB, shmem-rss:0kB");
+    assert_eq!(ev[0].comm.as_deref(), Some("palo_be"));
+    assert_eq!((ev[0].uid, ev[0].total_vm_kb), (Some(0), Some(70347780)));
+}
+
+#[test]
+fn openwrt_logread_prefix_and_headerless_rows() {
+    let log = "\
+Sat Jan 25 09:40:15 2020 kern.info kernel: [22042.979908] [ 1039]     0  1039      420       38       4       0        0             0 netifd
+Sat Jan 25 09:40:15 2020 kern.err kernel: [22043.040139] Out of memory: Kill process 1039 (netifd) score 2 or sacrifice child
+Sat Jan 25 09:40:15 2020 kern.err kernel: [22043.048568] Killed process 1039 (netifd) total-vm:1680kB, anon-rss:148kB, file-rss:4kB, shmem-rss:0kB";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 1);
+    let e = &ev[0];
+    assert_eq!(e.message.as_deref(), Some("Out of memory"));
+    assert_eq!(e.time.as_deref(), Some("Sat Jan 25 09:40:15 2020"));
+    assert_eq!(e.host, None);
+    // The dump header is not in the excerpt: 8 numbers are the 4.x columns.
+    assert_eq!(
+        (e.uid, e.oom_score_adj, e.tasks.len()),
+        (Some(0), Some(0), 1)
+    );
+}
+
+#[test]
+fn selection_alone_is_an_incomplete_event() {
+    let ev = parse("Out of memory: Kill process 7429 (java) score 259 or sacrifice child");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].kind, EventKind::Incomplete);
+    assert_eq!(
+        (ev[0].pid, ev[0].selected_pid, ev[0].score),
+        (None, Some(7429), Some(259))
+    );
+}
+
+#[test]
+fn memcg_fragment_is_an_incomplete_event_with_its_facts() {
+    let log = "\
+[2016-02-02 07:09:26]  Task in /s/d.scope killed as a result of limit of /s/d.scope
+[2016-02-02 07:09:26]  memory: usage 1048576kB, limit 1048576kB, failcnt 78
+[2016-02-02 07:09:26]  Memory cgroup stats for /s/d.scope: cache:0KB rss:1048576KB rss_huge:38912KB";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 1);
+    let e = &ev[0];
+    assert_eq!(e.kind, EventKind::Incomplete);
+    assert_eq!(e.oom_memcg.as_deref(), Some("/s/d.scope"));
+    assert_eq!(
+        (e.memcg_usage_kb, e.memcg_failcnt),
+        (Some(1048576), Some(78))
+    );
+    assert_eq!(e.constraint.as_deref(), Some("CONSTRAINT_MEMCG"));
+    assert!(e.memory.is_some());
+}
+
+#[test]
+fn newest_first_report_is_reordered() {
+    let log = "\
+[44178.540183] oom_reaper: reaped process 1811 (stress-ng), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB
+[44178.537897] Out of memory: Killed process 1811 (stress-ng) total-vm:43240kB, anon-rss:0kB, file-rss:64kB, shmem-rss:0kB, UID:1000 pgtables:104kB oom_score_adj:1000
+[44178.537749] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,task_memcg=/user.slice,task=stress-ng,pid=1811,uid=1000
+[44178.537498] [   1811]  1000  1811     5405        8   106496      643          1000 stress-ng
+[44178.537000] [  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name
+[44178.536000] a invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let e = &ev[0];
+    assert_eq!((e.kind, e.pid), (EventKind::Kill, Some(1811)));
+    assert_eq!(e.trigger_comm.as_deref(), Some("a"));
+    assert_eq!(e.task_memcg.as_deref(), Some("/user.slice"));
+    assert_eq!(e.tasks.len(), 1);
+    assert_eq!(e.reaped.as_ref().map(|r| r.pid), Some(1811));
+}
+
+#[test]
+fn duplicated_stamped_records_are_one() {
+    let k = "Aug 26 22:28:31 localhost kernel: [10811.575012] Out of memory: Killed process 17251 (maddy) total-vm:2388904kB, anon-rss:646624kB, file-rss:0kB, shmem-rss:0kB, UID:998 pgtables:2348kB oom_score_adj:0";
+    assert_eq!(parse(&format!("{k}\n{k}")).len(), 1);
+    // Without any stamp a repeated kill line may be a real second kill (2.6.2x).
+    let bare = "Killed process 12475 (qemu)";
+    assert_eq!(parse(&format!("{bare}\n{bare}")).len(), 2);
+}
+
+#[test]
+fn terminal_padding_is_not_text() {
+    let log = "[ 1.000000] Out of memory: Killed process 7 (x) total-vm:100kB, anon-rss:1kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:690      \n68kB oom_score_adj:0";
+    let ev = parse(log);
+    assert_eq!(ev[0].pgtables_kb, Some(69068));
+    assert_eq!(ev[0].oom_score_adj, Some(0));
+}
+
+#[test]
+fn quote_marker_left_mid_line_by_a_rejoined_wrap() {
+    let ev = parse("> Dec 1 15:01:07 cluster1 kernel: Out of memory: Kill process 7963 > (sge_qmaster) score 948 or sacrifice child");
+    assert_eq!(ev[0].selected_comm.as_deref(), Some("sge_qmaster"));
+    assert_eq!(ev[0].host.as_deref(), Some("cluster1"));
+}

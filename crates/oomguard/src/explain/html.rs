@@ -453,11 +453,11 @@ fn section(ev: &OomEvent, n: usize, input: &str) -> String {
             .saturating_mul(page);
         let _ = write!(
             o,
-            "<h3>Largest tasks by resident memory</h3>\n<p class=\"sub\">{} processes in the \
+            "<h3>Largest tasks by resident memory</h3>\n<p class=\"sub\">{} in the \
              task dump{}.</p>\n<div class=\"scroll\"><table class=\"tasks\"><thead><tr><th>pid</th>\
              <th>name</th><th class=\"r\">RSS MiB</th><th class=\"wide\">share of the largest</th>\
              <th class=\"r\">adj</th></tr></thead><tbody>",
-            ev.tasks.len() as u64 + ev.tasks_dropped,
+            super::render::processes(ev.tasks.len() as u64 + ev.tasks_dropped),
             if ev.tasks_dropped > 0 {
                 " (some not kept)"
             } else {

@@ -43,6 +43,33 @@ fn maybe_gunzip(r: Box<dyn Read>) -> io::Result<Box<dyn Read>> {
     }
 }
 
+/// This machine's boot time in seconds since the epoch, to turn the seconds-since-boot stamps
+/// of its live kernel log into wall-clock times: CLOCK_REALTIME − CLOCK_BOOTTIME (what `dmesg
+/// -T` uses; like it, off by the time spent suspended, since printk stamps stop during suspend),
+/// else `btime` from /proc/stat (whole seconds).
+pub fn boot_epoch_s(root: &Path) -> Option<f64> {
+    let clock = |id| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec to the valid pointer it is given.
+        let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+        (rc == 0).then(|| ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+    };
+    if root == Path::new("/") {
+        if let (Some(real), Some(boot)) = (clock(libc::CLOCK_REALTIME), clock(libc::CLOCK_BOOTTIME))
+        {
+            return Some(real - boot);
+        }
+    }
+    let stat = std::fs::read_to_string(root.join("proc/stat")).ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|v| v as f64)
+}
+
 /// The machine's own kernel log, and a line saying where it came from.
 pub fn system_log(root: &Path) -> anyhow::Result<(Input, String)> {
     let mut tried = Vec::new();

@@ -55,9 +55,13 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
     let mut html = args.html.as_ref().map(|_| html::HtmlReport::new());
     let mut count = 0usize;
     let mut inputs = Vec::new();
+    // The live log stamps records in seconds since boot; people want the wall-clock time.
+    let mut boot_epoch_s = None;
     if args.files.is_empty() {
         let (input, note) = input::system_log(Path::new("/"))?;
         eprintln!("oomguard: {note}");
+        boot_epoch_s = input::boot_epoch_s(Path::new("/"));
+        summary.boot_epoch_s = boot_epoch_s;
         inputs.push(Ok(input));
     } else {
         for f in &args.files {
@@ -93,7 +97,8 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
                 // Each event is flushed whole, so a reader of a pipe sees complete lines.
                 out.flush()
             } else {
-                out.write_all(render::event(&ev, count, &name, &style).as_bytes())?;
+                let text = render::event_at(&ev, count, &name, &style, boot_epoch_s);
+                out.write_all(text.as_bytes())?;
                 out.write_all(b"\n")
             }
         };

@@ -29,13 +29,49 @@ fn kb(v: Option<u64>) -> String {
     v.map_or_else(|| "?".to_owned(), |k| format!("{} MiB", mib_1(k * KIB)))
 }
 
+/// `N process` / `N processes`.
+pub fn processes(n: u64) -> String {
+    if n == 1 {
+        "1 process".to_owned()
+    } else {
+        format!("{n} processes")
+    }
+}
+
+/// The wall-clock time of a record stamped only in seconds since boot, from the boot time of
+/// this machine (`boot_epoch_s`, see `input::boot_epoch_s`): `2026-12-03 08:12:01 UTC`. Only
+/// meaningful for this machine's own log of the current boot.
+pub fn derived_time(kernel_time_s: f64, boot_epoch_s: f64) -> String {
+    let t = (boot_epoch_s + kernel_time_s).max(0.0);
+    let iso = oomguard_core::time::format_utc_usec((t * 1e6) as u64);
+    // `2026-12-03T08:12:01.123456+00:00` → `2026-12-03 08:12:01 UTC`.
+    format!("{} {} UTC", &iso[..10], &iso[11..19])
+}
+
 /// One event as text. `n`/`total` number it; `input` names the file it came from.
 pub fn event(ev: &OomEvent, n: usize, input: &str, st: &Style) -> String {
+    event_at(ev, n, input, st, None)
+}
+
+/// [`event`], with the machine's boot time for a live log whose records carry only seconds
+/// since boot: their wall-clock time is derived and shown as such.
+pub fn event_at(
+    ev: &OomEvent,
+    n: usize,
+    input: &str,
+    st: &Style,
+    boot_epoch_s: Option<f64>,
+) -> String {
     let mut o = String::new();
     let what = kind_title(ev.kind);
     let mut when = Vec::new();
     if let Some(t) = &ev.time {
         when.push(safe(t));
+    } else if let (Some(k), Some(b)) = (ev.kernel_time_s, boot_epoch_s) {
+        when.push(format!(
+            "{} (derived from the boot time)",
+            derived_time(k, b)
+        ));
     }
     if let Some(h) = &ev.host {
         when.push(format!("host {}", safe(h)));
@@ -139,9 +175,9 @@ pub fn event(ev: &OomEvent, n: usize, input: &str, st: &Style) -> String {
         let total: u64 = ev.tasks.iter().map(|t| t.rss_pages.unwrap_or(0)).sum();
         let _ = writeln!(
             o,
-            "  {:<9}{} processes in the dump{}; largest:",
+            "  {:<9}{} in the dump{}; largest:",
             "Tasks",
-            ev.tasks.len() as u64 + ev.tasks_dropped,
+            processes(ev.tasks.len() as u64 + ev.tasks_dropped),
             if ev.tasks_dropped > 0 {
                 " (some not kept)"
             } else {
@@ -345,6 +381,8 @@ pub struct Summary {
     by_name: BTreeMap<String, (u64, String, String)>,
     total: u64,
     dropped_names: u64,
+    /// The machine's boot time, for a live log (see [`event_at`]).
+    pub boot_epoch_s: Option<f64>,
 }
 
 /// Distinct victim names kept for the summary (bounded memory on hostile input).
@@ -357,9 +395,11 @@ impl Summary {
             .comm
             .clone()
             .unwrap_or_else(|| format!("({})", kind_word(ev.kind)));
+        let boot = self.boot_epoch_s;
         let when = ev
             .time
             .clone()
+            .or_else(|| ev.kernel_time_s.zip(boot).map(|(k, b)| derived_time(k, b)))
             .or_else(|| ev.kernel_time_s.map(|k| format!("{k:.3} s after boot")))
             .unwrap_or_else(|| "?".into());
         if !self.by_name.contains_key(&name) && self.by_name.len() >= MAX_NAMES {
@@ -448,5 +488,33 @@ mod tests {
         ev.comm = Some("x\n#2 OOM kill".into());
         let out = event(&ev, 1, "f", &Style::plain());
         assert!(!out.contains("\n#2"));
+    }
+
+    #[test]
+    fn live_times_are_derived_and_say_so() {
+        let mut ev = OomEvent::new(EventKind::Kill);
+        ev.kernel_time_s = Some(8967.607);
+        // Booted at 2026-12-03 06:00:00 UTC.
+        let boot = 1_796_277_600.0;
+        let out = event_at(&ev, 1, "/dev/kmsg", &Style::plain(), Some(boot));
+        assert!(
+            out.contains("2026-12-03 08:29:27 UTC (derived from the boot time)"),
+            "{out}"
+        );
+        assert!(out.contains("8967.607 s after boot"), "{out}");
+        // A record that printed its own time keeps it; nothing is derived.
+        ev.time = Some("Jun  4 07:41:59".into());
+        let out = event_at(&ev, 1, "f", &Style::plain(), Some(boot));
+        assert!(
+            out.contains("Jun  4 07:41:59") && !out.contains("derived"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn one_process_is_singular() {
+        assert_eq!(processes(1), "1 process");
+        assert_eq!(processes(0), "0 processes");
+        assert_eq!(processes(2), "2 processes");
     }
 }

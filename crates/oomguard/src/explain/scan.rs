@@ -109,6 +109,7 @@ fn process(region: &[u8], mut pos: usize, line_no: &mut u64, parser: &mut Parser
                     let start =
                         memchr::memrchr(b'\n', &region[pos..hit]).map_or(pos, |i| pos + i + 1);
                     *line_no += count_newlines(&region[pos..start]);
+                    offer_context(region, pos, start, *line_no, parser);
                     pos = start;
                 }
             }
@@ -119,6 +120,28 @@ fn process(region: &[u8], mut pos: usize, line_no: &mut u64, parser: &mut Parser
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         parser.push(&line[..line.len().min(MAX_LINE_BYTES)], *line_no);
         pos = end + 1;
+    }
+}
+
+/// Lines of a task dump carry no trigger word, so a paste that starts mid-dump (or `grep -B`
+/// output) has its rows skipped. Offers the parser the last few skipped lines before a trigger
+/// (never lines before `floor`, which were already pushed or skipped long ago); it keeps rows.
+fn offer_context(region: &[u8], floor: usize, start: usize, line_no: u64, parser: &mut Parser) {
+    /// Rows looked back at: enough for the victim's row in a short excerpt, cheap per trigger.
+    const LOOK_BACK: usize = 32;
+    let mut starts = Vec::new();
+    let mut end = start;
+    while end > floor && starts.len() < LOOK_BACK {
+        // `end` is just past a newline; the line before it starts after the previous newline.
+        let prev = memchr::memrchr(b'\n', &region[floor..end - 1]).map_or(floor, |i| floor + i + 1);
+        starts.push((prev, end - 1));
+        end = prev;
+    }
+    let n = starts.len() as u64;
+    for (k, &(a, b)) in starts.iter().rev().enumerate() {
+        let line = &region[a..b];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        parser.push_context(line, line_no - n + 1 + k as u64);
     }
 }
 
