@@ -127,7 +127,15 @@ pub fn find_era(ev: &OomEvent, version: Option<KernelVersion>) -> EraFinding {
             "oom_adj and oom_score_adj columns (2.6.36-3.6)",
         )
     } else {
-        (None, Some(true), "no oom_score_adj column (before 2.6.36)")
+        (
+            None,
+            Some(true),
+            if ev.tasks.is_empty() {
+                "no task dump"
+            } else {
+                "no oom_score_adj column (before 2.6.36)"
+            },
+        )
     };
     EraFinding {
         era,
@@ -438,6 +446,33 @@ fn tp_grid(t: &TotalPages) -> Vec<u64> {
     v
 }
 
+/// The score a pre-5.1 `Kill process N (comm) score S` line prints for badness `points`:
+/// the points themselves in 2.6.36-3.9, `points * 1000 / totalpages` from 3.10 to 5.0.
+fn printed_score(era: Era, points: i64, tp: u64) -> i64 {
+    match era {
+        Era::Normalized2636 => points,
+        _ => points.saturating_mul(1000) / i64::try_from(tp.max(1)).unwrap_or(i64::MAX),
+    }
+}
+
+/// Where the report gives no size of the scope, the `totalpages` (from the grid) at which the
+/// kernel's victim scores what the kill line printed; the geometric middle of those that fit.
+fn tp_from_score(ev: &OomEvent, era: Era, page_bytes: u64, t: &TotalPages) -> Option<u64> {
+    let score = ev.score?;
+    let pid = ev.selected_pid.or(ev.pid)?;
+    let row = ev.tasks.iter().find(|r| r.pid == pid)?;
+    let fits: Vec<u64> = tp_grid(t)
+        .into_iter()
+        .filter(|tp| {
+            badness::badness(era, &facts(row, page_bytes), *tp)
+                .points()
+                .is_some_and(|p| printed_score(era, p, *tp) == score)
+        })
+        .collect();
+    let (lo, hi) = (*fits.first()? as f64, *fits.last()? as f64);
+    Some((lo * hi).sqrt() as u64)
+}
+
 /// Replays one report. `version` is the release the log shows near the report, if any;
 /// `policy` the config's compiled rules (`Policy::default()` has none).
 pub fn replay(
@@ -513,6 +548,18 @@ pub fn replay(
     };
     let rows = &ev.tasks;
     let victim_cg = (kernel_victim_pid, ev.task_memcg.as_deref());
+    let mut total_pages = total_pages;
+    if total_pages.pages.is_none() {
+        if let Some(tp) = tp_from_score(ev, era_v, page_bytes, &total_pages) {
+            total_pages.pages = Some(tp);
+            total_pages.basis = format!(
+                "{}; {tp} pages fits the printed score {}",
+                total_pages.basis,
+                ev.score.unwrap_or(0)
+            );
+        }
+    }
+    out.total_pages = total_pages.clone();
     let tp_best = total_pages.pages.unwrap_or(total_pages.lo_pages);
     let best = pass(era_v, rows, page_bytes, tp_best, policy, victim_cg);
     let tie_rules: Vec<bool> = match era.earlier_wins_ties {
@@ -731,6 +778,157 @@ fn kind_word(k: EventKind) -> &'static str {
     }
 }
 
+/// One reading oomguard logged: the figures of a decision event's `trigger` (the event log
+/// holds readings only where the daemon warned or acted; it keeps no periodic series).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reading {
+    pub unix_time_s: f64,
+    pub mem_total_bytes: Option<u64>,
+    pub mem_available_bytes: Option<u64>,
+    pub swap_total_bytes: Option<u64>,
+    pub swap_free_bytes: Option<u64>,
+    pub psi_some_avg10_pct: Option<f64>,
+    pub psi_full_avg10_pct: Option<f64>,
+    pub cgroup: Option<String>,
+    pub cgroup_usage_bytes: Option<u64>,
+    pub cgroup_limit_bytes: Option<u64>,
+    /// What the daemon logged then, for people (`warning memory`, `kill psi_some, dry run`).
+    pub logged: String,
+}
+
+/// A reading at which a trigger fired, and how long before the kernel's kill.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lead {
+    pub at_unix_s: f64,
+    pub lead_s: f64,
+    /// `memory`, `swap`, `psi_some`, `psi_full`, `cgroup`; for the logged decision, what the
+    /// daemon wrote.
+    pub trigger: String,
+    pub level: String,
+}
+
+/// The readings before one kernel OOM kill, judged with a config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Leads {
+    pub kernel_at_unix_s: f64,
+    /// Readings in the window before the kill.
+    pub readings: usize,
+    /// The first reading at which the config's triggers fire.
+    pub first_fire: Option<Lead>,
+    /// The first decision the daemon itself logged in the window (with its own config then).
+    pub first_logged: Option<Lead>,
+    /// What the data could not show.
+    pub note: String,
+}
+
+/// Judges the readings logged in the `window_s` seconds before a kernel kill at `kernel_at`
+/// with `cfg`'s triggers (`trigger::evaluate`, the daemon's own rules; PSI durations are
+/// measured between readings, so sparse readings can only under-report them). `glob` matches
+/// a `[[cgroups]]` path pattern against a cgroup path.
+pub fn leads(
+    readings: &[Reading],
+    kernel_at: f64,
+    cfg: &crate::config::Config,
+    window_s: f64,
+    glob: &dyn Fn(&str, &str) -> bool,
+) -> Leads {
+    use crate::trigger::{self, Level, PsiRule, PsiState, Sample, Thresholds};
+    let mut rs: Vec<&Reading> = readings
+        .iter()
+        .filter(|r| r.unix_time_s <= kernel_at && r.unix_time_s >= kernel_at - window_s)
+        .collect();
+    rs.sort_by(|a, b| a.unix_time_s.total_cmp(&b.unix_time_s));
+    let psi = |p: Option<crate::config::PsiSpec>| {
+        p.map(|p| PsiRule {
+            avg10_pct: p.avg10_pct,
+            duration: p.duration,
+        })
+    };
+    let mut state = PsiState::default();
+    let t0 = rs.first().map_or(kernel_at, |r| r.unix_time_s);
+    let mut first_fire = None;
+    for r in &rs {
+        let lead = |trigger: &str, level: &str| Lead {
+            at_unix_s: r.unix_time_s,
+            lead_s: kernel_at - r.unix_time_s,
+            trigger: trigger.to_owned(),
+            level: level.to_owned(),
+        };
+        if let (Some(lim), Some(use_b), Some(cg)) = (
+            r.cgroup_limit_bytes,
+            r.cgroup_usage_bytes,
+            r.cgroup.as_deref(),
+        ) {
+            let watched = cfg.cgroups.iter().find(|w| glob(&w.path, cg));
+            if let Some(w) = watched {
+                let head = w.headroom.resolve(lim);
+                if head > 0 && use_b.saturating_add(head) >= lim {
+                    first_fire = Some(lead("cgroup", "term"));
+                    break;
+                }
+            }
+        }
+        let (Some(total), Some(avail)) = (r.mem_total_bytes, r.mem_available_bytes) else {
+            continue;
+        };
+        let s = Sample {
+            mem_total_bytes: total,
+            mem_available_bytes: avail,
+            swap_total_bytes: r.swap_total_bytes.unwrap_or(0),
+            swap_free_bytes: r.swap_free_bytes.unwrap_or(0),
+            psi_some_avg10_pct: r.psi_some_avg10_pct,
+            psi_full_avg10_pct: r.psi_full_avg10_pct,
+        };
+        let th = Thresholds {
+            mem_term_bytes: cfg.memory.term_below.resolve(total),
+            mem_kill_bytes: cfg.memory.kill_below.resolve(total),
+            swap_term_bytes: cfg
+                .swap
+                .term_below
+                .filter(|_| s.swap_total_bytes > 0)
+                .map(|a| a.resolve(s.swap_total_bytes)),
+            psi_some: psi(cfg.psi.some),
+            psi_full: psi(cfg.psi.full),
+        };
+        let now = std::time::Duration::from_secs_f64((r.unix_time_s - t0).max(0.0));
+        state.observe(&th, &s, now);
+        let v = trigger::evaluate(&th, &s, &state, now);
+        if v.level != Level::Calm {
+            let level = if v.level == Level::Kill {
+                "kill"
+            } else {
+                "term"
+            };
+            first_fire = Some(lead(v.trigger.map_or("?", |t| t.label()), level));
+            break;
+        }
+    }
+    let first_logged = rs.first().map(|r| Lead {
+        at_unix_s: r.unix_time_s,
+        lead_s: kernel_at - r.unix_time_s,
+        trigger: r.logged.clone(),
+        level: "logged".to_owned(),
+    });
+    let note = if rs.is_empty() {
+        format!(
+            "no oomguard reading in the {window_s:.0} s before this kill: the event log records \
+             readings only when the daemon warned or acted, so replay cannot say when a trigger \
+             would first have fired"
+        )
+    } else {
+        "readings exist only at the daemon's own decisions (no periodic series is logged): a \
+         trigger may have fired earlier than the first logged reading"
+            .to_owned()
+    };
+    Leads {
+        kernel_at_unix_s: kernel_at,
+        readings: rs.len(),
+        first_fire,
+        first_logged,
+        note,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -900,5 +1098,42 @@ mod tests {
         let mut unknown = ev;
         unknown.memcg_limit_kb = None;
         assert_eq!(total_pages(&unknown, 4096).pages, None);
+    }
+
+    #[test]
+    fn leads_say_when_a_trigger_would_have_fired() {
+        let reading = |t: f64, avail_pct: u64, logged: &str| Reading {
+            unix_time_s: t,
+            mem_total_bytes: Some(100 << 20),
+            mem_available_bytes: Some((100 << 20) * avail_pct / 100),
+            logged: logged.to_owned(),
+            ..Reading::default()
+        };
+        let rs = [
+            reading(900.0, 50, "old"),
+            reading(1000.0, 30, "warning memory"),
+            reading(1010.0, 8, "kill memory, dry run"),
+            reading(1030.0, 2, "kill memory, dry run"),
+        ];
+        let cfg = crate::config::Config::default();
+        let glob = |a: &str, b: &str| a == b;
+        let l = leads(&rs, 1040.0, &cfg, 60.0, &glob);
+        assert_eq!(l.readings, 3);
+        let f = l.first_fire.unwrap();
+        // Default term_below 10 %: the 8 % reading, 30 s before the kill.
+        assert_eq!((f.trigger.as_str(), f.level.as_str()), ("memory", "term"));
+        assert!((f.lead_s - 30.0).abs() < 1e-9);
+        assert_eq!(l.first_logged.unwrap().trigger, "warning memory");
+        // A stricter config fires at none of them.
+        let mut strict = cfg.clone();
+        strict.memory.term_below = crate::size::Amount::Percent(1.0);
+        strict.memory.kill_below = crate::size::Amount::Percent(1.0);
+        assert!(leads(&rs, 1040.0, &strict, 60.0, &glob)
+            .first_fire
+            .is_none());
+        // Nothing in the window: the note says what is missing.
+        let none = leads(&rs, 5000.0, &cfg, 60.0, &glob);
+        assert_eq!(none.readings, 0);
+        assert!(none.note.contains("no oomguard reading"));
     }
 }

@@ -53,6 +53,21 @@ pub enum Command {
     ///
     /// Exit status: 0, or 2 when the log cannot be read.
     Events(EventsArgs),
+    /// Replay past kernel OOM reports: would oomguard, with this config, have chosen the
+    /// kernel's victim?
+    ///
+    /// For every kernel OOM report with a task dump (any log `explain` reads, and with --events
+    /// the reports in oomguard's event log): the candidates as the kernel saw them (each row's
+    /// badness with the report's kernel era, in the scope of its constraint and memcg), whom the
+    /// kernel chose, whom oomguard would choose with the config's rules and kill unit, whether
+    /// they agree, and why not in one line (a tie broken by the kernel's scan order, the era's
+    /// rounding, rows missing from the dump, a task oomguard never chooses, the config's rules).
+    /// With the default config replay must choose the kernel's own victim whenever the dump is
+    /// complete (docs/replay.md has the agreement over every fixture report). With --events,
+    /// the daemon's readings before each kernel kill say when this config's triggers would have
+    /// fired and how much earlier than the kernel. Exit status: 0 every replayed report agrees,
+    /// 1 some differ or none could be replayed, 2 usage or I/O error.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod explain;
 pub mod host;
 pub mod rank;
+pub mod replay;
 pub mod run;
 pub mod sys;
 pub mod tell;
