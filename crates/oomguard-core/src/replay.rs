@@ -324,6 +324,10 @@ pub struct Replay {
     pub candidates: Vec<Replayed>,
     /// Rows the parser counted but did not keep.
     pub rows_dropped: u64,
+    /// Before 5.1 the kernel printed the victim's score: the badness computed here, put the
+    /// way that era prints it, against the printed one (`matches`, `matches within the
+    /// totalpages bounds`, or `mismatch`).
+    pub score_check: Option<String>,
 }
 
 /// What a row gives `oom_badness()`, in pages, and what the dump's era leaves out.
@@ -512,6 +516,7 @@ pub fn replay(
         kill_unit: String::new(),
         candidates: Vec::new(),
         rows_dropped: ev.tasks_dropped,
+        score_check: None,
     };
     let not = |mut o: Replay, why: String| {
         o.reason = why;
@@ -549,9 +554,11 @@ pub fn replay(
     let rows = &ev.tasks;
     let victim_cg = (kernel_victim_pid, ev.task_memcg.as_deref());
     let mut total_pages = total_pages;
+    let mut tp_inferred = false;
     if total_pages.pages.is_none() {
         if let Some(tp) = tp_from_score(ev, era_v, page_bytes, &total_pages) {
             total_pages.pages = Some(tp);
+            tp_inferred = true;
             total_pages.basis = format!(
                 "{}; {tp} pages fits the printed score {}",
                 total_pages.basis,
@@ -603,6 +610,32 @@ pub fn replay(
     };
     let kv = kernel_victim_pid.unwrap_or(0);
     let k_idx = rows.iter().position(|r| r.pid == kv);
+    if let (Some(printed), Some(k), false) = (ev.score, k_idx, era_v == Era::Signed59) {
+        let at = |tp: u64| {
+            badness::badness(era_v, &facts(&rows[k], page_bytes), tp)
+                .points()
+                .map(|p| printed_score(era_v, p, tp))
+        };
+        let here = at(tp_best);
+        out.score_check = Some(if tp_inferred {
+            format!("printed score {printed} used to infer totalpages (no check)")
+        } else if here == Some(printed) {
+            format!("printed score {printed} matches")
+        } else if tp_grid(&total_pages)
+            .into_iter()
+            .any(|tp| at(tp) == Some(printed))
+        {
+            format!(
+                "printed score {printed} matches within the totalpages bounds (at {tp_best}: {})",
+                here.map_or("never".to_owned(), |h| h.to_string())
+            )
+        } else {
+            format!(
+                "printed score {printed} mismatch: computed {}",
+                here.map_or("never".to_owned(), |h| h.to_string())
+            )
+        });
+    }
     let name_of = |i: usize| format!("{} (pid {})", rows[i].name, rows[i].pid);
     let score_of = |i: usize| match best.verdicts[i] {
         Verdict::Points(p) => format!("{p}"),

@@ -254,25 +254,28 @@ pub fn event_from_json(v: &Value) -> Option<OomEvent> {
         .unwrap_or_default();
     ev.tasks_dropped = u(v, "tasks_dropped").unwrap_or(0);
     if let Some(m) = v.get("memory").filter(|m| m.is_object()) {
-        let info = m.get("mem_info").filter(|x| x.is_object()).map(|mi| MemInfo {
-            ram_bytes: u(mi, "ram_bytes"),
-            reserved_bytes: u(mi, "reserved_bytes"),
-            swap_total_bytes: u(mi, "swap_total_bytes"),
-            zones: mi
-                .get("zones")
-                .and_then(Value::as_array)
-                .map(|zs| {
-                    zs.iter()
-                        .map(|z| Zone {
-                            name: s(z, "name").unwrap_or_default(),
-                            managed_bytes: u(z, "managed_bytes"),
-                            ..Zone::default()
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            ..MemInfo::default()
-        });
+        let info = m
+            .get("mem_info")
+            .filter(|x| x.is_object())
+            .map(|mi| MemInfo {
+                ram_bytes: u(mi, "ram_bytes"),
+                reserved_bytes: u(mi, "reserved_bytes"),
+                swap_total_bytes: u(mi, "swap_total_bytes"),
+                zones: mi
+                    .get("zones")
+                    .and_then(Value::as_array)
+                    .map(|zs| {
+                        zs.iter()
+                            .map(|z| Zone {
+                                name: s(z, "name").unwrap_or_default(),
+                                managed_bytes: u(z, "managed_bytes"),
+                                ..Zone::default()
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                ..MemInfo::default()
+            });
         ev.memory = Some(Memory {
             page_size_bytes: u(m, "page_size_bytes").unwrap_or(4096),
             page_size_source: match m.get("page_size_source").and_then(Value::as_str) {

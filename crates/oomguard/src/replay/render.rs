@@ -135,6 +135,9 @@ pub fn text(r: &Replayed, n: usize, st: &Style) -> String {
         pid_name(p.replay_victim_pid, p.replay_victim_comm.as_deref())
     );
     let _ = writeln!(o, "  why: {}", safe(&p.reason));
+    if let Some(c) = &p.score_check {
+        let _ = writeln!(o, "  score check: {c}");
+    }
     let _ = writeln!(
         o,
         "  era: {}; totalpages: {}; kill unit: {}",
@@ -250,7 +253,8 @@ pub fn html(all: &[Replayed], t: &Tally) -> String {
         if p.outcome == Outcome::NotReplayable {
             continue;
         }
-        let _ = writeln!(
+        let _ =
+            writeln!(
             o,
             "<section class=\"card\" id=\"r{}\"><h2>Report {}: <span class=\"num\">{}</span></h2>\
              <dl class=\"facts\"><dt>from</dt><dd><code>{}</code>{}</dd>\
