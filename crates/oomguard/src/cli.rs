@@ -68,6 +68,22 @@ pub enum Command {
     /// fired and how much earlier than the kernel. Exit status: 0 every replayed report agrees,
     /// 1 some differ or none could be replayed, 2 usage or I/O error.
     Replay(crate::replay::ReplayArgs),
+    /// Prove the deployment on this machine: provoke a small confined OOM and check that the
+    /// running daemon handles it end to end.
+    ///
+    /// Reads the daemon's config (--config) for its guarded cgroups, event log, metrics address,
+    /// hooks and notifications; finds the `oomguard watch` running with that config; creates a
+    /// throwaway memory cgroup named by a [[cgroups]] glob (or uses --cgroup), limited to
+    /// 128 MiB with no swap beyond it; starts a hog there (oom_score_adj 1000, joined before it
+    /// allocates, at most 256 MiB); and checks, one line per step, that the daemon killed it
+    /// before the kernel (the cgroup's oom_kill counter stays 0), that the kill is in the event
+    /// log and the journal (or "skipped: no journald"), that pre_kill/post_kill hooks ran
+    /// without failing and /metrics counted the kill (oomguard_kills_total,
+    /// oomguard_hook_runs_total, oomguard_hook_failures_total), and with --notify that a
+    /// notification was sent; then removes the hog and the cgroup. It refuses, starting
+    /// nothing, where it cannot confine the hog (not root, no memory controller, no limit).
+    /// Exit status: 0 every step passed, 1 a step failed (named on its line), 2 usage error.
+    Drill(crate::drill::DrillArgs),
 }
 
 #[derive(Debug, clap::Args)]

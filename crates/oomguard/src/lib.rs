@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod doctor;
+pub mod drill;
 pub mod explain;
 pub mod host;
 pub mod rank;

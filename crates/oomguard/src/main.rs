@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => (oomguard::watch::run(args), 2),
         Command::Events(args) => (oomguard::tell::events_cmd::run(args), 2),
         Command::Replay(args) => (oomguard::replay::run(args), 2),
+        Command::Drill(args) => (oomguard::drill::run(args), 2),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(error_code)),
