@@ -857,18 +857,31 @@ pub struct Leads {
 /// Judges the readings logged in the `window_s` seconds before a kernel kill at `kernel_at`
 /// with `cfg`'s triggers (`trigger::evaluate`, the daemon's own rules; PSI durations are
 /// measured between readings, so sparse readings can only under-report them). `glob` matches
-/// a `[[cgroups]]` path pattern against a cgroup path.
+/// a `[[cgroups]]` path pattern against a cgroup path. For a memcg OOM, `memcg` is the
+/// cgroup that ran out: readings of unrelated cgroups (neither it, an ancestor nor a
+/// descendant) do not count.
 pub fn leads(
     readings: &[Reading],
     kernel_at: f64,
+    memcg: Option<&str>,
     cfg: &crate::config::Config,
     window_s: f64,
     glob: &dyn Fn(&str, &str) -> bool,
 ) -> Leads {
+    let related = |c: &str| match memcg {
+        None => true,
+        Some(m) => {
+            let under = |a: &str, b: &str| {
+                a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')))
+            };
+            under(m, c) || under(c, m)
+        }
+    };
     use crate::trigger::{self, Level, PsiRule, PsiState, Sample, Thresholds};
     let mut rs: Vec<&Reading> = readings
         .iter()
         .filter(|r| r.unix_time_s <= kernel_at && r.unix_time_s >= kernel_at - window_s)
+        .filter(|r| r.cgroup.as_deref().is_none_or(related))
         .collect();
     rs.sort_by(|a, b| a.unix_time_s.total_cmp(&b.unix_time_s));
     let psi = |p: Option<crate::config::PsiSpec>| {
@@ -1150,7 +1163,7 @@ mod tests {
         ];
         let cfg = crate::config::Config::default();
         let glob = |a: &str, b: &str| a == b;
-        let l = leads(&rs, 1040.0, &cfg, 60.0, &glob);
+        let l = leads(&rs, 1040.0, None, &cfg, 60.0, &glob);
         assert_eq!(l.readings, 3);
         let f = l.first_fire.unwrap();
         // Default term_below 10 %: the 8 % reading, 30 s before the kill.
@@ -1161,12 +1174,32 @@ mod tests {
         let mut strict = cfg.clone();
         strict.memory.term_below = crate::size::Amount::Percent(1.0);
         strict.memory.kill_below = crate::size::Amount::Percent(1.0);
-        assert!(leads(&rs, 1040.0, &strict, 60.0, &glob)
+        assert!(leads(&rs, 1040.0, None, &strict, 60.0, &glob)
             .first_fire
             .is_none());
         // Nothing in the window: the note says what is missing.
-        let none = leads(&rs, 5000.0, &cfg, 60.0, &glob);
+        let none = leads(&rs, 5000.0, None, &cfg, 60.0, &glob);
         assert_eq!(none.readings, 0);
         assert!(none.note.contains("no oomguard reading"));
+        // A memcg OOM counts readings of its own cgroup (and system-wide ones), not others'.
+        let mut cgcfg = cfg.clone();
+        cgcfg.cgroups.push(crate::config::CgroupWatch {
+            path: "/a".into(),
+            headroom: crate::size::Amount::Bytes(10),
+        });
+        let cg = |t: f64, c: &str| Reading {
+            unix_time_s: t,
+            cgroup: Some(c.to_owned()),
+            cgroup_usage_bytes: Some(95),
+            cgroup_limit_bytes: Some(100),
+            logged: format!("kill cgroup {c}"),
+            ..Reading::default()
+        };
+        let rs = [cg(1000.0, "/b"), cg(1010.0, "/a")];
+        let l = leads(&rs, 1020.0, Some("/a"), &cgcfg, 60.0, &glob);
+        assert_eq!(l.readings, 1);
+        let f = l.first_fire.unwrap();
+        assert_eq!(f.trigger, "cgroup");
+        assert!((f.lead_s - 10.0).abs() < 1e-9);
     }
 }

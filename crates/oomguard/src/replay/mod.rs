@@ -253,8 +253,20 @@ fn attach_leads(all: &mut [Replayed], log: &input::EventLog, cfg: &Config, path:
                 .as_deref()
                 .and_then(oomguard_core::since::parse_datetime)
         };
+        let memcg = r
+            .replay
+            .scope
+            .strip_prefix("memcg ")
+            .filter(|m| m.starts_with('/'));
         if let Some(at) = at {
-            r.triggers = Some(core::leads(&log.readings, at, cfg, LEAD_WINDOW_S, &glob));
+            r.triggers = Some(core::leads(
+                &log.readings,
+                at,
+                memcg,
+                cfg,
+                LEAD_WINDOW_S,
+                &glob,
+            ));
         }
     }
 }
