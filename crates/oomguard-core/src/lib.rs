@@ -16,6 +16,7 @@ pub mod killpath;
 pub mod kmsg;
 pub mod oomlog;
 pub mod policy;
+pub mod replay;
 pub mod run;
 pub mod since;
 pub mod size;

@@ -58,6 +58,37 @@ pub enum Command {
     ///
     /// Exit status: 0, or 2 when the log cannot be read.
     Events(EventsArgs),
+    /// Replay past kernel OOM reports: would oomguard, with this config, have chosen the
+    /// kernel's victim?
+    ///
+    /// For every kernel OOM report with a task dump (any log `explain` reads, and with --events
+    /// the reports in oomguard's event log): the candidates as the kernel saw them (each row's
+    /// badness with the report's kernel era, in the scope of its constraint and memcg), whom the
+    /// kernel chose, whom oomguard would choose with the config's rules and kill unit, whether
+    /// they agree, and why not in one line (a tie broken by the kernel's scan order, the era's
+    /// rounding, rows missing from the dump, a task oomguard never chooses, the config's rules).
+    /// With the default config replay must choose the kernel's own victim whenever the dump is
+    /// complete (docs/replay.md has the agreement over every fixture report). With --events,
+    /// the daemon's readings before each kernel kill say when this config's triggers would have
+    /// fired and how much earlier than the kernel. Exit status: 0 every replayed report agrees,
+    /// 1 some differ or none could be replayed, 2 usage or I/O error.
+    Replay(crate::replay::ReplayArgs),
+    /// Prove the deployment on this machine: provoke a small confined OOM and check that the
+    /// running daemon handles it end to end.
+    ///
+    /// Reads the daemon's config (--config) for its guarded cgroups, event log, metrics address,
+    /// hooks and notifications; finds the `oomguard watch` running with that config; creates a
+    /// throwaway memory cgroup named by a [[cgroups]] glob (or uses --cgroup), limited to
+    /// 128 MiB with no swap beyond it; starts a hog there (oom_score_adj 1000, joined before it
+    /// allocates, at most 256 MiB); and checks, one line per step, that the daemon killed it
+    /// before the kernel (the cgroup's oom_kill counter stays 0), that the kill is in the event
+    /// log and the journal (or "skipped: no journald"), that pre_kill/post_kill hooks ran
+    /// without failing and /metrics counted the kill (oomguard_kills_total,
+    /// oomguard_hook_runs_total, oomguard_hook_failures_total), and with --notify that a
+    /// notification was sent; then removes the hog and the cgroup. It refuses, starting
+    /// nothing, where it cannot confine the hog (not root, no memory controller, no limit).
+    /// Exit status: 0 every step passed, 1 a step failed (named on its line), 2 usage error.
+    Drill(crate::drill::DrillArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,12 +6,14 @@
 pub mod act;
 pub mod cli;
 pub mod doctor;
+pub mod drill;
 pub mod events;
 pub mod explain;
 pub mod host;
 #[cfg(test)]
 pub(crate) mod kernel_skip;
 pub mod rank;
+pub mod replay;
 pub mod run;
 pub mod sense;
 pub mod tell;

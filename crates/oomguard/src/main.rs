@@ -17,6 +17,8 @@ fn main() -> ExitCode {
         Command::Run(args) => (oomguard::run::run(args).map(i32::from), 2),
         Command::Watch(args) => (oomguard::watch::run(args), 2),
         Command::Events(args) => (oomguard::events::run(args), 2),
+        Command::Replay(args) => (oomguard::replay::run(args), 2),
+        Command::Drill(args) => (oomguard::drill::run(args), 2),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(error_code)),

@@ -209,7 +209,7 @@ impl HtmlReport {
 }
 
 /// The stylesheet: system fonts, a single column that reads on a phone (390 px) and a laptop.
-const CSS: &str = r#"
+pub const CSS: &str = r#"
 :root{--fg:#1d232b;--dim:#5d6873;--bg:#f3f5f7;--card:#fff;--line:#dfe3e8;--accent:#b4232a}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
