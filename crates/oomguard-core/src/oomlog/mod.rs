@@ -642,7 +642,9 @@ impl Parser {
         }
     }
 
-    fn push_event(&mut self, ev: OomEvent) {
+    fn push_event(&mut self, mut ev: OomEvent) {
+        // Every kernel event says whose cgroup it hit (`workload`), whoever reads it.
+        ev.identify();
         self.pending.push_back(ev);
         while self.pending.len() > MAX_PENDING {
             if let Some(e) = self.pending.pop_front() {
