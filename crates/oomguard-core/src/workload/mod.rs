@@ -159,6 +159,10 @@ impl Workload {
     }
 }
 
+/// What a kill of a process that is not its container's first process means, for people.
+pub const KEPT_RUNNING: &str =
+    "not the container's first process: the container kept running; Kubernetes will not report this";
+
 fn is_hex_id(s: &str) -> bool {
     (12..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -453,3 +457,23 @@ impl OomEvent {
 
 #[cfg(test)]
 mod tests;
+
+/// A pod's directory under the kubelet's `/var/log/pods`: `<namespace>_<name>_<uid>`.
+/// Namespaces and pod names are DNS names (no `_`), so the split is unambiguous.
+pub fn parse_pod_dir(dir: &str) -> Option<(&str, &str, &str)> {
+    let (ns, rest) = dir.split_once('_')?;
+    let (name, uid) = rest.rsplit_once('_')?;
+    let ok = !ns.is_empty() && !name.is_empty() && !name.contains('_') && pod_uid(uid).is_some();
+    ok.then_some((ns, name, uid))
+}
+
+/// A link in the kubelet's `/var/log/containers`: `<pod>_<namespace>_<container>-<id>.log`;
+/// returns `(pod, namespace, container, id)`.
+pub fn parse_container_log(file: &str) -> Option<(&str, &str, &str, &str)> {
+    let stem = file.strip_suffix(".log")?;
+    let (pod, rest) = stem.split_once('_')?;
+    let (ns, rest) = rest.split_once('_')?;
+    let (container, id) = rest.rsplit_once('-')?;
+    let ok = !pod.is_empty() && !ns.is_empty() && !container.is_empty() && is_hex_id(id);
+    ok.then_some((pod, ns, container, id))
+}

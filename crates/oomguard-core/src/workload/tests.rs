@@ -396,3 +396,23 @@ fn identify_keeps_a_workload_already_named() {
     e.identify();
     assert_eq!(e.workload, Some(named));
 }
+
+#[test]
+fn kubelet_log_names() {
+    // Shapes as the kubelet writes them (pkg/kubelet/kuberuntime/kuberuntime_container.go:
+    // BuildPodLogsDirectory, BuildContainerLogsDirectory; pkg/kubelet/kuberuntime/helpers.go
+    // legacy `/var/log/containers` symlink names).
+    assert_eq!(
+        parse_pod_dir("shop_web-7d9f_0330b2c1-a15b-4cdd-b5e5-72d4a90bee82"),
+        Some(("shop", "web-7d9f", "0330b2c1-a15b-4cdd-b5e5-72d4a90bee82"))
+    );
+    assert_eq!(parse_pod_dir("shop_web"), None);
+    assert_eq!(parse_pod_dir("shop_web_notauid"), None);
+    let id = "b27201334a41cd0749d053b18378d7ea65617b8e26277197ea25c974da1a5a8a";
+    let f = format!("web-7d9f_shop_web-server-{id}.log");
+    assert_eq!(
+        parse_container_log(&f),
+        Some(("web-7d9f", "shop", "web-server", id))
+    );
+    assert_eq!(parse_container_log("web-7d9f_shop_web.log"), None);
+}

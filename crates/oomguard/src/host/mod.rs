@@ -4,6 +4,7 @@
 //! opens, reads into reused buffers and classifies failures the way a caller acts on them.
 
 pub mod cgroupfs;
+pub mod pods;
 pub mod procfs;
 pub mod scan;
 

@@ -25,6 +25,8 @@ use super::metrics::{Metrics, MetricsServer, Trigger};
 use super::notify::Notifier;
 use super::{earliest, Stamper};
 
+use crate::host::pods::PodLogs;
+
 /// How often the node_exporter textfile is rewritten.
 pub const TEXTFILE_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -57,6 +59,7 @@ pub struct Teller {
     next_textfile: Instant,
     scratch: Vec<OomEvent>,
     own_event_lines: bool,
+    pod_logs: PodLogs,
 }
 
 impl Teller {
@@ -92,6 +95,7 @@ impl Teller {
             next_textfile: now,
             scratch: Vec::new(),
             own_event_lines: opts.own_event_lines,
+            pod_logs: PodLogs::new(&cfg.events.kubelet_logs),
         })
     }
 
@@ -228,9 +232,30 @@ impl Teller {
         self.hooks.pre_kill_hold_until(now)
     }
 
+    /// Fills the event's `workload` from its cgroup path and names it from the kubelet's
+    /// log directories (when not done yet). The daemon calls it where it builds a kill event,
+    /// so `pre_kill` hooks see it too; [`Teller::record`] calls it for every event.
+    pub fn identify(&self, ev: &mut OomEvent) {
+        self.pod_logs.fill_event(ev);
+    }
+
     /// Records an event everywhere (see the module docs) and returns it stamped.
     pub fn record(&mut self, mut ev: OomEvent, now: Instant) -> OomEvent {
+        self.identify(&mut ev);
         self.stamper.stamp(&mut ev);
+        if ev.kind == EventKind::Kill {
+            if let Some(c) = ev.workload.as_ref().and_then(|w| {
+                w.container_name
+                    .as_deref()
+                    .map(|c| (w.pod_namespace.as_deref().unwrap_or(""), c))
+            }) {
+                let dry = ev.action.as_ref().is_some_and(|a| a.dry_run);
+                if !dry {
+                    self.metrics
+                        .inc_workload_kill(c.0, c.1, ev.source == Source::Oomguard);
+                }
+            }
+        }
         if let Some(log) = &mut self.log {
             log.write(&ev);
             if let Some(e) = log.take_error() {

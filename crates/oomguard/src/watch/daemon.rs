@@ -1398,6 +1398,8 @@ impl Daemon {
             rss_bytes: Some(rss_bytes),
             swap_bytes: Some(mem.swap_pages * self.page_size),
         });
+        // Whose cgroup it is (unit, container, pod), before pre_kill hooks see the event.
+        self.tell.identify(&mut event);
         // pre_kill hooks get a short, bounded head start (never longer than the hook module's
         // cap), and only while they still run.
         if let Some(until) = self.tell.pre_kill(&event, Instant::now()) {
