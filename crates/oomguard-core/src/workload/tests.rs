@@ -260,7 +260,13 @@ fn path_table_from_real_reports() {
 
 #[test]
 fn nothing_to_say_is_none() {
-    for p in ["/", "", "/oomguard-test-1234", "/user", "/kubepods/burstable"] {
+    for p in [
+        "/",
+        "",
+        "/oomguard-test-1234",
+        "/user",
+        "/kubepods/burstable",
+    ] {
         assert_eq!(parse_cgroup(p), None, "{p}");
     }
     // A VM is a unit, not a container.
@@ -283,7 +289,10 @@ fn a_prefix_above_the_runtime_is_ignored() {
     assert_eq!(w.container_runtime, Some(Runtime::Docker));
     let w = parse_cgroup("/oomguard-test-77/kubepods/burstable/pod0b4a7c2e-1f3d-4e5a-9b6c-7d8e9f0a1b2c/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
         .unwrap_or_default();
-    assert_eq!(w.pod_uid.as_deref(), Some("0b4a7c2e-1f3d-4e5a-9b6c-7d8e9f0a1b2c"));
+    assert_eq!(
+        w.pod_uid.as_deref(),
+        Some("0b4a7c2e-1f3d-4e5a-9b6c-7d8e9f0a1b2c")
+    );
     assert_eq!(w.qos, Some(Qos::Burstable));
     assert_eq!(w.container_runtime, None);
 }
@@ -336,8 +345,14 @@ fn kubedirector_sacrificed_child_is_not_the_first_process() {
     // Source: https://github.com/bluek8s/kubedirector/issues/356
     let evs = parse(KUBEDIRECTOR_356);
     assert_eq!(evs.len(), 1);
-    let w = evs[0].workload.as_ref().expect("workload from the Task in line");
-    assert_eq!(w.pod_uid.as_deref(), Some("951f6bc5-c5a5-11ea-8707-80e455f266a2"));
+    let w = evs[0]
+        .workload
+        .as_ref()
+        .expect("workload from the Task in line");
+    assert_eq!(
+        w.pod_uid.as_deref(),
+        Some("951f6bc5-c5a5-11ea-8707-80e455f266a2")
+    );
     assert_eq!(w.first_process, Some(false));
 }
 

@@ -571,7 +571,12 @@ fn parameters(ev: &OomEvent) -> String {
     }
     if let Some(serde_json::Value::Object(w)) = top.get("workload") {
         for (k, v) in w {
-            push_scalar(&mut rows, &format!("workload.{k}"), &format!("workload.{k}"), v);
+            push_scalar(
+                &mut rows,
+                &format!("workload.{k}"),
+                &format!("workload.{k}"),
+                v,
+            );
         }
     }
     if let Some(serde_json::Value::Object(r)) = top.get("reaped") {

@@ -117,8 +117,11 @@ mod tests {
         let pod = t.path().join(format!("pods/shop_web-7d9f_{UID}"));
         fs::create_dir_all(pod.join("web")).unwrap();
         fs::create_dir_all(pod.join("sidecar")).unwrap();
-        fs::create_dir_all(t.path().join("pods/other_x_11111111-2222-3333-4444-555555555555/a"))
-            .unwrap();
+        fs::create_dir_all(
+            t.path()
+                .join("pods/other_x_11111111-2222-3333-4444-555555555555/a"),
+        )
+        .unwrap();
         let logs = PodLogs::new(t.path());
         // Two containers, no link: the pod is named, the container is not guessed.
         let mut w = workload();
@@ -129,7 +132,8 @@ mod tests {
         // The link names it.
         fs::create_dir_all(t.path().join("containers")).unwrap();
         fs::write(
-            t.path().join(format!("containers/web-7d9f_shop_web-{ID}.log")),
+            t.path()
+                .join(format!("containers/web-7d9f_shop_web-{ID}.log")),
             "",
         )
         .unwrap();

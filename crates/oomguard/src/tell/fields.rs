@@ -146,7 +146,8 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
         put("POD_QOS", w.qos.map(|q| q.as_str().to_owned()));
         put(
             "FIRST_PROCESS",
-            w.first_process.map(|f| if f { "1" } else { "0" }.to_owned()),
+            w.first_process
+                .map(|f| if f { "1" } else { "0" }.to_owned()),
         );
     }
     if let Some(r) = &ev.run {

@@ -974,6 +974,23 @@ mod tests {
     }
 
     #[test]
+    fn workload_series_are_capped() {
+        let mut m = registry();
+        for i in 0..(MAX_WORKLOAD_SERIES + 10) {
+            m.inc_workload_kill("ns", &format!("c{i}"), false);
+        }
+        m.inc_workload_kill("ns", "c0", true);
+        assert_eq!(m.workload_kills.len(), MAX_WORKLOAD_SERIES + 1);
+        let text = m.render().to_owned();
+        assert!(text.contains(
+            "oomguard_workload_oom_kills_total{namespace=\"_other\",container=\"_other\",source=\"kernel\"} 10"
+        ));
+        assert!(text.contains(
+            "oomguard_workload_oom_kills_total{namespace=\"ns\",container=\"c0\",source=\"oomguard\"} 1"
+        ));
+    }
+
+    #[test]
     fn text_format_follows_the_naming_guide() {
         let mut m = registry();
         let text = m.render().to_owned();
