@@ -194,7 +194,14 @@ fn daemon(dir: &Path, events: &Path, kubelet: &Path, candidates: &str) -> Child 
     .unwrap();
     let err = std::fs::File::create(dir.join("watch.log")).unwrap();
     Command::new(bin())
-        .args(["watch", "--dry-run", "--mem-min", "1M", "--mem-kill", "512K"])
+        .args([
+            "watch",
+            "--dry-run",
+            "--mem-min",
+            "1M",
+            "--mem-kill",
+            "512K",
+        ])
         .arg("--config")
         .arg(&cfg)
         .arg("--candidates-cgroup")
@@ -210,7 +217,10 @@ fn daemon(dir: &Path, events: &Path, kubelet: &Path, candidates: &str) -> Child 
 fn wait_text(p: &Path, needle: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if std::fs::read_to_string(p).unwrap_or_default().contains(needle) {
+        if std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .contains(needle)
+        {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -355,9 +365,18 @@ fn real_memcg_ooms_in_runtime_shaped_cgroups_carry_identity() {
         check(ev, s, full, *pid, "events --json");
         assert_eq!(ev["detection"]["via"], "kmsg");
         if let Some((ns, pod, c)) = s.k8s_names {
-            let phrase = format!("container {c} of pod {ns}/{pod} (uid {})", s.pod_uid.unwrap());
-            assert!(text.contains(&phrase), "events text lacks {phrase}:\n{text}");
-            assert!(stderr.contains(&phrase), "journal line lacks {phrase}:\n{stderr}");
+            let phrase = format!(
+                "container {c} of pod {ns}/{pod} (uid {})",
+                s.pod_uid.unwrap()
+            );
+            assert!(
+                text.contains(&phrase),
+                "events text lacks {phrase}:\n{text}"
+            );
+            assert!(
+                stderr.contains(&phrase),
+                "journal line lacks {phrase}:\n{stderr}"
+            );
         }
     }
     assert!(
@@ -398,5 +417,73 @@ fn real_memcg_ooms_in_runtime_shaped_cgroups_carry_identity() {
         "{text}"
     );
     assert!(text.contains(": not the container's first process: the container kept running"));
+    drop(cg);
+}
+
+/// `oomguard run` inside a container-shaped cgroup (`--cgroup-parent` a podman scope): its
+/// kernel-OOM death event names the container, and the kill of its main process is a kill of
+/// the first process.
+#[test]
+fn run_death_in_a_container_shaped_cgroup_carries_identity() {
+    let test = "run_death_in_a_container_shaped_cgroup_carries_identity";
+    if let Some(why) = real_kernel_skip_reason() {
+        return skip(test, &why);
+    }
+    let Some(cg) = TestCgroup::new("workload-run", 256 << 20) else {
+        return skip(test, "no test cgroup");
+    };
+    let id = cid(7);
+    let parent = cg.dir.join(format!("machine.slice/libpod-{id}.scope"));
+    std::fs::create_dir_all(&parent).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("quiet.toml");
+    std::fs::write(&cfg, "[events]\nlog = \"\"\njournal = false\n").unwrap();
+    let events = tmp.path().join("run.jsonl");
+    let py = common::python().unwrap();
+    const HOG: &str = "import sys\nopen('/proc/self/oom_score_adj','w').write('1000')\n\
+                       c=[]\nfor i in range(200): c.append(b'x' * (1 << 20))\nprint('survived')";
+    let mut out = Command::new(bin())
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--memory-max", "48M", "--name", "wl", "--restart", "never"])
+        .arg("--cgroup-parent")
+        .arg(&parent)
+        .arg("--json-events")
+        .arg(&events)
+        .args(["--", py, "-c", HOG])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(tmp.path().join("run.err")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    // Never left running: a hang is a failure, not a stuck test.
+    let st = wait_timeout(&mut out, Duration::from_secs(60)).expect("oomguard run did not end");
+    let err = std::fs::read_to_string(tmp.path().join("run.err")).unwrap_or_default();
+    assert_eq!(st.code(), Some(137), "{st:?}\n{err}");
+    let evs = json_lines(&std::fs::read_to_string(&events).unwrap());
+    let ev = evs
+        .iter()
+        .find(|e| e["run"]["cause"] == "kernel_oom")
+        .unwrap_or_else(|| panic!("no kernel_oom death: {evs:?}"));
+    let w = &ev["workload"];
+    assert_eq!(w["container_runtime"], "podman", "{ev}");
+    assert_eq!(w["container_id"], id.as_str(), "{ev}");
+    assert_eq!(w["unit"], format!("libpod-{id}.scope"), "{ev}");
+    assert_eq!(w["first_process"], true, "{ev}");
+    assert_eq!(ev["pid"], ev["run"]["main_pid"]);
+    // `oomguard events` shows it.
+    let text = Command::new(bin())
+        .args(["events", "--file"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("podman container {}", &id[..12])),
+        "{text}"
+    );
     drop(cg);
 }
