@@ -317,7 +317,8 @@ fn describe_reads_like_the_issue() {
 
 /// The kubedirector report (4.x, cgroupfs driver): the container's own limit, two processes;
 /// `Kill process 62685 (bash) ... or sacrifice child` then `Killed process 62769 (cp)`: the
-/// kernel sacrificed a child, so the container's first process (bash) lived on.
+/// kernel sacrificed a child, so the container's first process (bash) lived on. The post was
+/// cut after `Killed process 62769 (cp)`; the `Task in` line, wrapped in the post, is rejoined.
 const KUBEDIRECTOR_356: &str = "\
 [5193605.506728] Task in /kubepods/pod951f6bc5-c5a5-11ea-8707-80e455f266a2/024952d653ef1cd852f875a61bd27cf45cb1fd6cab3659ca7e5f12f037d99aa9 killed as a result of limit of /kubepods/pod951f6bc5-c5a5-11ea-8707-80e455f266a2/024952d653ef1cd852f875a61bd27cf45cb1fd6cab3659ca7e5f12f037d99aa9
 [5193605.506735] memory: usage 524288kB, limit 524288kB, failcnt 0
@@ -326,7 +327,7 @@ const KUBEDIRECTOR_356: &str = "\
 [5193605.506952] [  62685]     0 62685     2925      679    65536        0          -998 bash
 [5193605.506955] [  62769]     0 62769     4382      411    77824        0          -998 cp
 [5193605.506956] Memory cgroup out of memory: Kill process 62685 (bash) score 0 or sacrifice child
-[5193605.508964] Killed process 62769 (cp) total-vm:17528kB, anon-rss:1644kB, file-rss:0kB, shmem-rss:0kB
+[5193605.508964] Killed process 62769 (cp)
 ";
 
 fn parse(text: &str) -> Vec<OomEvent> {
