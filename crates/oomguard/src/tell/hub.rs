@@ -233,8 +233,9 @@ impl Teller {
     }
 
     /// Fills the event's `workload` from its cgroup path and names it from the kubelet's
-    /// log directories (when not done yet). The daemon calls it where it builds a kill event,
-    /// so `pre_kill` hooks see it too; [`Teller::record`] calls it for every event.
+    /// log directories (when not done yet). [`Teller::record`] calls it for every event; the
+    /// daemon's kill path derives only the pure part before `pre_kill` (`OomEvent::identify`),
+    /// so no directory is read between the decision and the signal.
     pub fn identify(&self, ev: &mut OomEvent) {
         self.pod_logs.fill_event(ev);
     }

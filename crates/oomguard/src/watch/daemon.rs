@@ -1398,8 +1398,9 @@ impl Daemon {
             rss_bytes: Some(rss_bytes),
             swap_bytes: Some(mem.swap_pages * self.page_size),
         });
-        // Whose cgroup it is (unit, container, pod), before pre_kill hooks see the event.
-        self.tell.identify(&mut event);
+        // Whose cgroup it is (unit, container, pod: pure, from the path), before pre_kill hooks
+        // see the event; the names (a directory read) are added after the kill, by `record`.
+        event.identify();
         // pre_kill hooks get a short, bounded head start (never longer than the hook module's
         // cap), and only while they still run.
         if let Some(until) = self.tell.pre_kill(&event, Instant::now()) {
