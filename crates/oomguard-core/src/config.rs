@@ -250,6 +250,9 @@ pub struct EventsConfig {
     pub keep: u32,
     /// Also write events to the systemd journal when it is present.
     pub journal: bool,
+    /// Where the kubelet keeps its logs (`pods/`, `containers/`): the names of a killed
+    /// container's pod and container are read from there. Missing directories are fine.
+    pub kubelet_logs: String,
 }
 
 impl Default for EventsConfig {
@@ -259,6 +262,7 @@ impl Default for EventsConfig {
             max_bytes: 16 << 20,
             keep: 5,
             journal: true,
+            kubelet_logs: "/var/log".to_owned(),
         }
     }
 }

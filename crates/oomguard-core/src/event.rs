@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::config::KillUnit;
 use crate::trigger::Trigger;
+pub use crate::workload::Workload;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -318,6 +319,11 @@ pub struct OomEvent {
     pub line: Option<u64>,
     /// Set by `oomguard run` for the command it supervises; `null` otherwise.
     pub run: Option<RunInfo>,
+    /// Who the victim's cgroup belongs to (unit, container, pod), read from its path
+    /// (`crate::workload`); omitted when the path shows none, so events outside units and
+    /// containers keep their JSON unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Workload>,
     // The daemon's fields (`docs/event-schema.md`, "Daemon fields"). Added after the explain
     // fields and omitted when unset, so `explain --json` output is unchanged.
     /// Unique id of the event (`<boot-unique prefix>-<sequence>`); it appears in the log, the
@@ -528,6 +534,7 @@ impl OomEvent {
             kernel_time_s: None,
             line: None,
             run: None,
+            workload: None,
             id: None,
             unix_time_s: None,
             trigger: None,

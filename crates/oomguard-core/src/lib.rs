@@ -23,3 +23,4 @@ pub mod size;
 pub mod time;
 pub mod trigger;
 pub mod units;
+pub mod workload;

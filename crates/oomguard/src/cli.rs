@@ -104,6 +104,11 @@ pub struct ExplainArgs {
     /// parameter explained; for several events a timeline of kills.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Where the kubelet keeps its logs (`pods/<namespace>_<pod>_<uid>/<container>/` and
+    /// `containers/*.log`): the names of a killed container's pod and container are read from
+    /// there when the report's cgroup path shows a pod uid. Missing directories are fine.
+    #[arg(long, value_name = "DIR", default_value = "/var/log")]
+    pub kubelet_logs: PathBuf,
     /// Colour the text output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,

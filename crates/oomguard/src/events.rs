@@ -86,6 +86,19 @@ pub fn render_line(v: &Value) -> String {
     if let Some(c) = cgroup {
         parts.push(format!("cgroup {}", printable(c)));
     }
+    // The workload as stored (names included, as the daemon found them then): deserialized
+    // back into the core type so the phrase is the one `explain` prints.
+    if let Some(w) = v
+        .get("workload")
+        .and_then(|w| serde_json::from_value::<oomguard_core::workload::Workload>(w.clone()).ok())
+    {
+        if let Some(d) = w.describe() {
+            parts.push(printable(&d));
+        }
+        if w.first_process == Some(false) {
+            parts.push(format!("({})", oomguard_core::workload::KEPT_RUNNING));
+        }
+    }
     let rss = victim
         .and_then(|vi| vi.get("rss_bytes").and_then(Value::as_u64))
         .or_else(|| {

@@ -1059,7 +1059,9 @@ impl Parser {
         }
     }
 
-    fn push_event(&mut self, ev: OomEvent) {
+    fn push_event(&mut self, mut ev: OomEvent) {
+        // Every kernel event says whose cgroup it hit (`workload`), whoever reads it.
+        ev.identify();
         // The same kill twice (a whole report forwarded twice): one event. A stamp is required,
         // as for duplicate records. Not within a memory.oom.group kill: the group walk prints
         // the victim again (5.x, seen in eras/5.x-6.x-dmesg-T-oom-group-kubepods.log).

@@ -321,6 +321,20 @@ fn section(ev: &OomEvent, n: usize, input: &str) -> String {
     if let Some(tm) = &ev.task_memcg {
         fact("Cgroup", format!("<code>{}</code>", esc(tm)));
     }
+    if let Some(w) = &ev.workload {
+        if let Some(d) = w.describe() {
+            let mut v = esc(&d);
+            if w.first_process == Some(false) {
+                let _ = write!(
+                    v,
+                    "<br><strong>pid {}: {}</strong>",
+                    ev.pid.unwrap_or(0),
+                    esc(oomguard_core::workload::KEPT_RUNNING)
+                );
+            }
+            fact("Workload", v);
+        }
+    }
     if ev.kind == EventKind::Kill {
         let mut size = format!(
             "{} resident (anon {}, file {}, shmem {}), {} virtual",
@@ -551,8 +565,18 @@ fn parameters(ev: &OomEvent) -> String {
     };
     for (k, v) in &top {
         match k.as_str() {
-            "tasks" | "memory" | "reaped" => {}
+            "tasks" | "memory" | "reaped" | "workload" => {}
             _ => push_scalar(&mut rows, k, k, v),
+        }
+    }
+    if let Some(serde_json::Value::Object(w)) = top.get("workload") {
+        for (k, v) in w {
+            push_scalar(
+                &mut rows,
+                &format!("workload.{k}"),
+                &format!("workload.{k}"),
+                v,
+            );
         }
     }
     if let Some(serde_json::Value::Object(r)) = top.get("reaped") {
@@ -718,6 +742,16 @@ fn meaning(key: &str) -> &'static str {
         "constraint" => "what ran out: NONE (machine), MEMCG, CPUSET or MEMORY_POLICY",
         "oom_memcg" => "the cgroup whose limit was hit",
         "task_memcg" => "the victim's cgroup",
+        "workload.unit" => "the innermost systemd unit (or slice) of the victim's cgroup",
+        "workload.container_runtime" => "the container runtime the cgroup path names",
+        "workload.container_id" => "the container's id, from the cgroup path",
+        "workload.container_name" => "the container's name (lxc/nspawn: path; Kubernetes: kubelet logs)",
+        "workload.pod_uid" => "the Kubernetes pod's uid, from the cgroup path",
+        "workload.pod_namespace" | "workload.pod_name" => "the pod's namespace and name (kubelet logs)",
+        "workload.qos" => "the pod's QoS class, from where the kubelet put its cgroup",
+        "workload.first_process" => {
+            "whether the victim was its container's first process (false: the container kept running)"
+        }
         "oom_group" => "the whole cgroup was killed (memory.oom.group)",
         "cpuset" | "mems_allowed" | "nodemask" => "the NUMA nodes the allocation could use",
         "trigger_comm" => "the task whose allocation invoked the OOM killer",

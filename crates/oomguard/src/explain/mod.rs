@@ -70,6 +70,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
     }
     let mut failed = false;
     let mut none_in = Vec::new();
+    let pod_logs = crate::host::pods::PodLogs::new(&args.kubelet_logs);
     for input in inputs {
         let input = match input {
             Ok(i) => i,
@@ -85,7 +86,8 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
         }
         let before = count;
         let mut parser = Parser::new();
-        let mut sink = |ev: OomEvent| -> io::Result<()> {
+        let mut sink = |mut ev: OomEvent| -> io::Result<()> {
+            pod_logs.fill_event(&mut ev);
             count += 1;
             summary.add(&ev);
             if let Some(h) = &mut html {

@@ -105,6 +105,23 @@ pub fn event_at(
         }
         let _ = writeln!(o, "  {:<9}{who}", "Killed");
     }
+    if let Some(w) = &ev.workload {
+        if let Some(d) = w.describe() {
+            let _ = writeln!(o, "  {:<9}{}", "Workload", safe(&d));
+        }
+        if w.first_process == Some(false) {
+            let _ = writeln!(
+                o,
+                "  {:<9}{}",
+                "",
+                st.yellow(&format!(
+                    "pid {}: {}",
+                    ev.pid.unwrap_or(0),
+                    oomguard_core::workload::KEPT_RUNNING
+                ))
+            );
+        }
+    }
     let scope = match diagnosis::scope(ev) {
         Scope::Global => "the whole machine (global OOM)".to_owned(),
         Scope::Memcg => {

@@ -5,6 +5,7 @@
 
 pub mod cgroupfs;
 pub mod machine;
+pub mod pods;
 pub mod procfs;
 pub mod scan;
 

@@ -132,6 +132,24 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
         put("DETECTED_VIA", Some(d.via.clone()));
         put("COUNT", d.count.map(|c| c.to_string()));
     }
+    if let Some(w) = &ev.workload {
+        put("UNIT", w.unit.clone());
+        put(
+            "CONTAINER_RUNTIME",
+            w.container_runtime.map(|r| r.as_str().to_owned()),
+        );
+        put("CONTAINER_ID", w.container_id.clone());
+        put("CONTAINER_NAME", w.container_name.clone());
+        put("POD_UID", w.pod_uid.clone());
+        put("POD_NAMESPACE", w.pod_namespace.clone());
+        put("POD_NAME", w.pod_name.clone());
+        put("POD_QOS", w.qos.map(|q| q.as_str().to_owned()));
+        put(
+            "FIRST_PROCESS",
+            w.first_process
+                .map(|f| if f { "1" } else { "0" }.to_owned()),
+        );
+    }
     if let Some(r) = &ev.run {
         put("RUN_NAME", Some(r.name.clone()));
         put("RUN_CGROUP", Some(r.cgroup.clone()));
@@ -180,6 +198,17 @@ pub fn summary(ev: &OomEvent) -> (String, String) {
         (Source::Oomguard, _) => format!("oomguard killed {who}"),
     };
     let mut body = format!("{title}{rss}{place}.");
+    if let Some(w) = &ev.workload {
+        if let Some(d) = w.describe() {
+            body.push_str(&format!(" Workload: {}.", printable(&d)));
+        }
+        if w.first_process == Some(false) {
+            body.push_str(&format!(
+                " The victim was {}.",
+                oomguard_core::workload::KEPT_RUNNING
+            ));
+        }
+    }
     if let Some(r) = &ev.run {
         // `oomguard run`'s own sentence: how it died, and what happens next.
         body.push_str(&format!(

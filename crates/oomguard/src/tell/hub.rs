@@ -26,6 +26,8 @@ use super::notify::Notifier;
 use super::{earliest, Stamper};
 use crate::sense::kernel_oom::{self, KernelOomDetector};
 
+use crate::host::pods::PodLogs;
+
 /// How often the node_exporter textfile is rewritten.
 pub const TEXTFILE_INTERVAL: Duration = Duration::from_secs(15);
 
@@ -58,6 +60,7 @@ pub struct Teller {
     next_textfile: Instant,
     scratch: Vec<OomEvent>,
     own_event_lines: bool,
+    pod_logs: PodLogs,
 }
 
 impl Teller {
@@ -93,6 +96,7 @@ impl Teller {
             next_textfile: now,
             scratch: Vec::new(),
             own_event_lines: opts.own_event_lines,
+            pod_logs: PodLogs::new(&cfg.events.kubelet_logs),
         })
     }
 
@@ -229,9 +233,31 @@ impl Teller {
         self.hooks.pre_kill_hold_until(now)
     }
 
+    /// Fills the event's `workload` from its cgroup path and names it from the kubelet's
+    /// log directories (when not done yet). [`Teller::record`] calls it for every event; the
+    /// daemon's kill path derives only the pure part before `pre_kill` (`OomEvent::identify`),
+    /// so no directory is read between the decision and the signal.
+    pub fn identify(&self, ev: &mut OomEvent) {
+        self.pod_logs.fill_event(ev);
+    }
+
     /// Records an event everywhere (see the module docs) and returns it stamped.
     pub fn record(&mut self, mut ev: OomEvent, now: Instant) -> OomEvent {
+        self.identify(&mut ev);
         self.stamper.stamp(&mut ev);
+        if ev.kind == EventKind::Kill {
+            if let Some(c) = ev.workload.as_ref().and_then(|w| {
+                w.container_name
+                    .as_deref()
+                    .map(|c| (w.pod_namespace.as_deref().unwrap_or(""), c))
+            }) {
+                let dry = ev.action.as_ref().is_some_and(|a| a.dry_run);
+                if !dry {
+                    self.metrics
+                        .inc_workload_kill(c.0, c.1, ev.source == Source::Oomguard);
+                }
+            }
+        }
         if let Some(log) = &mut self.log {
             log.write(&ev);
             if let Some(e) = log.take_error() {
@@ -495,6 +521,75 @@ mod tests {
         // Textfile written on the first on_ready.
         let prom = std::fs::read_to_string(dir.path().join("oomguard.prom")).unwrap();
         assert!(prom.contains("oomguard_build_info"));
+    }
+
+    /// A kernel kill in a Kubernetes container: the Teller derives the workload from the
+    /// cgroup path, names it from the kubelet's log directories (`events.kubelet_logs`), and the
+    /// journal fields, the JSON log and the bounded metric carry it.
+    #[test]
+    fn workload_is_named_and_reaches_journal_log_and_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("journal");
+        let journald = UnixDatagram::bind(&sock).unwrap();
+        let uid = "0330b2c1-a15b-4cdd-b5e5-72d4a90bee82";
+        let id = "b27201334a41cd0749d053b18378d7ea65617b8e26277197ea25c974da1a5a8a";
+        let kl = dir.path().join("kubelet");
+        std::fs::create_dir_all(kl.join(format!("pods/shop_web-7d9f_{uid}/web"))).unwrap();
+        let cfg = Config {
+            events: oomguard_core::config::EventsConfig {
+                log: dir.path().join("events.jsonl").display().to_string(),
+                kubelet_logs: kl.display().to_string(),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let now = Instant::now();
+        let mut t = Teller::new(
+            &cfg,
+            TellerOptions {
+                journal_socket: Some(sock.clone()),
+                ..TellerOptions::default()
+            },
+            now,
+        )
+        .unwrap();
+        let mut kernel = OomEvent::new(EventKind::Kill);
+        kernel.pid = Some(13);
+        kernel.task_memcg = Some(format!("/kubepods/burstable/pod{uid}/{id}"));
+        let ev = t.record(kernel, now);
+        let w = ev.workload.clone().unwrap();
+        assert_eq!(
+            w.describe().unwrap(),
+            format!("container web of pod shop/web-7d9f (uid {uid}), QoS burstable")
+        );
+        let mut b = vec![0u8; 65536];
+        let n = journald.recv(&mut b).unwrap();
+        let f = super::super::journal::parse_datagram(&b[..n]).unwrap();
+        let get = |k: &str| {
+            f.iter()
+                .find(|(fk, _)| fk == k)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(get("OOMGUARD_POD_NAMESPACE").as_deref(), Some("shop"));
+        assert_eq!(get("OOMGUARD_POD_NAME").as_deref(), Some("web-7d9f"));
+        assert_eq!(get("OOMGUARD_POD_UID").as_deref(), Some(uid));
+        assert_eq!(get("OOMGUARD_CONTAINER_NAME").as_deref(), Some("web"));
+        assert_eq!(get("OOMGUARD_CONTAINER_ID").as_deref(), Some(id));
+        assert_eq!(get("OOMGUARD_POD_QOS").as_deref(), Some("burstable"));
+        assert_eq!(get("OOMGUARD_CONTAINER_RUNTIME"), None);
+        assert!(get("MESSAGE")
+            .unwrap()
+            .contains("Workload: container web of pod shop/web-7d9f"));
+        let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+        assert_eq!(v["workload"]["pod_name"], "web-7d9f");
+        assert_eq!(v["workload"]["container_name"], "web");
+        let text = t.metrics.render().to_owned();
+        let want =
+            "oomguard_workload_oom_kills_total{namespace=\"shop\",container=\"web\",source=\"kernel\"} 1";
+        assert!(text.lines().any(|l| l == want), "missing {want}:\n{text}");
+        // Neither the pid nor the pod uid nor the container id is ever a label.
+        assert!(!text.contains(uid) && !text.contains(id));
     }
 
     /// `oomguard run`'s exit event fires the `exit` hook and is not counted as a kill; with

@@ -64,6 +64,21 @@ pub const HTTP_CODES: [u16; 6] = [200, 400, 404, 405, 408, 431];
 /// Most watched cgroups given their own series (the rest are not exported).
 pub const MAX_CGROUP_SERIES: usize = 64;
 
+/// Most (namespace, container) pairs given their own kill counter; later pairs are counted
+/// under `_other` (a name Kubernetes, LXC and machined never give: they start with a letter or
+/// digit). Names only, never a pid, pod uid or container id: those change with every restart
+/// and would grow the series without bound.
+pub const MAX_WORKLOAD_SERIES: usize = 32;
+
+/// Kills of one named workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadSeries {
+    pub namespace: String,
+    pub container: String,
+    /// `[kernel, oomguard]`
+    pub kills_total: [u64; 2],
+}
+
 /// One watched cgroup's gauges.
 #[derive(Debug, Clone)]
 pub struct CgroupSeries {
@@ -91,6 +106,8 @@ pub struct Metrics {
     pub kernel_oom_kills_total: [u64; 5],
     /// Kernel kills seen only in the counters (report lost or unreadable).
     pub kernel_oom_kills_unreported_total: u64,
+    /// Kills by workload name (bounded: [`MAX_WORKLOAD_SERIES`] + `_other`).
+    pub workload_kills: Vec<WorkloadSeries>,
     pub kmsg_records_lost_total: u64,
     pub hook_runs_total: [u64; N_HOOK_EVENTS],
     pub hook_failures_total: [u64; N_HOOK_EVENTS],
@@ -138,6 +155,7 @@ impl Metrics {
             kills_total: [[0; 5]; 2],
             kernel_oom_kills_total: [0; 5],
             kernel_oom_kills_unreported_total: 0,
+            workload_kills: Vec::with_capacity(MAX_WORKLOAD_SERIES + 1),
             kmsg_records_lost_total: 0,
             hook_runs_total: [0; N_HOOK_EVENTS],
             hook_failures_total: [0; N_HOOK_EVENTS],
@@ -170,6 +188,42 @@ impl Metrics {
             self.kernel_oom_kills_unreported_total += 1;
         }
         self.last_kernel_oom_kill_timestamp_seconds = unix_s;
+    }
+
+    /// A kill of a named workload (namespace `""` outside Kubernetes). `by_oomguard` false for
+    /// the kernel's kills. Called only when an event names its container.
+    pub fn inc_workload_kill(&mut self, namespace: &str, container: &str, by_oomguard: bool) {
+        let i = match self
+            .workload_kills
+            .iter()
+            .position(|w| w.namespace == namespace && w.container == container)
+        {
+            Some(i) => i,
+            None => {
+                let other = self.workload_kills.len() >= MAX_WORKLOAD_SERIES;
+                let (ns, c) = if other {
+                    ("_other", "_other")
+                } else {
+                    (namespace, container)
+                };
+                match self
+                    .workload_kills
+                    .iter()
+                    .position(|w| w.namespace == ns && w.container == c)
+                {
+                    Some(i) => i,
+                    None => {
+                        self.workload_kills.push(WorkloadSeries {
+                            namespace: ns.to_owned(),
+                            container: c.to_owned(),
+                            kills_total: [0; 2],
+                        });
+                        self.workload_kills.len() - 1
+                    }
+                }
+            }
+        };
+        self.workload_kills[i].kills_total[usize::from(by_oomguard)] += 1;
     }
 
     pub fn set_hook_counts(&mut self, runs: [u64; N_HOOK_EVENTS], failures: [u64; N_HOOK_EVENTS]) {
@@ -359,6 +413,26 @@ impl Metrics {
             "oomguard_kernel_oom_kills_unreported_total {}",
             self.kernel_oom_kills_unreported_total
         )?;
+        if !self.workload_kills.is_empty() {
+            head(
+                b,
+                "oomguard_workload_oom_kills_total",
+                "counter",
+                "OOM kills by workload name (Kubernetes namespace and container, or the lxc/nspawn \
+                 container name), by who killed: kernel or oomguard.",
+            )?;
+            for w in &self.workload_kills {
+                for (i, src) in ["kernel", "oomguard"].iter().enumerate() {
+                    writeln!(
+                        b,
+                        "oomguard_workload_oom_kills_total{{namespace=\"{}\",container=\"{}\",source=\"{src}\"}} {}",
+                        escape_label(&w.namespace),
+                        escape_label(&w.container),
+                        w.kills_total[i]
+                    )?;
+                }
+            }
+        }
         head(
             b,
             "oomguard_kmsg_records_lost_total",
@@ -523,6 +597,23 @@ pub(crate) mod tests {
         m.inc_kernel_kill(Some("CONSTRAINT_MEMCG"), false, 1_795_960_801.0);
         m.inc_hook(HookEvent::PostKill, false);
         m
+    }
+
+    #[test]
+    fn workload_series_are_capped() {
+        let mut m = registry();
+        for i in 0..(MAX_WORKLOAD_SERIES + 10) {
+            m.inc_workload_kill("ns", &format!("c{i}"), false);
+        }
+        m.inc_workload_kill("ns", "c0", true);
+        assert_eq!(m.workload_kills.len(), MAX_WORKLOAD_SERIES + 1);
+        let text = m.render().to_owned();
+        assert!(text.contains(
+            "oomguard_workload_oom_kills_total{namespace=\"_other\",container=\"_other\",source=\"kernel\"} 10"
+        ));
+        assert!(text.contains(
+            "oomguard_workload_oom_kills_total{namespace=\"ns\",container=\"c0\",source=\"oomguard\"} 1"
+        ));
     }
 
     #[test]

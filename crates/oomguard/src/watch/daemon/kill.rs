@@ -179,6 +179,9 @@ impl Daemon {
         );
         // The pre_kill hooks run before anything is done: no action yet.
         event.action = None;
+        // Whose cgroup it is (unit, container, pod: pure, from the path), before pre_kill hooks
+        // see the event; the names (a directory read) are added after the kill, by `record`.
+        event.identify();
         // pre_kill hooks get a short, bounded head start (never longer than the hook module's
         // cap), and only while they still run.
         if let Some(until) = self.tell.pre_kill(&event, Instant::now()) {
