@@ -18,6 +18,7 @@ pub mod policy;
 pub mod run;
 pub mod since;
 pub mod size;
+pub mod thrash;
 pub mod time;
 pub mod trigger;
 pub mod units;
