@@ -327,10 +327,9 @@ impl ThrashDetector {
             >= self.rule.min_refault_bytes_per_s as f64;
         let reason = if enough && rates.refault_pct_per_s > self.rule.refault_pct_per_s {
             Some(ThrashReason::ThrashRefault)
-        } else if let Some(s) = swap.filter(|_| enough || rates.direct_reclaim_per_s > 0.0) {
-            Some(s.reason())
         } else {
-            None
+            swap.filter(|_| enough || rates.direct_reclaim_per_s > 0.0)
+                .map(SwapExhausted::reason)
         };
         match reason {
             Some(r) => {
