@@ -20,6 +20,7 @@ pub mod replay;
 pub mod run;
 pub mod since;
 pub mod size;
+pub mod thrash;
 pub mod time;
 pub mod trigger;
 pub mod units;

@@ -2,7 +2,7 @@
 //! and with bytes replaced, returns Ok or Err and never panics. A truncated memory line in
 //! `status` must be an error, not a smaller number (the score would be silently wrong).
 
-use oomguard_core::host::{cgroup, process, system};
+use oomguard_core::host::{cgroup, process, system, zram};
 
 const FIXTURES: &[(&str, &[u8])] = &[
     ("meminfo", include_bytes!("fixtures/host/meminfo-6.18.txt")),
@@ -32,6 +32,10 @@ const FIXTURES: &[(&str, &[u8])] = &[
         include_bytes!("fixtures/host/v1-memory.stat-6.18.txt"),
     ),
     (
+        "mm_stat",
+        include_bytes!("fixtures/host/zram-mm_stat-mem_limit-6.18.txt"),
+    ),
+    (
         "limit",
         include_bytes!("fixtures/host/v1-memory.limit_in_bytes-6.18.txt"),
     ),
@@ -47,6 +51,7 @@ fn run_all(kind: &str, t: &[u8]) {
         "cgroup" => drop(process::parse_cgroup(t)),
         "oom_control" => drop(cgroup::parse_v1_oom_control(t)),
         "memory.stat" => drop(cgroup::parse_memory_stat(t)),
+        "mm_stat" => drop(zram::parse_mm_stat(t)),
         _ => drop(cgroup::parse_v1_limit("memory.limit_in_bytes", t)),
     }
     // Every parser sees every input too: nothing may panic on someone else's format.
@@ -57,6 +62,8 @@ fn run_all(kind: &str, t: &[u8]) {
     drop(cgroup::parse_v2_limit("memory.max", t));
     drop(cgroup::parse_v2_oom_group(t));
     drop(process::cmdline_display(t));
+    drop(zram::parse_mm_stat(t));
+    drop(zram::parse_disksize(t));
 }
 
 #[test]

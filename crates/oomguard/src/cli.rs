@@ -161,6 +161,9 @@ pub struct DoctorArgs {
     /// Root of the cgroup filesystems.
     #[arg(long, default_value = "/sys/fs/cgroup", hide = true)]
     pub cgroup_root: std::path::PathBuf,
+    /// Root of sysfs (zram devices under block/).
+    #[arg(long, default_value = "/sys", hide = true)]
+    pub sys_root: std::path::PathBuf,
     /// Read kernel OOM kills from this log instead of this machine's kernel log (/dev/kmsg,
     /// dmesg, journalctl -k, kern.log); `none` skips the check.
     #[arg(long, value_name = "FILE")]

@@ -4,7 +4,8 @@
 //! missing instead of guessing.
 //!
 //! The finding list is open: [`Report::push`] lets other sources add findings (the `explain`
-//! integration adds "recent kernel OOM kills in the kernel log" in `kernel_log_check`).
+//! integration adds "recent kernel OOM kills in the kernel log" in `kernel_log_check`; the zram
+//! devices under sysfs add theirs in [`zram_check`]).
 //!
 //! Exit status (documented in `--help`): 0 when nothing is worse than info, 1 when the worst
 //! finding is a warning, 2 when it is critical, 3 when the audit could not run.
@@ -12,10 +13,11 @@
 use crate::cli::DoctorArgs;
 use crate::host::cgroupfs::{CgroupLayout, Memcg};
 use crate::host::scan::{ProcSample, ScanStats, Scanner};
-use crate::host::{page_size_bytes, CgroupFs, ProcFs, ReadError};
+use crate::host::{page_size_bytes, CgroupFs, ProcFs, ReadError, ZramFs};
 use oomguard_core::host::cgroup::Limit;
 use oomguard_core::host::process::CgroupVersion;
 use oomguard_core::host::system::MemInfo;
+use oomguard_core::host::zram::{ZramFull, DEFAULT_ZRAM_FULL_PCT};
 use oomguard_core::units::{mib_1, MIB};
 use serde::Serialize;
 use std::io::Write;
@@ -702,6 +704,75 @@ pub fn kernel_oom_finding(
     )
 }
 
+/// The `zram` finding, one per configured zram device: critical when it is nearly full
+/// (`full_pct` of its `disksize`, or of its `mem_limit` in RAM), because then swap is exhausted
+/// whatever `SwapFree` in /proc/meminfo says, and the next swap-out fails; ok otherwise.
+/// Unconfigured devices (`disksize` 0) are not reported.
+pub fn zram_check(r: &mut Report, zram: &ZramFs, meminfo: Option<&MemInfo>, full_pct: f64) {
+    let devices = match zram.read_devices() {
+        Ok(d) => d,
+        Err(e) => {
+            r.missing.push(e.to_string());
+            return;
+        }
+    };
+    let swap_free = meminfo.and_then(|m| Some((m.swap_free_bytes?, m.swap_total_bytes?)));
+    for d in devices.iter().filter(|d| d.disksize_bytes > 0) {
+        let dir = zram.block_dir().join(&d.name);
+        let mut evidence = vec![
+            ev(dir.join("disksize").display().to_string(), d.disksize_bytes),
+            ev(
+                dir.join("mm_stat").display().to_string(),
+                format!(
+                    "orig_data_size {} MiB, mem_used_total {} MiB, mem_limit {}",
+                    mib_1(d.mm.orig_data_bytes),
+                    mib_1(d.mm.mem_used_total_bytes),
+                    if d.mm.mem_limit_bytes == 0 {
+                        "none".to_owned()
+                    } else {
+                        format!("{} MiB", mib_1(d.mm.mem_limit_bytes))
+                    }
+                ),
+            ),
+        ];
+        if let Some((free, total)) = swap_free {
+            evidence.push(ev(
+                "meminfo",
+                format!("SwapFree {} MiB of {} MiB", mib_1(free), mib_1(total)),
+            ));
+        }
+        r.push(match d.full(full_pct) {
+            Some(full) => {
+                let (how, pct) = match full {
+                    ZramFull::Disksize { used_pct } => ("of its disksize", used_pct),
+                    ZramFull::MemLimit { used_pct } => ("of its mem_limit in RAM", used_pct),
+                };
+                finding(
+                    "zram",
+                    Severity::Critical,
+                    format!(
+                        "{} is {pct:.0}% full ({how}): swap is exhausted even if SwapFree shows room, the next swap-out fails and the machine thrashes until the OOM killer runs",
+                        d.name
+                    ),
+                    evidence,
+                    Some("raise the device's disksize or mem_limit, add a disk swap at a lower priority behind it, or find what filled it with `oomguard rank`; oomguard counts a nearly full zram device as swap exhausted (reason zram-full)"),
+                )
+            }
+            None => finding(
+                "zram",
+                Severity::Ok,
+                format!(
+                    "{} has room ({:.0}% of its disksize used)",
+                    d.name,
+                    d.mm.orig_data_bytes as f64 * 100.0 / d.disksize_bytes as f64
+                ),
+                evidence,
+                None,
+            ),
+        });
+    }
+}
+
 /// `oomguard doctor`'s body. Returns the exit code (worst severity).
 pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     let proc = ProcFs::new(&args.proc_root);
@@ -712,6 +783,17 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
         );
     }
     let mut r = audit(&proc, &CgroupFs::new(&args.cgroup_root), &args.critical);
+    // As with the kernel log: a fake proc root is judged against this machine's zram devices
+    // only when a sysfs root is named too.
+    if args.proc_root == Path::new("/proc") || args.sys_root != Path::new("/sys") {
+        let meminfo = proc.read_meminfo().ok();
+        zram_check(
+            &mut r,
+            &ZramFs::new(&args.sys_root),
+            meminfo.as_ref(),
+            DEFAULT_ZRAM_FULL_PCT,
+        );
+    }
     // The kernel log fallbacks (dmesg, journalctl) are this machine's: with a fake proc root
     // (tests, containers) read a kernel log only when one is named.
     match (&args.kernel_log, args.proc_root == Path::new("/proc")) {

@@ -6,9 +6,9 @@ mod common;
 
 use assert_cmd::Command;
 use common::{FakeHost, FakeProc};
-use oomguard::doctor::{audit, Report, Severity};
+use oomguard::doctor::{audit, zram_check, Report, Severity};
 use oomguard::host::scan::{ScanStats, Scanner};
-use oomguard::host::{CgroupFs, ProcFs};
+use oomguard::host::{CgroupFs, ProcFs, ZramFs};
 use oomguard::rank::{rank, Roots, Scope};
 use oomguard_core::badness::Unkillable;
 
@@ -391,4 +391,115 @@ fn doctor_real_run_on_this_machine() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("worst:"));
+}
+
+// ---- doctor: zram ---------------------------------------------------------------------------
+
+/// A zram device under `h/sys/block/NAME` from real 6.18 files: a 64 MiB device hot-added on
+/// the development host and written with dd (16 MiB of text; 64 MiB of random bytes; 32 MiB of
+/// random bytes with mem_limit 4 MiB, where dd failed with EIO at 4 MiB).
+fn zram_dev(h: &FakeHost, name: &str, disksize: &str, mm_stat: &str) {
+    let fx = |f: &str| {
+        std::fs::read_to_string(format!(
+            "{}/../oomguard-core/tests/fixtures/host/{f}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    h.write(&format!("sys/block/{name}/disksize"), &fx(disksize));
+    h.write(&format!("sys/block/{name}/mm_stat"), &fx(mm_stat));
+}
+
+fn zram_report(h: &FakeHost) -> Report {
+    let mut r = Report::default();
+    let m = ProcFs::new(h.proc_root()).read_meminfo().ok();
+    zram_check(&mut r, &ZramFs::new(h.root().join("sys")), m.as_ref(), 95.0);
+    r
+}
+
+#[test]
+fn doctor_zram_full_fires_and_room_does_not() {
+    let h = machine();
+    // No zram at all, and an unconfigured device: no finding.
+    assert_eq!(zram_report(&h).findings.len(), 0);
+    zram_dev(
+        &h,
+        "zram0",
+        "zram-disksize-unset-6.18.txt",
+        "zram-mm_stat-unset-6.18.txt",
+    );
+    assert_eq!(zram_report(&h).findings.len(), 0);
+    // A quarter full: ok.
+    zram_dev(
+        &h,
+        "zram1",
+        "zram-disksize-64M-6.18.txt",
+        "zram-mm_stat-16M-text-6.18.txt",
+    );
+    let r = zram_report(&h);
+    assert_eq!(severity(&r, "zram"), Severity::Ok);
+    assert!(
+        r.findings[0].title.contains("zram1 has room (25%"),
+        "{r:#?}"
+    );
+    // Full by disksize: critical.
+    zram_dev(
+        &h,
+        "zram1",
+        "zram-disksize-64M-6.18.txt",
+        "zram-mm_stat-full-random-6.18.txt",
+    );
+    let r = zram_report(&h);
+    assert_eq!(severity(&r, "zram"), Severity::Critical);
+    assert!(
+        r.findings[0].title.contains("100% full (of its disksize)"),
+        "{r:#?}"
+    );
+    // Logically 1/16 full, but at its mem_limit: critical, although SwapFree shows room.
+    h.meminfo_kb("SwapTotal", 65_536);
+    h.meminfo_kb("SwapFree", 61_440);
+    zram_dev(
+        &h,
+        "zram1",
+        "zram-disksize-64M-6.18.txt",
+        "zram-mm_stat-mem_limit-6.18.txt",
+    );
+    let r = zram_report(&h);
+    assert_eq!(severity(&r, "zram"), Severity::Critical);
+    let f = &r.findings[0];
+    assert!(f.title.contains("of its mem_limit in RAM"), "{f:#?}");
+    assert!(
+        f.evidence.iter().any(|e| e.value.contains("SwapFree 60")),
+        "{f:#?}"
+    );
+    // Garbled mm_stat: listed as missing with file and field, no finding, no panic.
+    h.write("sys/block/zram1/mm_stat", "1 2 x 4 5\n");
+    let r = zram_report(&h);
+    assert!(r.findings.is_empty());
+    assert!(
+        r.missing[0].contains("zram1/mm_stat") && r.missing[0].contains("mem_used_total"),
+        "{:?}",
+        r.missing
+    );
+    // Through the CLI with --sys-root: exit code 2 for the full device.
+    zram_dev(
+        &h,
+        "zram1",
+        "zram-disksize-64M-6.18.txt",
+        "zram-mm_stat-full-random-6.18.txt",
+    );
+    let out = Command::cargo_bin("oomguard")
+        .unwrap()
+        .args(["doctor", "--proc-root"])
+        .arg(h.proc_root())
+        .arg("--cgroup-root")
+        .arg(h.cgroup_root())
+        .arg("--sys-root")
+        .arg(h.root().join("sys"))
+        .args(["--kernel-log", "none"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[CRITICAL] zram1 is 100% full"), "{stdout}");
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
 }

@@ -129,6 +129,25 @@ pub struct MemoryStat {
     pub inactive_file_bytes: Option<u64>,
     /// v1 `total_inactive_file` (hierarchical).
     pub total_inactive_file_bytes: Option<u64>,
+    pub active_file_bytes: Option<u64>,
+    pub inactive_anon_bytes: Option<u64>,
+    pub active_anon_bytes: Option<u64>,
+    /// v1 `total_active_file`, `total_inactive_anon`, `total_active_anon` (hierarchical).
+    pub total_active_file_bytes: Option<u64>,
+    pub total_inactive_anon_bytes: Option<u64>,
+    pub total_active_anon_bytes: Option<u64>,
+    /// `workingset_refault_file` (v2 5.9+, v1 5.9+), or the older single `workingset_refault`
+    /// (v2 4.20-5.8, file pages only). A count of pages, not bytes: the kernel exports the
+    /// workingset counters as events even in v1, whose other fields are bytes
+    /// (`memcg_page_state_output_unit`, mm/memcontrol.c).
+    pub workingset_refault_file: Option<u64>,
+    /// `workingset_refault_anon` (5.9+), pages.
+    pub workingset_refault_anon: Option<u64>,
+    /// v1 `total_workingset_refault_file` / `total_workingset_refault_anon` (hierarchical).
+    pub total_workingset_refault_file: Option<u64>,
+    pub total_workingset_refault_anon: Option<u64>,
+    /// v1 `total_pgmajfault` (hierarchical; v2 `pgmajfault` is hierarchical already).
+    pub total_pgmajfault: Option<u64>,
 }
 
 /// Parses `memory.stat` of either hierarchy.
@@ -146,6 +165,17 @@ pub fn parse_memory_stat(text: &[u8]) -> Result<MemoryStat, ParseError> {
             b"pgmajfault" => &mut s.pgmajfault,
             b"inactive_file" => &mut s.inactive_file_bytes,
             b"total_inactive_file" => &mut s.total_inactive_file_bytes,
+            b"active_file" => &mut s.active_file_bytes,
+            b"inactive_anon" => &mut s.inactive_anon_bytes,
+            b"active_anon" => &mut s.active_anon_bytes,
+            b"total_active_file" => &mut s.total_active_file_bytes,
+            b"total_inactive_anon" => &mut s.total_inactive_anon_bytes,
+            b"total_active_anon" => &mut s.total_active_anon_bytes,
+            b"workingset_refault_file" | b"workingset_refault" => &mut s.workingset_refault_file,
+            b"workingset_refault_anon" => &mut s.workingset_refault_anon,
+            b"total_workingset_refault_file" => &mut s.total_workingset_refault_file,
+            b"total_workingset_refault_anon" => &mut s.total_workingset_refault_anon,
+            b"total_pgmajfault" => &mut s.total_pgmajfault,
             _ => return,
         };
         *slot = Some(v);
@@ -256,6 +286,14 @@ mod tests {
             s.hierarchical_memory_limit_bytes,
             Some(9_223_372_036_854_771_712)
         );
+        // The thrash detector's inputs, read by hand from that file.
+        assert_eq!(s.workingset_refault_file, Some(968));
+        assert_eq!(s.workingset_refault_anon, Some(0));
+        assert_eq!(s.total_workingset_refault_file, Some(968));
+        assert_eq!(s.active_file_bytes, Some(1_064_960));
+        assert_eq!(s.inactive_file_bytes, Some(2_777_088));
+        assert_eq!(s.total_active_anon_bytes, Some(12_288));
+        assert_eq!(s.total_pgmajfault, Some(25));
         assert_eq!(
             parse_v1_limit("x", b"104857600\n"),
             Ok(Limit::Bytes(104_857_600))
@@ -298,6 +336,22 @@ mod tests {
         assert!(parse_v2_oom_group(b"2\n").is_err());
         let s = parse_memory_stat(b"anon 1048576\nfile 2097152\nkernel 0\nshmem 0\n").unwrap();
         assert_eq!(s.anon_bytes, Some(1_048_576));
+        // v2 6.x memory.stat lines the thrash detector reads (names from
+        // Documentation/admin-guide/cgroup-v2.rst), and 5.4's single workingset_refault.
+        let s = parse_memory_stat(
+            b"anon 0\nfile 4096\ninactive_anon 0\nactive_anon 8192\ninactive_file 4096\nactive_file 0\nworkingset_refault_anon 3\nworkingset_refault_file 11\npgmajfault 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                s.workingset_refault_file,
+                s.workingset_refault_anon,
+                s.active_anon_bytes
+            ),
+            (Some(11), Some(3), Some(8192))
+        );
+        let s = parse_memory_stat(b"anon 0\nworkingset_refault 5\n").unwrap();
+        assert_eq!(s.workingset_refault_file, Some(5));
         let p = crate::host::system::parse_pressure(fx!("v2-memory.pressure-6.18.txt")).unwrap();
         assert!(p.full.is_some());
     }

@@ -10,6 +10,7 @@
 pub mod cgroup;
 pub mod process;
 pub mod system;
+pub mod zram;
 
 use std::fmt;
 

@@ -222,7 +222,9 @@ pub fn parse_pressure(text: &[u8]) -> Result<Pressure, ParseError> {
 }
 
 /// The `/proc/vmstat` counters oomguard uses. All optional: `oom_kill` is 4.13+, the
-/// `workingset_*_anon/file` split 5.9+.
+/// `workingset_*_anon/file` split 5.9+ (before it one `workingset_refault`, file pages only,
+/// 3.15+), the `allocstall_*` per-zone split 4.8+ (one `allocstall` before). The `nr_*` LRU
+/// sizes and the event counters are in pages, as the kernel prints them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct VmStat {
     pub oom_kill: Option<u64>,
@@ -231,15 +233,29 @@ pub struct VmStat {
     pub pgmajfault: Option<u64>,
     pub pgscan_direct: Option<u64>,
     pub pgsteal_direct: Option<u64>,
+    pub pgscan_kswapd: Option<u64>,
     pub allocstall_normal: Option<u64>,
+    /// Direct-reclaim entries summed over every zone: `allocstall_dma`, `_dma32`, `_normal`,
+    /// `_movable`, `_device` (4.8+), or the single pre-4.8 `allocstall`.
+    pub allocstall_total: Option<u64>,
     pub workingset_refault_anon: Option<u64>,
     pub workingset_refault_file: Option<u64>,
+    /// Pre-5.9 name of `workingset_refault_file` (anon pages had no workingset tracking then).
+    pub workingset_refault: Option<u64>,
+    pub nr_inactive_anon_pages: Option<u64>,
+    pub nr_active_anon_pages: Option<u64>,
+    pub nr_inactive_file_pages: Option<u64>,
+    pub nr_active_file_pages: Option<u64>,
 }
 
 /// Parses `/proc/vmstat` (`name value` per line).
 pub fn parse_vmstat(text: &[u8]) -> Result<VmStat, ParseError> {
     let mut s = VmStat::default();
     for_each_kv("vmstat", text, |k, v| {
+        if k.starts_with(b"allocstall") {
+            // Every zone's direct-reclaim count adds up; the old single counter is the sum.
+            s.allocstall_total = Some(s.allocstall_total.unwrap_or(0).saturating_add(v));
+        }
         let slot = match k {
             b"oom_kill" => &mut s.oom_kill,
             b"pswpin" => &mut s.pswpin,
@@ -247,9 +263,15 @@ pub fn parse_vmstat(text: &[u8]) -> Result<VmStat, ParseError> {
             b"pgmajfault" => &mut s.pgmajfault,
             b"pgscan_direct" => &mut s.pgscan_direct,
             b"pgsteal_direct" => &mut s.pgsteal_direct,
+            b"pgscan_kswapd" => &mut s.pgscan_kswapd,
             b"allocstall_normal" => &mut s.allocstall_normal,
             b"workingset_refault_anon" => &mut s.workingset_refault_anon,
             b"workingset_refault_file" => &mut s.workingset_refault_file,
+            b"workingset_refault" => &mut s.workingset_refault,
+            b"nr_inactive_anon" => &mut s.nr_inactive_anon_pages,
+            b"nr_active_anon" => &mut s.nr_active_anon_pages,
+            b"nr_inactive_file" => &mut s.nr_inactive_file_pages,
+            b"nr_active_file" => &mut s.nr_active_file_pages,
             _ => return,
         };
         *slot = Some(v);
@@ -413,6 +435,24 @@ mod tests {
         let v = parse_vmstat(t).unwrap();
         assert!(v.oom_kill.is_some());
         assert!(v.workingset_refault_anon.is_some());
+        // 6.18's values in that file, read by hand.
+        assert_eq!(v.nr_inactive_file_pages, Some(169_775));
+        assert_eq!(v.nr_active_file_pages, Some(74_454));
+        assert_eq!(v.workingset_refault_file, Some(115_960));
+        assert_eq!(v.allocstall_total, Some(0));
+        assert_eq!(v.workingset_refault, None);
+        // 4.19-era names: one workingset_refault, one allocstall per zone summed.
+        let old = parse_vmstat(
+            b"nr_inactive_file 100\nnr_active_file 50\nworkingset_refault 7\nallocstall_dma32 2\nallocstall_normal 3\nallocstall_movable 0\n",
+        )
+        .unwrap();
+        assert_eq!(old.workingset_refault, Some(7));
+        assert_eq!(old.workingset_refault_file, None);
+        assert_eq!(old.allocstall_total, Some(5));
+        assert_eq!(
+            parse_vmstat(b"allocstall 9\n").unwrap().allocstall_total,
+            Some(9)
+        );
         assert!(parse_vmstat(b"oom_kill\n").is_err());
         assert!(parse_vmstat(b"oom_kill -1\n").is_err());
     }

@@ -1,6 +1,6 @@
 //! Readers of the live host: `/proc` ([`ProcFs`]) and the cgroup filesystems ([`CgroupFs`]),
-//! each with an injectable root so tests run on fake trees of real kernel text, and the
-//! whole-machine process scan ([`scan`]). Parsing is `oomguard_core::host`'s job; this module
+//! each with an injectable root so tests run on fake trees of real kernel text, the
+//! whole-machine process scan ([`scan`]) and the zram devices ([`ZramFs`]). Parsing is `oomguard_core::host`'s job; this module
 //! opens, reads into reused buffers and classifies failures the way a caller acts on them.
 
 pub mod cgroupfs;
@@ -8,9 +8,11 @@ pub mod machine;
 pub mod pods;
 pub mod procfs;
 pub mod scan;
+pub mod zram;
 
 pub use cgroupfs::CgroupFs;
 pub use procfs::ProcFs;
+pub use zram::ZramFs;
 
 use oomguard_core::host::ParseError;
 use std::io;
