@@ -133,8 +133,14 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         std::fs::create_dir_all(r.join("system.slice/app.service")).unwrap();
-        assert_eq!(watch_dir(r, "/system.slice/app.service"), r.join("system.slice"));
-        assert_eq!(watch_dir(r, "/system.slice/*.service"), r.join("system.slice"));
+        assert_eq!(
+            watch_dir(r, "/system.slice/app.service"),
+            r.join("system.slice")
+        );
+        assert_eq!(
+            watch_dir(r, "/system.slice/*.service"),
+            r.join("system.slice")
+        );
         assert_eq!(watch_dir(r, "/og.slice/og-*.service"), r.to_path_buf());
         assert_eq!(watch_dir(r, "/a/b/c"), r.to_path_buf());
         assert_eq!(watch_dir(r, "/*/x"), r.to_path_buf());
@@ -145,7 +151,9 @@ mod tests {
     fn a_directory_made_where_a_pattern_points_wakes_it_and_rearm_follows_the_tree() {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
-        let mut a = Appear::new(r, &["/og.slice/og-*.service"]).unwrap().unwrap();
+        let mut a = Appear::new(r, &["/og.slice/og-*.service"])
+            .unwrap()
+            .unwrap();
         assert!(!a.drain(), "nothing happened yet");
         // A plain file is not a cgroup.
         std::fs::write(r.join("file"), "x").unwrap();

@@ -66,7 +66,7 @@ fn component_match(p: &[u8], s: &[u8]) -> bool {
 }
 
 /// The memory hierarchy's root directory and version on this host.
-fn memory_root(cgfs: &CgroupFs) -> Option<(CgroupVersion, PathBuf)> {
+pub(crate) fn memory_root(cgfs: &CgroupFs) -> Option<(CgroupVersion, PathBuf)> {
     let layout = cgfs.layout();
     if let Some(v1) = layout.v1_memory {
         return Some((CgroupVersion::V1, v1));

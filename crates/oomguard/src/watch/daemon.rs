@@ -130,6 +130,10 @@ pub struct Daemon {
     report: Option<Duration>,
     last_report: Instant,
     last_rescan: Instant,
+    /// inotify on where guarded cgroups are made (`appear.rs`): a service's cgroup made after
+    /// start is guarded at once, not at the next 10 s rescan.
+    appear: Option<super::appear::Appear>,
+    appear_pending: bool,
     /// The event log, journal, hooks, notifications, metrics and the kernel-OOM detector.
     tell: Teller,
     kernel_events: Vec<OomEvent>,
@@ -459,6 +463,9 @@ impl Daemon {
             report,
             last_report: Instant::now(),
             last_rescan: Instant::now(),
+            appear: None,
+            // The first pass arms the inotify watches (and rescans once).
+            appear_pending: true,
             tell,
             kernel_events: Vec::with_capacity(16),
             cgbuf: Vec::with_capacity(16 * 1024),
@@ -484,7 +491,10 @@ impl Daemon {
         for i in 0..self.cgroups.len() {
             timeout = timeout.min(self.check_cgroup(i));
         }
-        if self.last_rescan.elapsed() >= Duration::from_secs(10) && !self.cfg.cgroups.is_empty() {
+        if (self.appear_pending || self.last_rescan.elapsed() >= Duration::from_secs(10))
+            && !self.cfg.cgroups.is_empty()
+        {
+            self.appear_pending = false;
             self.rescan_cgroups();
             self.last_rescan = Instant::now();
         }
@@ -561,6 +571,10 @@ impl Daemon {
                 fds.push(pfd(ev.fd().as_raw_fd(), libc::POLLIN));
             }
         }
+        let appear_slot = self.appear.as_ref().map(|a| {
+            fds.push(pfd(a.fd().as_raw_fd(), libc::POLLIN));
+            fds.len() - 1
+        });
         self.tell.poll_raw(&mut fds);
         // ppoll, not poll: poll's timeout is whole milliseconds, and a deadline less than 1 ms
         // away rounded down to 0 made the loop spin until it passed (measured: ~35 wake-ups in
@@ -581,7 +595,13 @@ impl Daemon {
             )
         };
         let signalled = fds[0].revents != 0;
+        let appeared = appear_slot.is_some_and(|i| fds[i].revents != 0);
         self.pollfds = fds;
+        if appeared {
+            if let Some(a) = self.appear.as_mut() {
+                self.appear_pending |= a.drain();
+            }
+        }
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -681,6 +701,22 @@ impl Daemon {
             .iter()
             .map(|c| (c.path.clone(), c.headroom))
             .collect();
+        // Watch where they would be made before looking, so one made in between is not missed.
+        if let Some((_, root)) = cgroups::memory_root(&self.cgfs) {
+            let pats: Vec<&str> = patterns.iter().map(|(p, _)| p.as_str()).collect();
+            let armed = match self.appear.as_mut() {
+                Some(a) => a.rearm(&root, &pats),
+                None => super::appear::Appear::new(&root, &pats).map(|a| {
+                    self.appear = a;
+                }),
+            };
+            if let Err(e) = armed {
+                log(format_args!(
+                    "cgroups: no inotify on their parent directories ({e}); looking every 10 s"
+                ));
+                self.appear = None;
+            }
+        }
         let Ok(found) = cgroups::resolve(&self.cgfs, &patterns) else {
             return;
         };
