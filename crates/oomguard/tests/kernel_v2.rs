@@ -456,7 +456,7 @@ impl Daemon {
 /// held at `memory.high` with no swap is throttled by the kernel), and not while it is idle.
 #[test]
 fn psi_trigger_on_a_cgroup_memory_pressure_fires_under_memory_high() {
-    use oomguard::sys::psi::{plan_trigger, PsiTrigger, PsiWake, StallKind, WindowRounding};
+    use oomguard::sense::psi::{plan_trigger, PsiTrigger, PsiWake, StallKind, WindowRounding};
     in_lab_guest();
     let cg = Cg::new("psi");
     cg.set("memory.high", &(32u64 << 20).to_string());
@@ -464,7 +464,7 @@ fn psi_trigger_on_a_cgroup_memory_pressure_fires_under_memory_high() {
         StallKind::Some,
         Duration::from_millis(100),
         Duration::from_secs(2),
-        oomguard::sys::psi::has_cap_sys_resource(),
+        oomguard::sense::psi::has_cap_sys_resource(),
         WindowRounding::RoundUp,
     )
     .unwrap();
