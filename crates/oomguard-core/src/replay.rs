@@ -617,7 +617,12 @@ pub fn replay(
                 .map(|p| printed_score(era_v, p, tp))
         };
         let here = at(tp_best);
-        out.score_check = Some(if tp_inferred {
+        out.score_check = Some(if out.total_pages.pages.is_none() {
+            // No size of the scope in the text (a memcg report without its limit line, as in a
+            // grep excerpt) and no totalpages reproduces the printed score: nothing to check
+            // against (tp_best is then only a lower bound, not the kernel's figure).
+            format!("printed score {printed}: no check (the report gives no size of its scope)")
+        } else if tp_inferred {
             format!("printed score {printed} used to infer totalpages (no check)")
         } else if here == Some(printed) {
             format!("printed score {printed} matches")

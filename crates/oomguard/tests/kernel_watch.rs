@@ -203,7 +203,8 @@ fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
     // The daemon stays small and leaks no descriptors (earlyoom's suite caps 4096 KiB / 5 fds for
     // a C binary; a debug Rust build is larger, the release figure is in docs/benchmarks.md).
     assert!(rss_kib < 16 * 1024, "daemon RSS {rss_kib} KiB");
-    assert!(fds <= 16, "daemon has {fds} fds open");
+    // 17: one more than before for the inotify fd that sees guarded cgroups appear (appear.rs).
+    assert!(fds <= 17, "daemon has {fds} fds open");
 }
 
 /// `--cgroup` given as the cgroup's directory (`/sys/fs/cgroup/memory/...`, as people copy it
@@ -1208,7 +1209,8 @@ fn footprint_stays_capped_over_a_long_run_with_repeated_kills() {
     // leaves one spare, and the equality below catches a per-kill leak anyway.
     assert!(hwm_end < 8 * 1024, "VmHWM {hwm_end} KiB");
     assert!(max_rss < 8 * 1024, "VmRSS {max_rss} KiB");
-    assert!(max_fds <= 16, "{max_fds} fds open");
+    // 17: one more than before for the inotify fd that sees guarded cgroups appear (appear.rs).
+    assert!(max_fds <= 17, "{max_fds} fds open");
     assert_eq!(fds_end, fds_first, "descriptors leak from kill to kill");
     // No growth from kill to kill beyond allocator noise (1 MiB).
     assert!(
