@@ -65,6 +65,10 @@ const ERAS: &[(&str, u64, &str)] = &[
     ("3.2-arm-oom_adj-taskdump.log", 44, "agrees"),
     ("4.12-two-spaces-nr_pmds-reaper-two-ooms.log", 76, "agrees"),
     ("4.12-two-spaces-nr_pmds-reaper-two-ooms.log", 198, "agrees"),
+    // The grep excerpt's victim rows are read without their header since the issue-17 parser
+    // (inferred columns): two more reports replay, and agree.
+    ("4.14-dmesg-T-memcg-docker-grep.log", 4, "agrees"),
+    ("4.14-dmesg-T-memcg-docker-grep.log", 11, "agrees"),
     ("4.20-tasks-state-pgtables_bytes.log", 115, "agrees"),
     ("5.10-journalctl-short-iso-rebuilt.log", 37, "agrees"),
     ("5.13-sysrq-order-minus1.log", 69, "agrees"),
