@@ -56,7 +56,7 @@ check "reload keeps the same process (pid $pid0)" test "$(prop oomguard MainPID)
 systemd-run -q --unit=og-hog -p MemoryMax=128M -p MemorySwapMax=0 "$hog" --mib 400 --rate 256 --hold 60
 until_ok 60 test "$(systemctl is-active og-hog)" != active
 hogpid=$(journalctl -u og-hog -o cat --no-pager | sed -n 's/^ready \([0-9]*\)/\1/p' | head -1)
-ev=$(until_ok 10 sh -c 'journalctl -u oomguard -o json --no-pager | jq -ce "select(.OOMGUARD_KIND == \"kill\" and .OOMGUARD_SOURCE == \"oomguard\")" | head -1 | grep .' \
+ev=$(until_ok 10 sh -c 'journalctl -u oomguard -o json --no-pager | jq -ce "select(.OOMGUARD_KIND == \"kill\" and .OOMGUARD_SOURCE == \"oomguard\")" | grep -q .' \
      && jq_journal | jq -c 'select(.OOMGUARD_KIND == "kill" and .OOMGUARD_SOURCE == "oomguard")' | head -1)
 echo "kill event: $ev"
 check "oomguard killed the hog (pid $hogpid)" test -n "$hogpid" -a "$(jq -r .OOMGUARD_PID <<<"$ev")" = "$hogpid"
