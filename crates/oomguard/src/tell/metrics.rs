@@ -19,7 +19,7 @@ use super::hooks::{event_name, HOOK_EVENTS, N_HOOK_EVENTS};
 pub use oomguard_core::trigger::Trigger;
 
 /// Every trigger label, in the order of the series.
-pub const TRIGGERS: [Trigger; 5] = Trigger::ALL;
+pub const TRIGGERS: [Trigger; 8] = Trigger::ALL;
 
 /// What a decision was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
