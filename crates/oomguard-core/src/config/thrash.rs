@@ -150,7 +150,7 @@ pub fn validate(t: &ThrashConfig) -> Result<(), String> {
         ));
     }
     if t.actions.is_empty() {
-        return Err("thrash.actions: needs at least one step (e.g. [\"freeze\", \"kill\"])".into());
+        return Err("thrash.actions: needs at least one step (e.g. [\"notify\", \"kill\"])".into());
     }
     for (i, a) in t.actions.iter().enumerate() {
         if t.actions[..i].contains(a) {
