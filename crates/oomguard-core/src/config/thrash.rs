@@ -117,6 +117,33 @@ impl ThrashConfig {
     }
 }
 
+impl ThrashConfig {
+    /// One line for `watch --check`.
+    pub fn describe(&self) -> String {
+        if !self.enable {
+            return "thrash: off\n".to_owned();
+        }
+        let scopes = match (self.machine, self.cgroups) {
+            (true, true) => "the machine and each guarded cgroup",
+            (true, false) => "the machine",
+            (false, true) => "each guarded cgroup",
+            (false, false) => "no scope (machine and cgroups both off)",
+        };
+        let steps: Vec<&str> = self.actions.iter().map(|a| a.label()).collect();
+        format!(
+            "thrash: {scopes}: refaults above {}% of the working set per second (and at least {} B/s) for {:?}, {:?} windows; swap full at {}% free, zram at {}% used; actions {} ({:?} each)\n",
+            self.threshold,
+            self.min_refault_rate,
+            self.duration,
+            self.window,
+            self.swap_free_low_pct,
+            self.zram_full_pct,
+            steps.join(" -> "),
+            self.step_window
+        )
+    }
+}
+
 /// Cross-field checks; errors name the key.
 pub fn validate(t: &ThrashConfig) -> Result<(), String> {
     if !(t.threshold.is_finite() && t.threshold > 0.0) {
