@@ -3,10 +3,12 @@
 # guards two v1 memory cgroups of 96 MiB, with the thrash rule at its defaults (100 % of the
 # working set refaulted per second, at least 4 MiB/s, for 10 s) and the `notify` action only:
 #   - idle: one sleeping process;
-#   - one-pass: a sequential reader that reads a 256 MiB file once (through the 96 MiB limit,
-#     so most of it is evicted as it goes), over and over, each time a fresh file (written with
-#     O_DIRECT outside the cgroup, the previous one deleted with its shadow entries), so no page
-#     is ever read twice: the workload thrash-protect and lmkd must not mistake for thrashing.
+#   - one-pass: a sequential reader that reads a 128 MiB file once (through the 96 MiB limit,
+#     so part of it is evicted as it goes), then 2 s of rest, over and over, each time a fresh
+#     file (written with O_DIRECT outside the cgroup, the previous one deleted with its shadow
+#     entries), so no page is ever read twice: the workload thrash-protect and lmkd must not
+#     mistake for thrashing. (128 MiB and the rest keep the disk writes of a 10-minute run near
+#     25 GB on a shared machine.)
 # The machine scope is off: on this shared machine it would measure the other users' builds.
 # Prints the decisions (must be 0), the passes read, and each cgroup's refault counter.
 # Usage: bench/thrash_false.sh [SECONDS]   (default 600)   Needs root and cgroup v1 memory.
@@ -66,16 +68,17 @@ start=$(date +%s); passes=0
 while [ $(( $(date +%s) - start )) -lt "$secs" ]; do
   f=$work/pass.bin
   rm -f "$f"
-  dd if=/dev/zero of="$f" bs=1M count=256 oflag=direct status=none
+  dd if=/dev/zero of="$f" bs=1M count=128 oflag=direct status=none
   sh -c "echo \$\$ > $v1$once_rel/cgroup.procs; echo 1000 > /proc/self/oom_score_adj; exec dd if=$f of=/dev/null bs=1M status=none"
   passes=$((passes + 1))
+  sleep 2
 done
 rm -f "$work/pass.bin"
 sleep 12   # one more rule duration after the last pass
 decisions=$(grep -c "decision #" "$work/watch.log" || true)
 rf() { awk '$1=="workingset_refault_file"{print $2}' "$v1$1/memory.stat"; }
 echo "thrash rule false-firing run: ${secs} s, kernel $(uname -r)"
-echo "  one-pass reader: $passes passes of 256 MiB through a 96 MiB limit; refaults $(rf "$once_rel") pages"
+echo "  one-pass reader: $passes passes of 128 MiB through a 96 MiB limit; refaults $(rf "$once_rel") pages"
 echo "  idle: refaults $(rf "$idle_rel") pages"
 echo "  decisions (false firings): $decisions"
 grep "decision #" "$work/watch.log" || true

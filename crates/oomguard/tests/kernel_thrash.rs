@@ -63,7 +63,10 @@ fn big_file(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
         st.f_type
     };
     if fs_type == libc::TMPFS_MAGIC {
-        kernel::skip(test, "the target directory is on tmpfs (no disk to thrash against)");
+        kernel::skip(
+            test,
+            "the target directory is on tmpfs (no disk to thrash against)",
+        );
         return None;
     }
     let path = dir.path().join("big.bin");
@@ -220,7 +223,8 @@ fn rereading_a_file_larger_than_the_limit_fires_within_the_cgroup() {
     // The victim is the reader, in the cgroup, never anything outside it.
     assert_eq!(k["victim"]["name"], "thrasher", "{k}");
     assert!(
-        cg.procs().contains(&(k["victim"]["pid"].as_i64().unwrap() as i32)),
+        cg.procs()
+            .contains(&(k["victim"]["pid"].as_i64().unwrap() as i32)),
         "{k}"
     );
     assert_eq!(k["action"]["dry_run"], true);
@@ -233,7 +237,7 @@ fn rereading_a_file_larger_than_the_limit_fires_within_the_cgroup() {
         "thrash: fired with MemAvailable {} MiB -> {} MiB; cgroup refaulted {} MiB of file pages",
         avail_before >> 10,
         avail_during >> 10,
-        refaults * 4096 >> 20
+        (refaults * 4096) >> 20
     );
     // The dry run signalled nothing: the reader still runs.
     assert!(wait_timeout(&mut reader, Duration::from_millis(10)).is_none());
@@ -244,7 +248,9 @@ fn never_fires(d: &Daemon, secs: u64) -> String {
     std::thread::sleep(Duration::from_secs(secs));
     let text = d.text();
     assert!(
-        !text.contains("thrash-refault") && !text.contains("swap-full") && !text.contains("zram-full"),
+        !text.contains("thrash-refault")
+            && !text.contains("swap-full")
+            && !text.contains("zram-full"),
         "the thrash rule fired:\n{text}"
     );
     text

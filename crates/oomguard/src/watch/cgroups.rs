@@ -353,11 +353,14 @@ impl Watched {
         let name = c"memory.stat";
         let path = || self.dir.join("memory.stat");
         match &self.dirfd {
-            Some(dir) => read_at(dir, name, buf).map_err(|e| ReadError::from_io(path(), e, true))?,
+            Some(dir) => {
+                read_at(dir, name, buf).map_err(|e| ReadError::from_io(path(), e, true))?
+            }
             None => {
                 let mut f =
                     std::fs::File::open(path()).map_err(|e| ReadError::from_io(path(), e, true))?;
-                crate::sense::reread(&mut f, buf).map_err(|e| ReadError::from_io(path(), e, true))?
+                crate::sense::reread(&mut f, buf)
+                    .map_err(|e| ReadError::from_io(path(), e, true))?
             }
         }
         parse_memory_stat(buf).map_err(|e| io_err(&self.dir, name, e))

@@ -209,7 +209,10 @@ impl Daemon {
             return;
         };
         if let Err(e) = reread(f, &mut t.buf) {
-            log(format_args!("thrash: reading {}: {e}", t.vmstat_path.display()));
+            log(format_args!(
+                "thrash: reading {}: {e}",
+                t.vmstat_path.display()
+            ));
             return;
         }
         let Some(c) = parse_vmstat(&t.buf)
