@@ -7,10 +7,10 @@
 //! by the kill step (`kill.rs`) within the scope (a cgroup's firing chooses among that cgroup's
 //! processes only).
 //!
-//! Escalation: a firing within `step_window + duration` of the scope's previous step continues
-//! the episode and takes the next step (the detector is reset after each step, so firing again
-//! means a whole new `duration` of thrashing measured after it); a later firing starts the chain
-//! over. Swap state (SwapFree from the tick's `/proc/meminfo`, zram devices re-read every 10 s)
+//! Escalation: a firing within `step_window + 2 × (duration + window)` of the scope's previous
+//! step continues the episode and takes the next step (the detector is reset after each step,
+//! so firing again means a whole new `duration` of thrashing measured after it); a later firing
+//! starts the chain over. Swap state (SwapFree from the tick's `/proc/meminfo`, zram devices re-read every 10 s)
 //! lowers the bar as `oomguard_core::thrash` describes.
 
 use std::collections::HashMap;
@@ -146,10 +146,13 @@ impl ThrashWatch {
     /// The next step for the scope keyed `key`, or `None` while the last step's window runs.
     fn next_step(&mut self, key: &Path, now: Instant) -> Option<(usize, ActionStep)> {
         let window = self.cfg.step_window;
-        let episode_gap = window + self.cfg.duration;
+        // After a step the detector starts over: firing again takes one reading to open a
+        // window, then `duration`, rounded up to whole windows. Twice that plus the step's
+        // window still counts as the same episode; quieter than that, the chain starts over.
+        let episode_gap = window + 2 * (self.cfg.duration + self.cfg.window);
         let step = match self.episodes.get(key) {
             Some(e) if now.duration_since(e.at) < window => return None,
-            Some(e) if now.duration_since(e.at) < episode_gap + window => {
+            Some(e) if now.duration_since(e.at) < episode_gap => {
                 (e.step + 1).min(self.cfg.actions.len() - 1)
             }
             _ => 0,
