@@ -291,3 +291,47 @@ fn one_pass_sequential_reader_never_fires() {
     );
     let _ = Path::new(&file);
 }
+
+/// `watch --check` validates the `[thrash]` keys (no kernel needed): a good section is printed
+/// on one line, a bad one is refused with exit 2 and the key named.
+#[test]
+fn check_prints_the_thrash_rule_and_names_a_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        Command::new(bin())
+            .args(["watch", "--check", "--config"])
+            .arg(&p)
+            .output()
+            .unwrap()
+    };
+    let ok = run("[thrash]\nenable = true\nmachine = false\nactions = [\"notify\", \"kill\"]\n");
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(
+            "thrash: each guarded cgroup: refaults above 100% of the working set per second"
+        ) && out.contains("actions notify -> kill"),
+        "{out}"
+    );
+    let off = run("");
+    assert!(String::from_utf8_lossy(&off.stdout).contains("thrash: off"));
+    for (text, key) in [
+        (
+            "[thrash]\nactions = [\"kill\", \"notify\"]\n",
+            "thrash.actions[0]",
+        ),
+        ("[thrash]\nthreshold = -5\n", "thrash.threshold"),
+        ("[thrash]\nduration = \"soon\"\n", "line 2"),
+        (
+            "[thrash]\nactions = [\"freeze\", \"kill\"]\n",
+            "not implemented yet",
+        ),
+    ] {
+        let bad = run(text);
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}
