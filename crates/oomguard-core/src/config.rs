@@ -11,6 +11,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::size::{self, Amount};
 
+pub mod thrash;
+pub use self::thrash::{ActionStep, ThrashConfig};
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +38,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub hooks: Vec<HookConfig>,
     pub notify: NotifyConfig,
+    /// The thrash rule and its actions short of a kill (`config/thrash.rs`).
+    pub thrash: ThrashConfig,
 }
 
 /// System-wide MemAvailable thresholds.
@@ -409,6 +414,7 @@ pub fn validate(cfg: &Config) -> Result<(), String> {
             return Err(format!("cgroups[{i}].path: {:?} must start with /", c.path));
         }
     }
+    thrash::validate(&cfg.thrash)?;
     Ok(())
 }
 

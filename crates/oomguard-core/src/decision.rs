@@ -279,6 +279,11 @@ pub fn recheck(
     fresh: &Snapshot,
     headroom: Amount,
 ) -> Option<Level> {
+    // The thrash rule fired on rates over its duration, which one fresh reading cannot judge;
+    // the detector was reset when it fired, so the decision stands as made.
+    if d.trigger.is_thrash() {
+        return Some(d.level);
+    }
     let still = match d.scope {
         Scope::Global => fresh
             .memory

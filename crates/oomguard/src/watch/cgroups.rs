@@ -421,6 +421,28 @@ impl Watched {
         })
     }
 
+    /// The cgroup's `memory.stat` through the kept directory fd (the thrash rule's counters,
+    /// `watch/daemon/thrash.rs`): one read into `buf`, no allocation.
+    pub fn read_stat_fast(
+        &self,
+        buf: &mut Vec<u8>,
+    ) -> Result<oomguard_core::host::cgroup::MemoryStat, ReadError> {
+        let name = c"memory.stat";
+        let path = || self.dir.join("memory.stat");
+        match &self.dirfd {
+            Some(dir) => {
+                read_at(dir, name, buf).map_err(|e| ReadError::from_io(path(), e, true))?
+            }
+            None => {
+                let mut f =
+                    std::fs::File::open(path()).map_err(|e| ReadError::from_io(path(), e, true))?;
+                crate::sense::reread(&mut f, buf)
+                    .map_err(|e| ReadError::from_io(path(), e, true))?
+            }
+        }
+        parse_memory_stat(buf).map_err(|e| io_err(&self.dir, name, e))
+    }
+
     /// (Re-)arms the v1 usage-threshold eventfd at `limit - headroom`. Failures degrade to
     /// polling and are returned for the log.
     pub fn arm(&mut self, reading: &Reading) -> Option<String> {

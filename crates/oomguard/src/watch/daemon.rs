@@ -17,6 +17,7 @@
 mod ahead;
 mod candidates;
 mod kill;
+mod thrash;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -141,6 +142,8 @@ pub struct Daemon {
     cgbuf: Vec<u8>,
     /// Reused by every poll() (sized at start).
     pollfds: Vec<libc::pollfd>,
+    /// The thrash rule (`daemon/thrash.rs`); `None` when off.
+    thrash: Option<thrash::ThrashWatch>,
 }
 
 pub(super) fn log(msg: std::fmt::Arguments<'_>) {
@@ -426,6 +429,7 @@ impl Daemon {
             max: cfg.poll.max,
             floor_fill_bytes_per_s: cfg.poll.fill_rate as f64,
         };
+        let thrash = thrash::ThrashWatch::open(&cfg.thrash, &procfs, &cgfs, page_size_bytes())?;
         Ok(Daemon {
             cfg,
             origin,
@@ -473,6 +477,7 @@ impl Daemon {
             kernel_events: Vec::with_capacity(16),
             cgbuf: Vec::with_capacity(16 * 1024),
             pollfds: Vec::with_capacity(64),
+            thrash,
         })
     }
 
@@ -488,6 +493,7 @@ impl Daemon {
             Ok((s, m, p)) => {
                 self.tell.set_host(&m, p.as_ref());
                 timeout = timeout.min(self.check_global(&s, now));
+                self.thrash_machine(&m, &s, now);
             }
             Err(e) => log(format_args!("error: {e:#}")),
         }
@@ -675,6 +681,7 @@ impl Daemon {
             floor_fill_bytes_per_s: self.cfg.poll.fill_rate as f64,
         };
         self.rescan_cgroups();
+        self.open_thrash();
         log(format_args!(
             "reloaded {}",
             self.origin
@@ -748,6 +755,7 @@ impl Daemon {
             log(format_args!("{msg}"));
         }
         self.history.retain_cgroups(self.cgroups.len());
+        self.thrash_retain();
     }
 
     fn status_line(&mut self) {
@@ -833,6 +841,7 @@ impl Daemon {
             Some(reading.usage_bytes),
             reading.limit_bytes,
         );
+        self.thrash_cgroup(i, &reading, now);
         let w = &mut self.cgroups[i];
         if let Some(msg) = w.arm(&reading) {
             log(format_args!("{msg}"));

@@ -177,6 +177,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<i32> {
             out.push('\n');
         }
         out.push_str(&describe(&cfg, origin.as_deref()));
+        out.push_str(&cfg.thrash.describe());
         out.push_str(&check_cgroups(&cgfs, &cfg));
         print!("{out}");
         return Ok(0);
