@@ -165,6 +165,98 @@ impl Episode {
     }
 }
 
+/// What [`Tracker::observe`] asks the daemon to do after a reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing beyond updating the metric.
+    Nothing,
+    /// The estimate fell to twice the lead: note each process's size now, so the event can say
+    /// who grew (one scan per episode, off the steady path).
+    Prime,
+    /// Send the `forecast` event now.
+    Fire,
+}
+
+/// One process as the growers' baseline holds it: `(pid, start_time_ticks, rss_bytes)`.
+pub type Sized = (i32, u64, u64);
+
+/// One scope's forecast: its fill rate, its episode and the growers' baseline.
+#[derive(Debug, Clone, Default)]
+pub struct Tracker {
+    pub rate: FillRate,
+    pub episode: Episode,
+    /// The scope's processes when the estimate fell to twice the lead (sorted by pid).
+    pub baseline: Vec<Sized>,
+    primed: bool,
+}
+
+impl Tracker {
+    /// One reading of the scope's free bytes at `at`; returns the estimate (seconds, `+Inf` when
+    /// not filling) and what to do. Allocates nothing.
+    pub fn observe(&mut self, free_bytes: u64, at: Duration, lead: Duration) -> (f64, Step) {
+        self.rate.observe(free_bytes, at);
+        let tto = self.rate.seconds_to_oom();
+        let was_armed = self.episode.armed();
+        if self.episode.check(tto, lead) {
+            return (tto, Step::Fire);
+        }
+        if !was_armed && self.episode.armed() {
+            // A new episode may begin: the old baseline is stale.
+            self.primed = false;
+            self.baseline.clear();
+        }
+        if self.episode.armed() && !self.primed && !lead.is_zero() && tto <= 2.0 * lead.as_secs_f64()
+        {
+            self.primed = true;
+            return (tto, Step::Prime);
+        }
+        (tto, Step::Nothing)
+    }
+
+    /// Keeps `now` (processes of the scope) as the growers' baseline.
+    pub fn set_baseline(&mut self, now: impl Iterator<Item = Sized>) {
+        self.baseline.clear();
+        self.baseline.extend(now);
+        self.baseline.sort_unstable_by_key(|b| b.0);
+    }
+}
+
+/// The top `n` growers of `now` (`(pid, start_time_ticks, rss_bytes, name)`) against
+/// `baseline`: by growth since the baseline, largest first; a process not in the baseline (or
+/// whose pid was reused: other start time) counts its whole size as growth but shows `null`
+/// growth. Ties by size.
+pub fn top_growers<'a>(
+    baseline: &[Sized],
+    now: impl Iterator<Item = (i32, u64, u64, &'a str)>,
+    n: usize,
+) -> Vec<crate::event::Grower> {
+    let mut rows: Vec<(i64, crate::event::Grower)> = now
+        .map(|(pid, start, rss, name)| {
+            let before = baseline
+                .binary_search_by_key(&pid, |b| b.0)
+                .ok()
+                .map(|i| baseline[i])
+                .filter(|b| b.1 == start);
+            let growth = before.map(|b| rss as i64 - b.2 as i64);
+            (
+                growth.unwrap_or(rss as i64),
+                crate::event::Grower {
+                    pid: i64::from(pid),
+                    name: name.to_owned(),
+                    rss_bytes: rss,
+                    growth_bytes: growth,
+                },
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then(b.1.rss_bytes.cmp(&a.1.rss_bytes))
+            .then(a.1.pid.cmp(&b.1.pid))
+    });
+    rows.into_iter().take(n).map(|r| r.1).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -271,6 +363,54 @@ mod tests {
         assert!(e.check(5.0, lead));
         assert!(!e.check(f64::INFINITY, lead));
         assert!(e.check(1.0, lead));
+    }
+
+    #[test]
+    fn tracker_primes_at_twice_the_lead_then_fires_once() {
+        let lead = Duration::from_secs(2);
+        let mut t = Tracker::default();
+        // 100 MiB/s from 1 GiB free, read every 10 ms.
+        let mut steps = Vec::new();
+        for i in 0..=1000u64 {
+            let free = (1024 * MIB).saturating_sub(i * MIB);
+            let (tto, step) = t.observe(free, ms(i * 10), lead);
+            if step != Step::Nothing {
+                steps.push((step, tto, free));
+            }
+        }
+        assert_eq!(steps.len(), 2, "{steps:?}");
+        assert_eq!(steps[0].0, Step::Prime);
+        assert!(steps[0].1 <= 4.0);
+        assert_eq!(steps[1].0, Step::Fire);
+        assert!(steps[1].1 <= 2.0 && steps[1].1 > 1.5, "{steps:?}");
+        // Stopped filling: re-armed, the baseline forgotten, and a new fill primes again.
+        t.set_baseline([(5, 1, 10)].into_iter());
+        for i in 0..500u64 {
+            t.observe(MIB, ms(20_000 + i * 10), lead);
+        }
+        assert!(t.episode.armed());
+        assert!(t.baseline.is_empty());
+    }
+
+    #[test]
+    fn growers_rank_by_growth_and_flag_new_or_reused_pids() {
+        let baseline = [(10, 100, 50 * MIB), (11, 100, 300 * MIB), (12, 100, 5 * MIB)];
+        let now = [
+            (10, 100, 250 * MIB, "leaky"),  // +200
+            (11, 100, 310 * MIB, "big"),    // +10
+            (12, 999, 120 * MIB, "reused"), // pid reused: new, 120
+            (13, 100, 1 * MIB, "tiny"),     // new, 1
+        ];
+        let g = top_growers(&baseline, now.into_iter(), 3);
+        let names: Vec<&str> = g.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["leaky", "reused", "big"]);
+        assert_eq!(g[0].growth_bytes, Some(200 * MIB as i64));
+        assert_eq!(g[1].growth_bytes, None);
+        assert_eq!(g[2].growth_bytes, Some(10 * MIB as i64));
+        // No baseline (a fill too fast for two readings): by size.
+        let g = top_growers(&[], now.into_iter(), 2);
+        assert_eq!(g[0].name, "big");
+        assert_eq!(g[1].name, "leaky");
     }
 
     #[test]
