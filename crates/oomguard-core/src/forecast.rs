@@ -225,9 +225,9 @@ impl Tracker {
 /// `baseline`: by growth since the baseline, largest first; a process not in the baseline (or
 /// whose pid was reused: other start time) counts its whole size as growth but shows `null`
 /// growth. Ties by size.
-pub fn top_growers<'a>(
+pub fn top_growers<S: AsRef<str>>(
     baseline: &[Sized],
-    now: impl Iterator<Item = (i32, u64, u64, &'a str)>,
+    now: impl Iterator<Item = (i32, u64, u64, S)>,
     n: usize,
 ) -> Vec<crate::event::Grower> {
     let mut rows: Vec<(i64, crate::event::Grower)> = now
@@ -242,7 +242,7 @@ pub fn top_growers<'a>(
                 growth.unwrap_or(rss as i64),
                 crate::event::Grower {
                     pid: i64::from(pid),
-                    name: name.to_owned(),
+                    name: name.as_ref().to_owned(),
                     rss_bytes: rss,
                     growth_bytes: growth,
                 },

@@ -365,6 +365,19 @@ impl Teller {
         }
     }
 
+    /// Updates a scope's time-to-OOM gauge (`None`: the machine; else a watched cgroup's
+    /// label as configured). Allocates nothing.
+    pub fn set_time_to_oom(&mut self, cgroup: Option<&str>, seconds: f64) {
+        match cgroup {
+            None => self.metrics.machine_time_to_oom_seconds = Some(seconds),
+            Some(label) => {
+                if let Some(c) = self.metrics.cgroups.iter_mut().find(|c| c.label == label) {
+                    c.time_to_oom_seconds = Some(seconds);
+                }
+            }
+        }
+    }
+
     /// Counts one loop iteration and the time it worked (not waiting in poll).
     pub fn count_iteration(&mut self, busy: Duration) {
         self.metrics.loop_iterations_total += 1;

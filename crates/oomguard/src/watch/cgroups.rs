@@ -42,6 +42,8 @@ pub struct Watched {
     /// Set once its removal was logged, so a gone cgroup is reported once, not at every reading
     /// until the next rescan drops it.
     pub gone_reported: bool,
+    /// Its time-to-OOM forecast (`watch/daemon/forecast.rs`).
+    pub forecast: oomguard_core::forecast::Tracker,
 }
 
 /// One reading of a guarded cgroup (the decision's type, from `oomguard_core::decision`).
@@ -222,6 +224,7 @@ pub fn resolve(cgfs: &CgroupFs, patterns: &[(String, Amount)]) -> anyhow::Result
                     last: None,
                     dirfd,
                     gone_reported: false,
+                    forecast: Default::default(),
                 });
             }
         }

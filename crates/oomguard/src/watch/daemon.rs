@@ -16,6 +16,7 @@
 
 mod ahead;
 mod candidates;
+mod forecast;
 mod kill;
 
 use std::collections::HashMap;
@@ -118,6 +119,8 @@ pub struct Daemon {
     warm_plan: WarmPlan,
     warm_wanted: bool,
     warm: WarmScan,
+    /// The machine's time-to-OOM forecast (`forecast.rs`; each cgroup's is in its `Watched`).
+    forecast: oomguard_core::forecast::Tracker,
     /// How the last decision's candidates were listed, for its log line.
     candidates_note: String,
     kills: u64,
@@ -452,6 +455,7 @@ impl Daemon {
             warm_plan: WarmPlan::DEFAULT,
             warm_wanted: false,
             warm: WarmScan::default(),
+            forecast: Default::default(),
             candidates_note: String::new(),
             locked,
             kills: 0,
@@ -772,6 +776,7 @@ impl Daemon {
             None => 0.0,
         };
         self.last_mem = Some((s.mem_available_bytes, now));
+        self.forecast_machine(s, now);
         let (level, decision) = decision::decide_global(
             &self.th,
             s,
@@ -824,6 +829,7 @@ impl Daemon {
             Some(reading.usage_bytes),
             reading.limit_bytes,
         );
+        self.forecast_cgroup(i, &reading, now);
         let w = &mut self.cgroups[i];
         if let Some(msg) = w.arm(&reading) {
             log(format_args!("{msg}"));
