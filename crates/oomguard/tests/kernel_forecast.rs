@@ -18,7 +18,12 @@ use common::{kernel, TestCgroup};
 
 const LIMIT_BYTES: u64 = 256 << 20;
 
+/// `OOMGUARD_HOG` (bench/forecast.sh points it at an optimised build), else the hog example
+/// next to the test's `oomguard`.
 fn hog_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("OOMGUARD_HOG") {
+        return Some(PathBuf::from(p));
+    }
     let bin = assert_cmd::cargo::cargo_bin("oomguard");
     let p = bin.parent()?.join("examples/hog");
     p.exists().then_some(p)
@@ -127,9 +132,10 @@ fn run(rate_mib_s: u32, lead: &str) -> Option<(f64, f64)> {
     assert_eq!(f["growers"][0]["name"], "hog", "{f}");
     let real = died_at - at;
     println!(
-        "FORECAST rate_mib_s={rate_mib_s} lead={lead} estimate_s={est:.3} real_s={real:.3} error_s={:+.3} fill_from_ready_s={:.3} smoothed_mib_s={:.0}",
+        "FORECAST rate_mib_s={rate_mib_s} lead={lead} estimate_s={est:.3} real_s={real:.3} error_s={:+.3} fill_from_ready_s={:.3} achieved_mib_s={:.0} smoothed_mib_s={:.0}",
         est - real,
         died_at - ready_at,
+        (LIMIT_BYTES >> 20) as f64 / (died_at - ready_at),
         f["fill_bytes_per_s"].as_f64().unwrap() / f64::from(1u32 << 20)
     );
     Some((est, real))
