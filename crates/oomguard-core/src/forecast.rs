@@ -205,7 +205,10 @@ impl Tracker {
             self.primed = false;
             self.baseline.clear();
         }
-        if self.episode.armed() && !self.primed && !lead.is_zero() && tto <= 2.0 * lead.as_secs_f64()
+        if self.episode.armed()
+            && !self.primed
+            && !lead.is_zero()
+            && tto <= 2.0 * lead.as_secs_f64()
         {
             self.primed = true;
             return (tto, Step::Prime);
@@ -394,7 +397,11 @@ mod tests {
 
     #[test]
     fn growers_rank_by_growth_and_flag_new_or_reused_pids() {
-        let baseline = [(10, 100, 50 * MIB), (11, 100, 300 * MIB), (12, 100, 5 * MIB)];
+        let baseline = [
+            (10, 100, 50 * MIB),
+            (11, 100, 300 * MIB),
+            (12, 100, 5 * MIB),
+        ];
         let now = [
             (10, 100, 250 * MIB, "leaky"),  // +200
             (11, 100, 310 * MIB, "big"),    // +10

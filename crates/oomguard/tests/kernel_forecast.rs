@@ -120,14 +120,21 @@ fn run(rate_mib_s: u32, lead: &str) -> Option<(f64, f64)> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let fc: Vec<&serde_json::Value> = evs.iter().filter(|e| e["kind"] == "forecast").collect();
-    assert_eq!(fc.len(), 1, "one forecast event per episode\n{text}\n{evs:?}");
+    assert_eq!(
+        fc.len(),
+        1,
+        "one forecast event per episode\n{text}\n{evs:?}"
+    );
     let f = &fc[0]["forecast"];
     assert_eq!(f["scope"], cg.rel.as_str(), "{f}");
     let est = f["seconds_to_oom"].as_f64().expect("finite estimate");
     assert!(est.is_finite() && est > 0.0, "{f}");
     assert!(f["fill_bytes_per_s"].as_f64().unwrap() > 0.0, "{f}");
     let at = fc[0]["unix_time_s"].as_f64().unwrap();
-    assert!(at >= ready_at - 1.0 && at <= died_at, "{at} {ready_at} {died_at}");
+    assert!(
+        at >= ready_at - 1.0 && at <= died_at,
+        "{at} {ready_at} {died_at}"
+    );
     // The hog is the only process there: it is the top grower.
     assert_eq!(f["growers"][0]["name"], "hog", "{f}");
     let real = died_at - at;

@@ -163,7 +163,10 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
     if let Some(f) = &ev.forecast {
         put("SCOPE", Some(f.scope.clone()));
         put("SECONDS_TO_OOM", Some(format!("{:.3}", f.seconds_to_oom)));
-        put("FILL_BYTES_PER_S", Some(format!("{:.0}", f.fill_bytes_per_s)));
+        put(
+            "FILL_BYTES_PER_S",
+            Some(format!("{:.0}", f.fill_bytes_per_s)),
+        );
         put("FREE_BYTES", Some(f.free_bytes.to_string()));
         put(
             "GROWERS",

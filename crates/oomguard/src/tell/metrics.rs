@@ -643,11 +643,30 @@ pub(crate) mod tests {
         m.psi_full_avg10_ratio = Some(0.0);
         m.cgroups[0].usage_bytes = Some(1e8);
         m.cgroups[0].limit_bytes = Some(2e8);
+        m.machine_time_to_oom_seconds = Some(f64::INFINITY);
+        m.cgroups[0].time_to_oom_seconds = Some(42.5);
         m.inc_decision(Decision::Sigkill, Trigger::MemAvailable);
         m.inc_kill(Trigger::MemAvailable, true, 1_795_960_800.0);
         m.inc_kernel_kill(Some("CONSTRAINT_MEMCG"), false, 1_795_960_801.0);
         m.inc_hook(HookEvent::PostKill, false);
         m
+    }
+
+    #[test]
+    fn time_to_oom_is_one_series_per_scope_and_plus_inf_when_not_filling() {
+        let mut m = registry();
+        let text = m.render().to_owned();
+        assert!(
+            text.contains("oomguard_time_to_oom_seconds{scope=\"machine\"} +Inf\n"),
+            "{text}"
+        );
+        assert!(text
+            .contains("oomguard_time_to_oom_seconds{scope=\"/system.slice/db.service\"} 42.5\n"));
+        assert_eq!(
+            text.matches("# TYPE oomguard_time_to_oom_seconds gauge")
+                .count(),
+            1
+        );
     }
 
     #[test]

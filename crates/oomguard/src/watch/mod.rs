@@ -259,7 +259,10 @@ pub fn describe(cfg: &Config, origin: Option<&Path>) -> String {
         size::format_bytes(cfg.poll.fill_rate)
     );
     if cfg.forecast.lead.is_zero() {
-        let _ = writeln!(o, "forecast: no event (lead 0); the time-to-OOM metric stays");
+        let _ = writeln!(
+            o,
+            "forecast: no event (lead 0); the time-to-OOM metric stays"
+        );
     } else {
         let _ = writeln!(
             o,

@@ -44,9 +44,7 @@ impl Daemon {
     pub(super) fn forecast_machine(&mut self, s: &Sample, now: Instant) {
         let at = now.duration_since(self.started);
         let lead = self.cfg.forecast.lead;
-        let (tto, step) = self
-            .forecast
-            .observe(s.mem_available_bytes, at, lead);
+        let (tto, step) = self.forecast.observe(s.mem_available_bytes, at, lead);
         self.tell.set_time_to_oom(None, tto);
         if step == Step::Nothing {
             return;
@@ -62,7 +60,9 @@ impl Daemon {
         }
         let ps = self.page_size;
         match step {
-            Step::Prime => self.forecast.set_baseline(procs.iter().map(|p| sized(p, ps))),
+            Step::Prime => self
+                .forecast
+                .set_baseline(procs.iter().map(|p| sized(p, ps))),
             Step::Fire | Step::Nothing => {
                 let growers = forecast::top_growers(
                     &self.forecast.baseline,
