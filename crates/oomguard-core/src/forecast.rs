@@ -406,7 +406,7 @@ mod tests {
             (10, 100, 250 * MIB, "leaky"),  // +200
             (11, 100, 310 * MIB, "big"),    // +10
             (12, 999, 120 * MIB, "reused"), // pid reused: new, 120
-            (13, 100, 1 * MIB, "tiny"),     // new, 1
+            (13, 100, MIB, "tiny"),         // new, 1
         ];
         let g = top_growers(&baseline, now.into_iter(), 3);
         let names: Vec<&str> = g.iter().map(|g| g.name.as_str()).collect();
