@@ -283,6 +283,11 @@ pub fn recheck(
         Scope::Global => fresh
             .memory
             .map(|s| trigger::evaluate(th, &s, psi, since).level),
+        // A pressure decision (crate::cgroup_guard) stands on avg10, a 10 s average that a
+        // scan of milliseconds cannot change: it keeps its level.
+        Scope::Cgroup(_) if matches!(d.trigger, Trigger::PsiSome | Trigger::PsiFull) => {
+            Some(d.level)
+        }
         Scope::Cgroup(_) => fresh.cgroup.map(|r| {
             if r.room_bytes(headroom) == Some(0) {
                 d.level
