@@ -40,6 +40,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The thrash rule and its actions short of a kill (`config/thrash.rs`).
     pub thrash: ThrashConfig,
+    /// The time-to-OOM forecast's event (`crate::forecast`).
+    pub forecast: crate::forecast::ForecastConfig,
 }
 
 /// System-wide MemAvailable thresholds.
@@ -306,6 +308,8 @@ pub enum HookEvent {
     /// or a signal that was not an OOM kill). OOM deaths under `run` fire `kernel_oom` (the
     /// kernel's kill) or `post_kill` (`--guard`'s).
     Exit,
+    /// The daemon's time-to-OOM estimate of a scope fell to `forecast.lead`.
+    Forecast,
 }
 
 /// A command run on an event: argv, no shell.
@@ -378,6 +382,7 @@ pub fn validate(cfg: &Config) -> Result<(), String> {
     if cfg.poll.min > cfg.poll.max {
         return Err("poll.min is longer than poll.max".to_owned());
     }
+    cfg.forecast.validate()?;
     for (i, r) in cfg.rules.iter().enumerate() {
         let any = r.name.is_some()
             || r.cmdline.is_some()

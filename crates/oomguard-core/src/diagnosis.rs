@@ -122,7 +122,7 @@ pub fn findings(ev: &OomEvent) -> Vec<Finding> {
                 .to_owned(),
         )),
         // `oomguard run` events that are not kernel OOM reports: nothing to diagnose here.
-        EventKind::Kill | EventKind::Exit | EventKind::Warning => {}
+        EventKind::Kill | EventKind::Exit | EventKind::Warning | EventKind::Forecast => {}
     }
     if ev.kind == EventKind::Panic {
         out.push(advice(

@@ -27,6 +27,9 @@ pub enum EventKind {
     Exit,
     /// `oomguard run --warn-at`: the supervised cgroup's usage crossed the warn level.
     Warning,
+    /// The daemon's time-to-OOM estimate of a scope fell to `forecast.lead` (once per
+    /// episode; `crate::forecast`). Nothing was killed.
+    Forecast,
 }
 
 /// Where the event comes from.
@@ -345,6 +348,41 @@ pub struct OomEvent {
     /// How the daemon learned of a kernel kill, and which counters confirm it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detection: Option<Detection>,
+    /// A `forecast` event's estimate and the scope's top growers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastInfo>,
+}
+
+/// What a `forecast` event says: which scope runs out, when, how fast, and who grows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastInfo {
+    /// `machine`, or the guarded cgroup's path as configured.
+    pub scope: String,
+    /// The estimate when the event fired: free bytes / smoothed fill rate.
+    pub seconds_to_oom: f64,
+    /// The configured lead the estimate fell to.
+    pub lead_s: f64,
+    /// The smoothed fill rate, bytes per second.
+    pub fill_bytes_per_s: f64,
+    /// What is left: MemAvailable (machine), limit minus working set (cgroup).
+    pub free_bytes: u64,
+    /// The scope's limit: MemTotal (machine), the cgroup's limit.
+    pub limit_bytes: Option<u64>,
+    /// The processes of the scope that grew most since the episode's first reading (largest
+    /// growth first; at most 5).
+    pub growers: Vec<Grower>,
+}
+
+/// One of a forecast's top growers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grower {
+    pub pid: i64,
+    pub name: String,
+    /// Resident memory now (anon + file + shmem).
+    pub rss_bytes: u64,
+    /// Growth of that since the episode's first reading; `null` when the process was not seen
+    /// then (started since, or the fill was too fast for two readings).
+    pub growth_bytes: Option<i64>,
 }
 
 /// What fired, with the figures read when it fired. Fields that do not apply are `None`.
@@ -541,6 +579,7 @@ impl OomEvent {
             victim: None,
             action: None,
             detection: None,
+            forecast: None,
         }
     }
 

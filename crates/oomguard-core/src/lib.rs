@@ -12,6 +12,7 @@ pub mod config;
 pub mod decision;
 pub mod diagnosis;
 pub mod event;
+pub mod forecast;
 pub mod host;
 pub mod killpath;
 pub mod kmsg;

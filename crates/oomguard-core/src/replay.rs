@@ -813,6 +813,7 @@ fn kind_word(k: EventKind) -> &'static str {
         EventKind::Incomplete => "incomplete report",
         EventKind::Exit => "exit",
         EventKind::Warning => "warning",
+        EventKind::Forecast => "forecast",
     }
 }
 

@@ -130,6 +130,38 @@ pub fn render_line(v: &Value) -> String {
             parts.push(format!("{o}{after}"));
         }
     }
+    if let Some(f) = v.get("forecast").filter(|f| f.is_object()) {
+        let secs = f
+            .get("seconds_to_oom")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN);
+        let rate = f
+            .get("fill_bytes_per_s")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        parts.push(format!(
+            "{} out of memory in ~{secs:.1} s at {:.0} MiB/s",
+            s(f, "scope").map_or("?".to_owned(), printable),
+            rate / f64::from(1u32 << 20)
+        ));
+        let growers: Vec<String> = f
+            .get("growers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|g| {
+                format!(
+                    "{} (pid {}, {} MiB)",
+                    s(g, "name").map_or("?".to_owned(), printable),
+                    n(g, "pid").unwrap_or(0),
+                    g.get("rss_bytes").and_then(Value::as_u64).unwrap_or(0) >> 20
+                )
+            })
+            .collect();
+        if !growers.is_empty() {
+            parts.push(format!("growers {}", growers.join(", ")));
+        }
+    }
     if let Some(d) = v.get("detection") {
         if s(d, "via") == Some("counter") {
             parts.push(format!(
@@ -328,5 +360,32 @@ fn follow(
             }
         }
         state = Some((ino, pos, line_no));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn forecast_line_names_scope_time_rate_and_growers() {
+        let v: Value = serde_json::from_str(
+            r#"{"kind":"forecast","source":"oomguard","unix_time_s":1796312581.2,
+                "forecast":{"scope":"/app","seconds_to_oom":42.25,"lead_s":60.0,
+                "fill_bytes_per_s":67108864.0,"free_bytes":1,"limit_bytes":2,
+                "growers":[{"pid":7,"name":"leak\u001b[1m","rss_bytes":209715200,"growth_bytes":null}]}}"#,
+        )
+        .unwrap();
+        let line = render_line(&v);
+        assert!(line.contains("oomguard  forecast"), "{line}");
+        assert!(
+            line.contains("/app out of memory in ~42.2 s at 64 MiB/s"),
+            "{line}"
+        );
+        assert!(line.contains("growers leak"), "{line}");
+        assert!(line.contains("(pid 7, 200 MiB)"), "{line}");
+        // The escape sequence in the name is not passed to the terminal.
+        assert!(!line.contains('\u{1b}'), "{line}");
     }
 }

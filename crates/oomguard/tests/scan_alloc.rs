@@ -145,3 +145,63 @@ fn steady_state_cgroup_reading_allocates_nothing() {
         );
     }
 }
+
+/// The daemon's whole steady iteration (`Daemon::step`: meminfo, a guarded cgroup, the
+/// decisions, the forecast's estimate and gauges, the tell side's deadlines) allocates nothing
+/// once started, on a fake machine with nothing to act on.
+#[test]
+fn steady_state_daemon_step_allocates_nothing() {
+    use oomguard::act::actuator::{RecordingActuator, Simulated};
+    use oomguard::host::CgroupFs;
+    use oomguard::rank::Roots;
+    use oomguard::watch::{self, Daemon, Setup, WatchArgs};
+    let h = FakeHost::new();
+    h.meminfo_kb("MemAvailable", 800 << 10);
+    for pid in 100..140 {
+        h.add_proc(&FakeProc::new(pid, "idle").rss(1000).cgroup("/app"));
+    }
+    h.add_memcg_v2("/app", 100 << 20, Some(512 << 20), 0, &[100]);
+    let dir = h.root().to_path_buf();
+    let config = dir.join("oomguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[memory]\nterm_below = \"1M\"\nkill_below = \"512K\"\n\n[events]\nlog = \"{}\"\njournal = false\n\n[[cgroups]]\npath = \"/app\"\nheadroom = \"16M\"\n",
+            dir.join("events.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let args = WatchArgs {
+        config: Some(config),
+        ..Default::default()
+    };
+    let (cfg, origin) = watch::effective_config(&args).unwrap();
+    let (rec, _calls) = RecordingActuator::shared(Simulated::ExitsOnTerm);
+    let setup = Setup {
+        roots: Roots {
+            proc: ProcFs::new(h.proc_root()),
+            cgroup: CgroupFs::new(h.cgroup_root()),
+            passwd: dir.join("passwd"),
+        },
+        actuator: Box::new(rec),
+        protect_self: false,
+        kmsg: None,
+    };
+    let mut d = Daemon::new(cfg, origin, args, None, setup).unwrap();
+    // The first iterations arm the cgroup watch and rescan once.
+    for _ in 0..5 {
+        d.step();
+    }
+    let before = mine();
+    for _ in 0..200 {
+        d.step();
+    }
+    let after = mine();
+    assert_eq!(d.counts(), (0, 0));
+    assert_eq!(
+        after - before,
+        0,
+        "the steady daemon iteration allocated {} times",
+        after - before
+    );
+}

@@ -478,6 +478,7 @@ pub fn kind_title(k: EventKind) -> &'static str {
         EventKind::Incomplete => "OOM report without a kill line",
         EventKind::Exit => "supervised command exit",
         EventKind::Warning => "memory warning",
+        EventKind::Forecast => "time-to-OOM forecast",
     }
 }
 
@@ -490,6 +491,7 @@ pub fn kind_word(k: EventKind) -> &'static str {
         EventKind::Incomplete => "incomplete report",
         EventKind::Exit => "exit",
         EventKind::Warning => "warning",
+        EventKind::Forecast => "forecast",
     }
 }
 

@@ -16,6 +16,7 @@ pub fn kind_str(k: EventKind) -> &'static str {
         EventKind::Incomplete => "incomplete",
         EventKind::Warning => "warning",
         EventKind::Exit => "exit",
+        EventKind::Forecast => "forecast",
     }
 }
 
@@ -45,6 +46,37 @@ pub fn victim(ev: &OomEvent) -> (Option<i64>, Option<&str>, Option<u64>, Option<
                 .or_else(|| ev.detection.as_ref().and_then(|d| d.cgroup.as_deref())),
         ),
     }
+}
+
+/// A forecast's one line: the scope, when it runs out, how fast it fills, who grows most.
+fn forecast_title(ev: &OomEvent) -> String {
+    let Some(f) = &ev.forecast else {
+        return "Memory forecast".to_owned();
+    };
+    let scope = if f.scope == "machine" {
+        "the machine".to_owned()
+    } else {
+        format!("cgroup {}", printable(&f.scope))
+    };
+    let mut t = format!(
+        "Memory forecast: {scope} runs out of memory in about {:.1} s ({} MiB left, filling at {:.0} MiB/s)",
+        f.seconds_to_oom,
+        f.free_bytes >> 20,
+        f.fill_bytes_per_s / f64::from(1u32 << 20)
+    );
+    if let Some(g) = f.growers.first() {
+        t.push_str(&format!(
+            "; top grower {} (pid {}, {} MiB",
+            printable(&g.name),
+            g.pid,
+            g.rss_bytes >> 20
+        ));
+        if let Some(d) = g.growth_bytes {
+            t.push_str(&format!(", {:+} MiB", d >> 20));
+        }
+        t.push(')');
+    }
+    t
 }
 
 /// The victim's resident memory in bytes.
@@ -128,6 +160,25 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
             Some(if a.dry_run { "1" } else { "0" }.to_owned()),
         );
     }
+    if let Some(f) = &ev.forecast {
+        put("SCOPE", Some(f.scope.clone()));
+        put("SECONDS_TO_OOM", Some(format!("{:.3}", f.seconds_to_oom)));
+        put(
+            "FILL_BYTES_PER_S",
+            Some(format!("{:.0}", f.fill_bytes_per_s)),
+        );
+        put("FREE_BYTES", Some(f.free_bytes.to_string()));
+        put(
+            "GROWERS",
+            Some(
+                f.growers
+                    .iter()
+                    .map(|g| format!("{}:{}", g.pid, g.name))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        );
+    }
     if let Some(d) = &ev.detection {
         put("DETECTED_VIA", Some(d.via.clone()));
         put("COUNT", d.count.map(|c| c.to_string()));
@@ -202,6 +253,7 @@ pub fn summary(ev: &OomEvent) -> (String, String) {
         }
         (Source::Oomguard, EventKind::Warning) => format!("Low memory: {who} may be killed next"),
         (Source::Oomguard, EventKind::Exit) => format!("{who} died"),
+        (Source::Oomguard, EventKind::Forecast) => forecast_title(ev),
         (Source::Oomguard, _) => format!("oomguard killed {who}"),
     };
     let mut body = format!("{title}{rss}{place}.");

@@ -22,7 +22,7 @@ use super::fields;
 pub const PRE_KILL_HEAD_START_MAX: Duration = Duration::from_millis(100);
 
 /// How many hook events there are.
-pub const N_HOOK_EVENTS: usize = 5;
+pub const N_HOOK_EVENTS: usize = 6;
 
 /// Every hook event, in the order metrics list them.
 pub const HOOK_EVENTS: [HookEvent; N_HOOK_EVENTS] = [
@@ -31,6 +31,7 @@ pub const HOOK_EVENTS: [HookEvent; N_HOOK_EVENTS] = [
     HookEvent::PostKill,
     HookEvent::KernelOom,
     HookEvent::Exit,
+    HookEvent::Forecast,
 ];
 
 /// The config name of a hook event.
@@ -41,6 +42,7 @@ pub fn event_name(e: HookEvent) -> &'static str {
         HookEvent::PostKill => "post_kill",
         HookEvent::KernelOom => "kernel_oom",
         HookEvent::Exit => "exit",
+        HookEvent::Forecast => "forecast",
     }
 }
 
@@ -51,6 +53,7 @@ fn index(e: HookEvent) -> usize {
         HookEvent::PostKill => 2,
         HookEvent::KernelOom => 3,
         HookEvent::Exit => 4,
+        HookEvent::Forecast => 5,
     }
 }
 

@@ -290,6 +290,8 @@ impl Teller {
             (Source::Kernel, _) => Some(HookEvent::KernelOom),
             // `oomguard run`: its command died of something else than an OOM kill.
             (Source::Oomguard, EventKind::Exit) => Some(HookEvent::Exit),
+            // A warning ahead of time: no decision, no kill counted.
+            (Source::Oomguard, EventKind::Forecast) => Some(HookEvent::Forecast),
             (Source::Oomguard, EventKind::Warning) => {
                 if let Some(t) = trigger_of(&ev) {
                     self.metrics.inc_decision(super::metrics::Decision::Warn, t);
@@ -318,7 +320,8 @@ impl Teller {
         if let Some(h) = hook {
             self.hooks.fire(h, &ev, now);
         }
-        if ev.kind == EventKind::Kill && self.notifier.enabled() {
+        let notified = matches!(ev.kind, EventKind::Kill | EventKind::Forecast);
+        if notified && self.notifier.enabled() {
             self.metrics.notifications_total += self.notifier.notify(&ev, now) as u64;
         }
         ev
@@ -359,6 +362,19 @@ impl Teller {
         if let Some(c) = self.metrics.cgroups.iter_mut().find(|c| c.label == label) {
             c.usage_bytes = usage_bytes.map(|b| b as f64);
             c.limit_bytes = limit_bytes.map(|b| b as f64);
+        }
+    }
+
+    /// Updates a scope's time-to-OOM gauge (`None`: the machine; else a watched cgroup's
+    /// label as configured). Allocates nothing.
+    pub fn set_time_to_oom(&mut self, cgroup: Option<&str>, seconds: f64) {
+        match cgroup {
+            None => self.metrics.machine_time_to_oom_seconds = Some(seconds),
+            Some(label) => {
+                if let Some(c) = self.metrics.cgroups.iter_mut().find(|c| c.label == label) {
+                    c.time_to_oom_seconds = Some(seconds);
+                }
+            }
         }
     }
 

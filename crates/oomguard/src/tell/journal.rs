@@ -41,7 +41,7 @@ pub fn message_id_of(ev: &OomEvent) -> &'static str {
     match (ev.source, ev.kind) {
         (Source::Kernel, EventKind::Kill) => message_id::KERNEL_OOM_KILL,
         (Source::Kernel, _) => message_id::KERNEL_OOM_OTHER,
-        (Source::Oomguard, EventKind::Warning) => message_id::OOMGUARD_WARN,
+        (Source::Oomguard, EventKind::Warning | EventKind::Forecast) => message_id::OOMGUARD_WARN,
         (Source::Oomguard, _) => message_id::OOMGUARD_KILL,
     }
 }
@@ -148,7 +148,7 @@ impl Journal {
         let (_, body) = fields::summary(ev);
         let prio = match (ev.source, ev.kind) {
             (Source::Kernel, _) => priority::ERR,
-            (Source::Oomguard, EventKind::Warning) => priority::NOTICE,
+            (Source::Oomguard, EventKind::Warning | EventKind::Forecast) => priority::NOTICE,
             (Source::Oomguard, _) => priority::WARNING,
         };
         let pairs = fields::pairs(ev);

@@ -85,6 +85,8 @@ pub struct CgroupSeries {
     pub label: String,
     pub usage_bytes: Option<f64>,
     pub limit_bytes: Option<f64>,
+    /// The forecast's estimate (`+Inf` when not filling).
+    pub time_to_oom_seconds: Option<f64>,
 }
 
 /// All series. Set fields directly (gauges) or through the `inc_*` methods (counters).
@@ -98,6 +100,8 @@ pub struct Metrics {
     pub swap_free_bytes: Option<f64>,
     pub psi_some_avg10_ratio: Option<f64>,
     pub psi_full_avg10_ratio: Option<f64>,
+    /// The machine's time-to-OOM estimate (`+Inf` when not filling).
+    pub machine_time_to_oom_seconds: Option<f64>,
     pub cgroups: Vec<CgroupSeries>,
     /// `[decision][trigger]`
     pub decisions_total: [[u64; TRIGGERS.len()]; 3],
@@ -142,6 +146,7 @@ impl Metrics {
             swap_free_bytes: None,
             psi_some_avg10_ratio: None,
             psi_full_avg10_ratio: None,
+            machine_time_to_oom_seconds: None,
             cgroups: cgroup_labels
                 .iter()
                 .take(MAX_CGROUP_SERIES)
@@ -149,6 +154,7 @@ impl Metrics {
                     label: l.clone(),
                     usage_bytes: None,
                     limit_bytes: None,
+                    time_to_oom_seconds: None,
                 })
                 .collect(),
             decisions_total: [[0; TRIGGERS.len()]; 3],
@@ -324,6 +330,33 @@ impl Metrics {
             "Memory PSI full avg10, as a ratio (0-1).",
             self.psi_full_avg10_ratio,
         )?;
+        if self.machine_time_to_oom_seconds.is_some()
+            || self.cgroups.iter().any(|c| c.time_to_oom_seconds.is_some())
+        {
+            head(
+                b,
+                "oomguard_time_to_oom_seconds",
+                "gauge",
+                "Estimated seconds until the scope's free memory is gone at its smoothed fill rate (+Inf when not filling).",
+            )?;
+            if let Some(v) = self.machine_time_to_oom_seconds {
+                writeln!(
+                    b,
+                    "oomguard_time_to_oom_seconds{{scope=\"machine\"}} {}",
+                    PromFloat(v)
+                )?;
+            }
+            for c in &self.cgroups {
+                if let Some(v) = c.time_to_oom_seconds {
+                    writeln!(
+                        b,
+                        "oomguard_time_to_oom_seconds{{scope=\"{}\"}} {}",
+                        escape_label(&c.label),
+                        PromFloat(v)
+                    )?;
+                }
+            }
+        }
         if !self.cgroups.is_empty() {
             head(
                 b,
@@ -561,6 +594,24 @@ impl Metrics {
 }
 
 /// Label values escape `\`, `"` and newline (text format 0.0.4).
+/// A sample value in the text format's spelling: `+Inf`, `-Inf`, `NaN` (Rust prints `inf`).
+struct PromFloat(f64);
+
+impl std::fmt::Display for PromFloat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v.is_nan() {
+            f.write_str("NaN")
+        } else if v == f64::INFINITY {
+            f.write_str("+Inf")
+        } else if v == f64::NEG_INFINITY {
+            f.write_str("-Inf")
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
 fn escape_label(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains(['\\', '"', '\n']) {
         return std::borrow::Cow::Borrowed(s);
@@ -592,11 +643,30 @@ pub(crate) mod tests {
         m.psi_full_avg10_ratio = Some(0.0);
         m.cgroups[0].usage_bytes = Some(1e8);
         m.cgroups[0].limit_bytes = Some(2e8);
+        m.machine_time_to_oom_seconds = Some(f64::INFINITY);
+        m.cgroups[0].time_to_oom_seconds = Some(42.5);
         m.inc_decision(Decision::Sigkill, Trigger::MemAvailable);
         m.inc_kill(Trigger::MemAvailable, true, 1_795_960_800.0);
         m.inc_kernel_kill(Some("CONSTRAINT_MEMCG"), false, 1_795_960_801.0);
         m.inc_hook(HookEvent::PostKill, false);
         m
+    }
+
+    #[test]
+    fn time_to_oom_is_one_series_per_scope_and_plus_inf_when_not_filling() {
+        let mut m = registry();
+        let text = m.render().to_owned();
+        assert!(
+            text.contains("oomguard_time_to_oom_seconds{scope=\"machine\"} +Inf\n"),
+            "{text}"
+        );
+        assert!(text
+            .contains("oomguard_time_to_oom_seconds{scope=\"/system.slice/db.service\"} 42.5\n"));
+        assert_eq!(
+            text.matches("# TYPE oomguard_time_to_oom_seconds gauge")
+                .count(),
+            1
+        );
     }
 
     #[test]

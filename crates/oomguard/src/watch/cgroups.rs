@@ -44,6 +44,8 @@ pub struct Watched {
     /// Set once its removal was logged, so a gone cgroup is reported once, not at every reading
     /// until the next rescan drops it.
     pub gone_reported: bool,
+    /// Its time-to-OOM forecast (`watch/daemon/forecast.rs`).
+    pub forecast: oomguard_core::forecast::Tracker,
     /// The rule's pressure limit on the cgroup's own `memory.pressure` (v2), and its state.
     pub psi: Option<PsiSpec>,
     pub pressure: PressureState,
@@ -230,6 +232,7 @@ pub fn resolve(cgfs: &CgroupFs, patterns: &[(String, Amount)]) -> anyhow::Result
                     last: None,
                     dirfd,
                     gone_reported: false,
+                    forecast: Default::default(),
                     psi: None,
                     pressure: PressureState::default(),
                     psi_trigger: None,

@@ -16,6 +16,7 @@
 
 mod ahead;
 mod candidates;
+mod forecast;
 mod kill;
 mod thrash;
 
@@ -119,6 +120,8 @@ pub struct Daemon {
     warm_plan: WarmPlan,
     warm_wanted: bool,
     warm: WarmScan,
+    /// The machine's time-to-OOM forecast (`forecast.rs`; each cgroup's is in its `Watched`).
+    forecast: oomguard_core::forecast::Tracker,
     /// How the last decision's candidates were listed, for its log line.
     candidates_note: String,
     kills: u64,
@@ -459,6 +462,7 @@ impl Daemon {
             warm_plan: WarmPlan::DEFAULT,
             warm_wanted: false,
             warm: WarmScan::default(),
+            forecast: Default::default(),
             candidates_note: String::new(),
             locked,
             kills: 0,
@@ -789,6 +793,7 @@ impl Daemon {
             None => 0.0,
         };
         self.last_mem = Some((s.mem_available_bytes, now));
+        self.forecast_machine(s, now);
         let (level, decision) = decision::decide_global(
             &self.th,
             s,
@@ -842,6 +847,7 @@ impl Daemon {
             reading.limit_bytes,
         );
         self.thrash_cgroup(i, &reading, now);
+        self.forecast_cgroup(i, &reading, now);
         let w = &mut self.cgroups[i];
         if let Some(msg) = w.arm(&reading) {
             log(format_args!("{msg}"));

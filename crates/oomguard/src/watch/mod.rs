@@ -267,6 +267,19 @@ pub fn describe(cfg: &Config, origin: Option<&Path>) -> String {
         cfg.poll.max,
         size::format_bytes(cfg.poll.fill_rate)
     );
+    if cfg.forecast.lead.is_zero() {
+        let _ = writeln!(
+            o,
+            "forecast: no event (lead 0); the time-to-OOM metric stays"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "forecast: event when a scope's time to OOM falls to {:?} (again after it rose above {:?})",
+            cfg.forecast.lead,
+            cfg.forecast.lead * 2
+        );
+    }
     for (i, r) in cfg.rules.iter().enumerate() {
         let _ = writeln!(
             o,
