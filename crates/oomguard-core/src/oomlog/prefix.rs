@@ -641,7 +641,7 @@ const MESSAGE_STARTS: [&str; 7] = [
 
 /// [`MESSAGE_STARTS`]' searchers, built once (see `find!`).
 static MESSAGE_FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 7]> =
-    std::sync::LazyLock::new(|| MESSAGE_STARTS.map(|p| memchr::memmem::Finder::new(p)));
+    std::sync::LazyLock::new(|| MESSAGE_STARTS.map(memchr::memmem::Finder::new));
 
 fn message_start_ok(line: &str, pos: usize, pat: &str) -> bool {
     let before = line[..pos].trim_end_matches(' ');
