@@ -185,20 +185,20 @@ pub fn classify(text: &str) -> Option<Line<'_>> {
             return Some(Line::TaskRow(t));
         }
     }
-    if let Some(i) = text.find(" invoked oom-killer:") {
+    if let Some(i) = find!(text, " invoked oom-killer:") {
         return header(text, i).map(Line::Header);
     }
     // ≤2.6.17 printed no comm: "oom-killer: gfp_mask=0x200d2, order=0".
     if let Some(rest) = t.strip_prefix("oom-killer: ") {
         return header_fields("", rest).map(Line::Header);
     }
-    if let Some(i) = text.find("oom-kill:") {
+    if let Some(i) = find!(text, "oom-kill:") {
         return Some(Line::Summary(summary(&text[i + "oom-kill:".len()..])));
     }
-    if let Some(i) = text.find("oom_reaper: reaped process ") {
+    if let Some(i) = find!(text, "oom_reaper: reaped process ") {
         return reaper(&text[i + "oom_reaper: reaped process ".len()..]).map(Line::Reaped);
     }
-    if text.contains("Killed process ") {
+    if find!(text, "Killed process ").is_some() {
         return killed(text).map(Line::Killed);
     }
     if let Some(sel) = select(text) {
@@ -210,10 +210,10 @@ pub fn classify(text: &str) -> Option<Line<'_>> {
     if t.starts_with("Tasks state (memory values in pages)") {
         return Some(Line::TasksState);
     }
-    if let Some(i) = text.find("Out of memory and no killable processes") {
+    if let Some(i) = find!(text, "Out of memory and no killable processes") {
         return Some(Line::NoKillable(text[i..].trim_end()));
     }
-    if let Some(i) = text.find("Kernel panic - not syncing:") {
+    if let Some(i) = find!(text, "Kernel panic - not syncing:") {
         let why = text[i + "Kernel panic - not syncing:".len()..].trim();
         let about_memory = why.contains("emory") || why.contains("panic_on_oom");
         let why_trimmed = why.trim_end_matches('.').trim_end();
@@ -229,9 +229,9 @@ pub fn classify(text: &str) -> Option<Line<'_>> {
     if let Some(m) = meminfo::classify(t) {
         return Some(Line::Mem(m));
     }
-    if let Some(i) = text.find(" cpuset=") {
+    if let Some(i) = find!(text, " cpuset=") {
         let rest = &text[i + " cpuset=".len()..];
-        if let Some(j) = rest.find(" mems_allowed=") {
+        if let Some(j) = find!(rest, " mems_allowed=") {
             return Some(Line::Cpuset {
                 cpuset: &rest[..j],
                 mems_allowed: rest[j + " mems_allowed=".len()..].trim_end(),
@@ -393,7 +393,7 @@ fn message_before(text: &str, at: usize) -> Option<&str> {
 }
 
 fn killed(text: &str) -> Option<Killed<'_>> {
-    let at = text.find("Killed process ")?;
+    let at = find!(text, "Killed process ")?;
     let message = message_before(text, at);
     // Some kernels pad the pid (`Killed process  532 (kodi.bin)`, seen on 6.x).
     let mut rest = text[at + "Killed process ".len()..].trim_start_matches(' ');
@@ -435,12 +435,12 @@ fn killed(text: &str) -> Option<Killed<'_>> {
 }
 
 fn select(text: &str) -> Option<Select<'_>> {
-    if text.contains("sharing same memory") {
+    if find!(text, "sharing same memory").is_some() {
         return None;
     }
-    let (at, key) = ["Kill process ", "kill process "]
-        .iter()
-        .find_map(|k| text.find(k).map(|i| (i, *k)))?;
+    let (at, key) = find!(text, "Kill process ")
+        .map(|i| (i, "Kill process "))
+        .or_else(|| find!(text, "kill process ").map(|i| (i, "kill process ")))?;
     let message = message_before(text, at);
     let rest = &text[at + key.len()..];
     let (pid, comm, tail) = pid_comm(rest, &[") score "])?;

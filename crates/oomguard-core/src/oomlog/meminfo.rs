@@ -164,7 +164,9 @@ pub fn classify(text: &str) -> Option<MemLine<'_>> {
     }
     if first.is_ascii_alphabetic() {
         if let Some((key, _)) = t.split_once(':') {
-            if COUNTER_KEYS.contains(&key.to_ascii_lowercase().as_str())
+            // The keys are lower case: a case-blind compare, without lowering a copy of every line's
+            // first word.
+            if COUNTER_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
                 && t.split([' ', '\t'])
                     .filter(|s| !s.is_empty())
                     .all(is_counter_token)

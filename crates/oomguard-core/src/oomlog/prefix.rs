@@ -147,7 +147,7 @@ pub fn strip(record: &str) -> Stripped<'_> {
         s = rest;
     } else if !meta.prefixed {
         // `host kernel: ` with the time cut off by the person who pasted it.
-        if let Some((host, rest)) = s.split_once(" kernel: ") {
+        if let Some((host, rest)) = find!(s, " kernel: ").map(|i| (&s[..i], &s[i + 9..])) {
             if !host.is_empty() && !host.contains([' ', '[', ':']) {
                 meta.host = Some(host);
                 meta.prefixed = true;
@@ -398,14 +398,12 @@ fn host_tag(s: &str) -> Option<Result<(Option<&str>, &str), NotKernel>> {
     let rest = &s[host_end + 1..];
     // Log shippers put a level column between the host and the tag (`host  !WARNING | kernel:`).
     let lead = rest.trim_start_matches(' ');
-    if let Some(k) = lead.find("kernel: ").filter(|&k| k > 0 && k <= 24) {
+    if let Some(k) = find!(lead, "kernel: ").filter(|&k| k > 0 && k <= 24) {
         if lead[..k].split_whitespace().all(is_level_token) {
             return Some(Ok((Some(host), &lead[k + "kernel: ".len()..])));
         }
     }
-    let colon = rest
-        .find(": ")
-        .or_else(|| rest.strip_suffix(':').map(|r| r.len()))?;
+    let colon = find!(rest, ": ").or_else(|| rest.strip_suffix(':').map(|r| r.len()))?;
     let tag = &rest[..colon];
     if tag.is_empty() || tag.contains(' ') {
         return None;
@@ -590,7 +588,7 @@ pub fn split_points(line: &str) -> Vec<usize> {
     let mut points = Vec::new();
     // Syslog headers after the first record.
     let mut from = 1;
-    while let Some(off) = line.get(from..).and_then(|t| t.find(" kernel: ")) {
+    while let Some(off) = line.get(from..).and_then(|t| find!(t, " kernel: ")) {
         let kpos = from + off;
         if let Some(start) = header_start_before(line, kpos) {
             if start > 0 {
@@ -601,7 +599,10 @@ pub fn split_points(line: &str) -> Vec<usize> {
     }
     // dmesg stamps mid-line that are not part of a syslog header we already cut at.
     let mut from = 1;
-    while let Some(off) = line.get(from..).and_then(|t| t.find('[')) {
+    while let Some(off) = line
+        .get(from..)
+        .and_then(|t| memchr::memchr(b'[', t.as_bytes()))
+    {
         let pos = from + off;
         if bracket_seconds(&line[pos..]).is_some_and(|(s, _)| s.is_some()) {
             let before = line[..pos].trim_end_matches(' ');
@@ -613,9 +614,9 @@ pub fn split_points(line: &str) -> Vec<usize> {
         from = pos + 1;
     }
     // Messages glued onto the previous record.
-    for pat in MESSAGE_STARTS {
+    for (pat, finder) in MESSAGE_STARTS.iter().zip(MESSAGE_FINDERS.iter()) {
         let mut from = 1;
-        while let Some(off) = line.get(from..).and_then(|t| t.find(pat)) {
+        while let Some(off) = line.get(from..).and_then(|t| finder.find(t.as_bytes())) {
             let pos = from + off;
             from = pos + 1;
             if message_start_ok(line, pos, pat) {
@@ -637,6 +638,10 @@ const MESSAGE_STARTS: [&str; 7] = [
     "oom_reaper: ",
     "Kernel panic - not syncing",
 ];
+
+/// [`MESSAGE_STARTS`]' searchers, built once (see `find!`).
+static MESSAGE_FINDERS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 7]> =
+    std::sync::LazyLock::new(|| MESSAGE_STARTS.map(memchr::memmem::Finder::new));
 
 fn message_start_ok(line: &str, pos: usize, pat: &str) -> bool {
     let before = line[..pos].trim_end_matches(' ');

@@ -342,3 +342,52 @@ fn quote_marker_left_mid_line_by_a_rejoined_wrap() {
     assert_eq!(ev[0].selected_comm.as_deref(), Some("sge_qmaster"));
     assert_eq!(ev[0].host.as_deref(), Some("cluster1"));
 }
+
+/// `push_context` skips lines that `may_hold_task_row` rules out before stripping them: that
+/// must never skip a line that is a task row once stripped. Checked on every line of every
+/// fixture (rows of every era and transport among them) and on edge cases.
+#[test]
+fn row_prefilter_never_rejects_a_row() {
+    fn is_row(line: &str) -> bool {
+        matches!(prefix::strip(line), Stripped::Kernel(_, body)
+            if matches!(lines::classify(body), Some(Line::TaskRow(_))))
+    }
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/explain");
+    let mut dirs = vec![root];
+    let (mut rows, mut rejected) = (0, 0);
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let bytes = std::fs::read(&p).unwrap();
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                let row = is_row(line);
+                rows += usize::from(row);
+                if !may_hold_task_row(line) {
+                    rejected += 1;
+                    assert!(!row, "{}: row rejected: {line}", p.display());
+                }
+            }
+        }
+    }
+    // The corpus has rows and has lines the filter drops, so the check above checked something.
+    assert!(
+        rows > 300 && rejected > 1000,
+        "{rows} rows, {rejected} rejected"
+    );
+    for (line, want) in [
+        ("[ 1234]     0  1234  100  20  0  0  0 x", true),
+        ("[12.345678] eth0: link up", false),
+        ("[a [12]", true),
+        ("[[[[ ]", false),
+        ("]]][7 ]", true),
+        ("no brackets at all", false),
+        ("[ T1234] Killed", false),
+    ] {
+        assert_eq!(may_hold_task_row(line), want, "{line}");
+    }
+}
