@@ -686,33 +686,20 @@ impl StatusMemory {
     }
 }
 
-/// Parses the fields of `/proc/PID/status` text that [`StatusMemory`] holds (kB → bytes here,
-/// once). Missing fields (kernel threads, zombies) stay 0.
+/// The fields of `/proc/PID/status` text that [`StatusMemory`] holds, read by the one parser of
+/// that file ([`crate::host::process::scan_status`]; kB → bytes there, once). Missing fields
+/// (kernel threads, zombies) stay 0, and so does everything of a malformed file.
 pub fn parse_status_memory(text: &str) -> StatusMemory {
-    let mut out = StatusMemory::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        if key == "Name" {
-            out.name = value.trim().to_owned();
-            continue;
-        }
-        let kb = || {
-            value
-                .trim()
-                .strip_suffix("kB")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(0, crate::units::kib_to_bytes)
-        };
-        match key {
-            "RssAnon" => out.rss_anon_bytes = kb(),
-            "RssFile" => out.rss_file_bytes = kb(),
-            "RssShmem" => out.rss_shmem_bytes = kb(),
-            "VmSwap" => out.swap_bytes = kb(),
-            "VmPTE" => out.pgtables_bytes = kb(),
-            _ => {}
-        }
+    let Ok(scan) = crate::host::process::scan_status(text.as_bytes()) else {
+        return StatusMemory::default();
+    };
+    let s = scan.status;
+    StatusMemory {
+        name: String::from_utf8_lossy(scan.name).into_owned(),
+        rss_anon_bytes: s.rss_anon_bytes.unwrap_or(0),
+        rss_file_bytes: s.rss_file_bytes.unwrap_or(0),
+        rss_shmem_bytes: s.rss_shmem_bytes.unwrap_or(0),
+        swap_bytes: s.vm_swap_bytes.unwrap_or(0),
+        pgtables_bytes: s.vm_pte_bytes.unwrap_or(0),
     }
-    out
 }
