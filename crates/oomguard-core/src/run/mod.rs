@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::badness::{badness, pick_highest, Era, TaskFacts, TaskMemPages};
 use crate::event::OomEvent;
-use crate::units::{mib_1, KIB, MIB};
+use crate::units::{KIB, MIB};
 
 // ---------------------------------------------------------------------------------------------
 // Command-line values
@@ -549,9 +549,7 @@ pub fn classify(ev: &DeathEvidence<'_>) -> Cause {
     }
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{} MiB", mib_1(bytes))
-}
+use crate::units::format_mib as mib;
 
 fn kb_mib(kb: u64) -> String {
     mib(kb.saturating_mul(KIB))
