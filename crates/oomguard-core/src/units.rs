@@ -40,7 +40,6 @@ pub fn format_bytes(b: u64) -> String {
     format!("{b} B")
 }
 
-
 /// `mib_1` with its unit: `1383.3 MiB`.
 pub fn format_mib(bytes: u64) -> String {
     format!("{} MiB", mib_1(bytes))

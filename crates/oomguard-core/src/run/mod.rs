@@ -355,7 +355,12 @@ pub struct GuardCandidate {
 /// The kernel's `oom_badness()` for a memcg OOM in `era`, in pages: [`crate::badness::badness`]
 /// with the memcg limit as `totalpages` (resident + swap + page tables, plus `oom_score_adj`
 /// thousandths of the limit). `None` for `oom_score_adj` -1000 (never killed).
-pub fn badness_pages(era: Era, c: &GuardCandidate, limit_bytes: u64, page_bytes: u64) -> Option<i64> {
+pub fn badness_pages(
+    era: Era,
+    c: &GuardCandidate,
+    limit_bytes: u64,
+    page_bytes: u64,
+) -> Option<i64> {
     let page = page_bytes.max(1);
     let task = TaskFacts {
         is_global_init: false,

@@ -187,7 +187,10 @@ fn guard_ranking_every_pair() {
             assert_eq!(v, expect, "{} vs {}", ordered[i].pid, ordered[j].pid);
         }
     }
-    assert_eq!(choose_victim(Era::Signed59, &[cand(6, 1, -1000, 1)], limit, 4096), None);
+    assert_eq!(
+        choose_victim(Era::Signed59, &[cand(6, 1, -1000, 1)], limit, 4096),
+        None
+    );
     assert_eq!(guard_level(128 * MIB, 16 * MIB), 112 * MIB);
 }
 

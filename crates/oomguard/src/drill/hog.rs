@@ -34,9 +34,8 @@ pub fn run(procs: &Path, rel: &str, mib: u64) -> i32 {
         return 3;
     }
     let joined = std::fs::read_to_string("/proc/self/cgroup").is_ok_and(|t| {
-        oomguard_core::host::process::cgroup_lines(&t).any(|l| {
-            l.path == rel && (l.controllers.is_empty() || l.has_controller("memory"))
-        })
+        oomguard_core::host::process::cgroup_lines(&t)
+            .any(|l| l.path == rel && (l.controllers.is_empty() || l.has_controller("memory")))
     });
     if !joined {
         eprintln!("oomguard drill hog: not in {rel} after joining");

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use oomguard_core::event::{EventKind, OomEvent, Source};
-use oomguard_core::killpath::parse_stat_identity;
 use oomguard_core::badness::Era;
+use oomguard_core::event::{EventKind, OomEvent, Source};
 use oomguard_core::host::process::scan_status;
+use oomguard_core::killpath::parse_stat_identity;
 use oomguard_core::run::{choose_victim, GuardCandidate, StatusMemory};
 use oomguard_core::units::KIB;
 
