@@ -69,11 +69,19 @@ for tool in oomguard systemd-oomd earlyoom kernel; do
       since=$(date '+%Y-%m-%d %H:%M:%S')
       sleep 1
       cg=/sys/fs/cgroup/og.slice/$unit.service
-      rec=$out/$tool-$rate-$i.rec
+      # The record is a file the hog maps MAP_SHARED: on the rootfs, not on the 9p share (which
+      # cannot map it shared: every record came back empty there), copied out afterwards.
+      rec=/var/tmp/bench/$tool-$rate-$i.rec
+      mkdir -p /var/tmp/bench
       systemd-run -q --wait --unit=$unit --slice=og.slice -p MemoryMax=256M -p MemorySwapMax=0 \
-        /share/bin/hog-bench run "$rec" "$rate" 512 "$cg/memory.current" "$thr_kib" "$cg/cgroup.procs" >/dev/null 2>&1
+        /share/bin/hog-bench run "$rec" "$rate" 512 "$cg/memory.current" "$thr_kib" "$cg/cgroup.procs" \
+        >> "$out/hog.log" 2>&1
       sleep 2
+      cp "$rec" "$out/" 2>/dev/null
       hogpid=$(od -An -t d8 -j 8 -N 8 "$rec" 2>/dev/null | tr -d ' ')
+      if [ -z "$hogpid" ] || [ "$hogpid" = 0 ]; then
+        echo "FAIL: run $n: the hog wrote no record (see hog.log)"; fail=$((fail + 1))
+      fi
       killer=none
       if journalctl -k --since "$since" --no-pager | grep -q "oom_memcg=/og.slice/$unit.service"; then killer=kernel
       elif journalctl -u oomguard --since "$since" -o cat --no-pager | grep -q "victim pid $hogpid "; then killer=oomguard

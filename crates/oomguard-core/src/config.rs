@@ -11,6 +11,9 @@ use serde::{Deserialize, Deserializer};
 
 use crate::size::{self, Amount};
 
+pub mod thrash;
+pub use self::thrash::{ActionStep, ThrashConfig};
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +38,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub hooks: Vec<HookConfig>,
     pub notify: NotifyConfig,
+    /// The thrash rule and its actions short of a kill (`config/thrash.rs`).
+    pub thrash: ThrashConfig,
 }
 
 /// System-wide MemAvailable thresholds.
@@ -130,6 +135,10 @@ pub struct KillConfig {
     /// Give up waiting for recovery after this long (then a new victim may be chosen).
     #[serde(deserialize_with = "de_duration")]
     pub recovery_timeout: Duration,
+    /// When the victim's cgroup (or an ancestor up to the guarded one) has `memory.oom.group`
+    /// set, kill that whole cgroup, as the kernel's OOM killer would: its owner said the
+    /// workload cannot survive losing one process. `false`: the configured `unit` always.
+    pub oom_group: bool,
 }
 
 impl Default for KillConfig {
@@ -139,6 +148,7 @@ impl Default for KillConfig {
             term_grace: Duration::from_secs(2),
             recovery_margin: 128 << 20,
             recovery_timeout: Duration::from_secs(10),
+            oom_group: true,
         }
     }
 }
@@ -191,9 +201,15 @@ pub struct CgroupWatch {
     /// Path in the cgroup hierarchy (`/system.slice/app.service`), `*` globs allowed.
     pub path: String,
     /// Act when usage comes within this of the limit (size, or percent of the limit). `0`
-    /// watches only (metrics, kernel-OOM detection) and never kills in this cgroup.
+    /// turns this rule off (metrics, kernel-OOM detection), leaving the `psi` rule if set.
     #[serde(deserialize_with = "de_amount", default = "default_headroom")]
     pub headroom: Amount,
+    /// Act when the cgroup's own `memory.pressure` (cgroup v2) shows its tasks stalled on
+    /// memory: `"PCT[/DURATION]"`, the `some` avg10 above PCT for DURATION (as `[psi] some`,
+    /// and as systemd-oomd's `ManagedOOMMemoryPressureLimit=`). Ignored, with a warning, on
+    /// cgroup v1, which has no per-cgroup pressure file.
+    #[serde(deserialize_with = "de_opt_psi", default)]
+    pub psi: Option<PsiSpec>,
 }
 
 fn default_headroom() -> Amount {
@@ -398,6 +414,7 @@ pub fn validate(cfg: &Config) -> Result<(), String> {
             return Err(format!("cgroups[{i}].path: {:?} must start with /", c.path));
         }
     }
+    thrash::validate(&cfg.thrash)?;
     Ok(())
 }
 

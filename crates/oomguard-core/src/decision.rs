@@ -279,10 +279,20 @@ pub fn recheck(
     fresh: &Snapshot,
     headroom: Amount,
 ) -> Option<Level> {
+    // The thrash rule fired on rates over its duration, which one fresh reading cannot judge;
+    // the detector was reset when it fired, so the decision stands as made.
+    if d.trigger.is_thrash() {
+        return Some(d.level);
+    }
     let still = match d.scope {
         Scope::Global => fresh
             .memory
             .map(|s| trigger::evaluate(th, &s, psi, since).level),
+        // A pressure decision (crate::cgroup_guard) stands on avg10, a 10 s average that a
+        // scan of milliseconds cannot change: it keeps its level.
+        Scope::Cgroup(_) if matches!(d.trigger, Trigger::PsiSome | Trigger::PsiFull) => {
+            Some(d.level)
+        }
         Scope::Cgroup(_) => fresh.cgroup.map(|r| {
             if r.room_bytes(headroom) == Some(0) {
                 d.level

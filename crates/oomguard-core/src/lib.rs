@@ -7,6 +7,7 @@
 
 pub mod badness;
 pub mod breakdown;
+pub mod cgroup_guard;
 pub mod config;
 pub mod decision;
 pub mod diagnosis;

@@ -1175,6 +1175,7 @@ mod tests {
         cgcfg.cgroups.push(crate::config::CgroupWatch {
             path: "/a".into(),
             headroom: crate::size::Amount::Bytes(10),
+            psi: None,
         });
         let cg = |t: f64, c: &str| Reading {
             unix_time_s: t,

@@ -195,6 +195,16 @@ impl ThrashReason {
             ThrashReason::ZramFull => "zram-full",
         }
     }
+
+    /// The decision's and event's trigger for this reason.
+    pub fn trigger(self) -> crate::trigger::Trigger {
+        use crate::trigger::Trigger;
+        match self {
+            ThrashReason::ThrashRefault => Trigger::ThrashRefault,
+            ThrashReason::SwapFull => Trigger::SwapFull,
+            ThrashReason::ZramFull => Trigger::ZramFull,
+        }
+    }
 }
 
 /// Swap used up: by `/proc/meminfo`, or by a zram device that is nearly full although swap

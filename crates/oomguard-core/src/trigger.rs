@@ -42,16 +42,28 @@ pub enum Trigger {
     PsiFull,
     #[serde(rename = "cgroup")]
     CgroupHeadroom,
+    /// The thrash rule (`crate::thrash`): refaults above the bar for the duration.
+    #[serde(rename = "thrash-refault")]
+    ThrashRefault,
+    /// The thrash rule with swap used up while the scope reclaims.
+    #[serde(rename = "swap-full")]
+    SwapFull,
+    /// The thrash rule with a zram device nearly full while the scope reclaims.
+    #[serde(rename = "zram-full")]
+    ZramFull,
 }
 
 impl Trigger {
     /// Every trigger, in the order of the metrics' series.
-    pub const ALL: [Trigger; 5] = [
+    pub const ALL: [Trigger; 8] = [
         Trigger::MemAvailable,
         Trigger::SwapFree,
         Trigger::PsiSome,
         Trigger::PsiFull,
         Trigger::CgroupHeadroom,
+        Trigger::ThrashRefault,
+        Trigger::SwapFull,
+        Trigger::ZramFull,
     ];
 
     pub fn label(self) -> &'static str {
@@ -61,7 +73,19 @@ impl Trigger {
             Trigger::PsiSome => "psi_some",
             Trigger::PsiFull => "psi_full",
             Trigger::CgroupHeadroom => "cgroup",
+            Trigger::ThrashRefault => "thrash-refault",
+            Trigger::SwapFull => "swap-full",
+            Trigger::ZramFull => "zram-full",
         }
+    }
+
+    /// One of the thrash rule's reasons: its state lives in the detector, not in a reading, so
+    /// the re-check before acting keeps it (see `decision::recheck`).
+    pub fn is_thrash(self) -> bool {
+        matches!(
+            self,
+            Trigger::ThrashRefault | Trigger::SwapFull | Trigger::ZramFull
+        )
     }
 }
 

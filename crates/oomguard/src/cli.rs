@@ -290,6 +290,10 @@ pub struct WatchArgs {
     /// Act when a guarded cgroup's working set comes within SIZE or PCT of its limit.
     #[arg(long, value_name = "SIZE|PCT")]
     pub cgroup_headroom: Option<String>,
+    /// Also act when a guarded cgroup's own memory.pressure (cgroup v2) shows `some` avg10
+    /// above PCT for DURATION (like 20/5s): stalls on memory without coming near the limit.
+    #[arg(long, value_name = "PCT[/DURATION]")]
+    pub cgroup_psi: Option<String>,
     /// Prefer processes whose name matches RE (score +300, like oom_score_adj +300); repeatable.
     #[arg(long, value_name = "RE")]
     pub prefer: Vec<String>,

@@ -207,3 +207,101 @@ fn a_v2_cgroup_near_its_limit_is_guarded_on_its_own() {
     w.daemon.step();
     assert_eq!(w.daemon.counts(), (1, 1));
 }
+
+/// Thrash rule config for the fake-tree tests: short windows so the test runs in about a
+/// second of real time (the detector reads the monotonic clock through the daemon).
+const THRASH_FAST: &str = "\n[thrash]\nenable = true\nwindow = \"100ms\"\nduration = \"300ms\"\nstep_window = \"100ms\"\nactions = [\"notify\", \"kill\"]\n";
+
+/// Steps the daemon `n` times, 120 ms apart, with `advance(i)` run on the tree before each.
+fn step_slowly(w: &mut World, n: u64, mut advance: impl FnMut(&FakeHost, u64)) {
+    for i in 0..n {
+        advance(&w.host, i);
+        w.daemon.step();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+    }
+}
+
+#[test]
+fn machine_thrash_notifies_then_kills_while_memory_is_plentiful() {
+    let mut w = world_with("1M", "512K", THRASH_FAST, |_, _| {});
+    let pid = w.sleeper.0.id() as i32;
+    // 240,000 pages of file LRU; 100,000 pages refaulted per step (every 120 ms): ~350 %/s.
+    let vmstat = |refault: u64| {
+        format!(
+            "nr_inactive_file 160000\nnr_active_file 80000\nnr_inactive_anon 1000\nnr_active_anon 1000\nworkingset_refault_anon 0\nworkingset_refault_file {refault}\npgmajfault 0\npswpin 0\npswpout 0\n"
+        )
+    };
+    // Calm first: no refaults, no decision.
+    step_slowly(&mut w, 6, |h, _| h.write("proc/vmstat", &vmstat(1000)));
+    assert_eq!(w.daemon.counts(), (0, 0));
+    step_slowly(&mut w, 12, |h, i| {
+        h.write("proc/vmstat", &vmstat(1000 + (i + 1) * 100_000))
+    });
+    let (decisions, kills) = w.daemon.counts();
+    assert!(
+        decisions >= 2 && kills >= 1,
+        "{decisions} decisions, {kills} kills"
+    );
+    let ev = events(&w);
+    let warn = ev
+        .iter()
+        .find(|e| e["kind"] == "warning")
+        .expect("notify event");
+    assert_eq!(warn["trigger"]["reason"], "thrash-refault");
+    assert!(warn["trigger"]["cgroup"].is_null());
+    let kill = ev.iter().find(|e| e["kind"] == "kill").expect("kill event");
+    assert_eq!(kill["trigger"]["reason"], "thrash-refault");
+    assert_eq!(kill["victim"]["pid"], pid);
+    assert_eq!(kill["trigger"]["mem_available_bytes"], 800u64 << 20);
+    assert_eq!(
+        w.calls.lock().unwrap().first(),
+        Some(&Call::Signal { pid, signo: 15 }),
+        "thrashing is slow: SIGTERM first"
+    );
+    // The notify step came before the kill.
+    let wi = ev.iter().position(|e| e["kind"] == "warning").unwrap();
+    let ki = ev.iter().position(|e| e["kind"] == "kill").unwrap();
+    assert!(wi < ki);
+}
+
+#[test]
+fn v2_cgroup_thrash_chooses_within_the_cgroup() {
+    let mut w = world_with(
+        "1M",
+        "512K",
+        &format!(
+            "\n[[cgroups]]\npath = \"/app\"\nheadroom = \"0\"\n{THRASH_FAST}machine = false\n"
+        ),
+        |host, pid| {
+            host.write(&format!("proc/{pid}/cgroup"), "0::/app\n");
+            host.add_memcg_v2("/app", 60 << 20, Some(64 << 20), 0, &[pid]);
+        },
+    );
+    let pid = w.sleeper.0.id() as i32;
+    // 56 MiB of file LRU (14,336 pages); 20,000 pages refaulted every 120 ms: ~1,100 %/s.
+    step_slowly(&mut w, 14, |h, i| {
+        h.write(
+            "cgroup/app/memory.stat",
+            &format!(
+                "anon 4194304\nfile 58720256\nshmem 0\ninactive_anon 4194304\nactive_anon 0\ninactive_file 50331648\nactive_file 8388608\nworkingset_refault_anon 0\nworkingset_refault_file {}\npgmajfault 0\n",
+                (i + 1) * 20_000
+            ),
+        )
+    });
+    let ev = events(&w);
+    let kill = ev
+        .iter()
+        .find(|e| e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill: {ev:?}"));
+    assert_eq!(kill["trigger"]["reason"], "thrash-refault");
+    assert_eq!(kill["trigger"]["cgroup"], "/app");
+    assert_eq!(kill["victim"]["pid"], pid);
+    assert_eq!(kill["victim"]["cgroup"], "/app");
+    // The small process outside the cgroup was never a candidate (it is not in /app).
+    assert!(w
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|c| !matches!(c, Call::Signal { pid: p, .. } if *p == 4_194_000)));
+}

@@ -409,6 +409,94 @@ fn cgroup_kill_unit_kills_the_whole_cgroup_and_nothing_else() {
     d.stop();
 }
 
+/// `memory.oom.group` set on the guarded cgroup: with the default kill unit (one process) the
+/// daemon kills the whole cgroup, as the kernel would, and says so in its event.
+#[test]
+fn watch_kills_the_whole_group_when_memory_oom_group_is_set() {
+    in_lab_guest();
+    let cg = Cg::new("wgroup");
+    cg.set("memory.max", &(128u64 << 20).to_string());
+    cg.set("memory.oom.group", "1");
+    let mut sleepers = [cg.sleeper(), cg.sleeper()];
+    let mut args = vec![
+        "--cgroup",
+        &cg.rel,
+        "--cgroup-headroom",
+        "24M",
+        "--term-grace",
+        "500ms",
+    ];
+    args.extend(INERT_SYSTEM);
+    let d = Daemon::start(&args);
+    assert!(
+        d.wait_for("guarding cgroup", Duration::from_secs(10)),
+        "{}",
+        d.text()
+    );
+    let mut hog = cg.hog(400, 256, 1000);
+    let st = wait_exit(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
+    assert!(killed_by_signal(&st), "{st:?}\n{}", d.text());
+    for s in &mut sleepers {
+        wait_exit(s, Duration::from_secs(10)).unwrap_or_else(|| {
+            panic!(
+                "a member of the oom group lived; cgroup.procs {:?}\n{}",
+                cg.read("cgroup.procs"),
+                d.text()
+            )
+        });
+    }
+    assert_eq!(cg.oom_kills(), 0, "the kernel acted first\n{}", d.text());
+    let k = d.kill_event();
+    assert_eq!(k["action"]["unit"], "cgroup", "{k}");
+    let text = d.stop();
+    assert!(text.contains("memory.oom.group is set on"), "{text}");
+}
+
+/// The cgroup pressure rule (`--cgroup-psi`, `[[cgroups]] psi`): a hog held at `memory.high`
+/// (no swap: the kernel throttles it, and the throttling counts as a memory stall) is stopped on
+/// the cgroup's own memory.pressure, with the headroom rule off (headroom 0), while the idle
+/// cgroup before it never fires the rule.
+#[test]
+fn watch_acts_on_a_cgroup_memory_pressure_rule() {
+    in_lab_guest();
+    let cg = Cg::new("wpsi");
+    cg.set("memory.high", &(32u64 << 20).to_string());
+    let mut args = vec![
+        "--cgroup",
+        &cg.rel,
+        "--cgroup-headroom",
+        "0",
+        "--cgroup-psi",
+        "10/2s",
+        "--term-grace",
+        "500ms",
+    ];
+    args.extend(INERT_SYSTEM);
+    let d = Daemon::start(&args);
+    assert!(
+        d.wait_for("guarding cgroup", Duration::from_secs(10)),
+        "{}",
+        d.text()
+    );
+    let mut idle = cg.sleeper();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!d.text().contains("kill #"), "fired while idle:\n{}", d.text());
+    let mut hog = cg.hog(96, 0, 1000);
+    let st = wait_exit(&mut hog, Duration::from_secs(90)).unwrap_or_else(|| {
+        panic!("hog not stopped; {}\n{}", cg.read("memory.pressure"), d.text())
+    });
+    assert!(killed_by_signal(&st), "{st:?}\n{}", d.text());
+    let k = d.kill_event();
+    assert_eq!(k["trigger"]["reason"], "psi_some", "{k}");
+    let detail = k["trigger"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("memory.pressure some avg10"), "{k}");
+    assert_eq!(k["victim"]["pid"], hog.id(), "{k}");
+    assert_eq!(cg.oom_kills(), 0);
+    d.stop();
+    let _ = idle.kill();
+    let _ = idle.wait();
+}
+
 /// A guarded cgroup removed while the daemon watches it: the daemon says so and goes on; made
 /// again, it is guarded again.
 #[test]

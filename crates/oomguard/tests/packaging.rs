@@ -58,6 +58,7 @@ fn all_keys() -> Vec<(String, String)> {
         "[metrics]",
         "[[hooks]]\non = \"warn\"\ncommand = [\"/bin/true\"]",
         "[notify]",
+        "[thrash]",
     ] {
         let header = table.lines().next().unwrap_or_default().to_owned();
         for k in keys_of(table) {

@@ -193,6 +193,13 @@ pub fn summary(ev: &OomEvent) -> (String, String) {
     let title = match (ev.source, ev.kind) {
         (Source::Kernel, EventKind::Kill) => format!("Kernel OOM killer killed {who}"),
         (Source::Kernel, _) => format!("Kernel out of memory ({})", kind_str(ev.kind)),
+        // The thrash rule's notify step: the scope re-reads its memory from disk, whatever
+        // MemAvailable says; nobody is chosen yet.
+        (Source::Oomguard, EventKind::Warning)
+            if ev.trigger.as_ref().is_some_and(|t| t.reason.is_thrash()) =>
+        {
+            "Thrashing".to_owned()
+        }
         (Source::Oomguard, EventKind::Warning) => format!("Low memory: {who} may be killed next"),
         (Source::Oomguard, EventKind::Exit) => format!("{who} died"),
         (Source::Oomguard, _) => format!("oomguard killed {who}"),

@@ -626,7 +626,10 @@ mod tests {
         ev.source = Source::Oomguard;
         let ev = t.record(ev, now);
         assert_eq!(t.hooks.stats().runs(HookEvent::Exit), 1);
-        assert_eq!(t.metrics.kills_total, [[0; 5]; 2]);
+        assert_eq!(
+            t.metrics.kills_total,
+            [[0; crate::tell::metrics::TRIGGERS.len()]; 2]
+        );
         assert_eq!(t.journal.stats().stderr_lines, 0, "not echoed");
         let start = Instant::now();
         while t.children_running() > 0 && start.elapsed() < Duration::from_secs(5) {

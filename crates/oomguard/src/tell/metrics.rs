@@ -19,7 +19,7 @@ use super::hooks::{event_name, HOOK_EVENTS, N_HOOK_EVENTS};
 pub use oomguard_core::trigger::Trigger;
 
 /// Every trigger label, in the order of the series.
-pub const TRIGGERS: [Trigger; 5] = Trigger::ALL;
+pub const TRIGGERS: [Trigger; 8] = Trigger::ALL;
 
 /// What a decision was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,9 +100,9 @@ pub struct Metrics {
     pub psi_full_avg10_ratio: Option<f64>,
     pub cgroups: Vec<CgroupSeries>,
     /// `[decision][trigger]`
-    pub decisions_total: [[u64; 5]; 3],
+    pub decisions_total: [[u64; TRIGGERS.len()]; 3],
     /// `[signal][trigger]`
-    pub kills_total: [[u64; 5]; 2],
+    pub kills_total: [[u64; TRIGGERS.len()]; 2],
     pub kernel_oom_kills_total: [u64; 5],
     /// Kernel kills seen only in the counters (report lost or unreadable).
     pub kernel_oom_kills_unreported_total: u64,
@@ -151,8 +151,8 @@ impl Metrics {
                     limit_bytes: None,
                 })
                 .collect(),
-            decisions_total: [[0; 5]; 3],
-            kills_total: [[0; 5]; 2],
+            decisions_total: [[0; TRIGGERS.len()]; 3],
+            kills_total: [[0; TRIGGERS.len()]; 2],
             kernel_oom_kills_total: [0; 5],
             kernel_oom_kills_unreported_total: 0,
             workload_kills: Vec::with_capacity(MAX_WORKLOAD_SERIES + 1),

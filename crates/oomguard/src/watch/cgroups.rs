@@ -14,13 +14,15 @@ use oomguard_core::host::cgroup::{
     parse_counter, parse_memory_stat, parse_v1_limit, parse_v2_limit,
 };
 
-use oomguard_core::config::CgroupWatch;
+use oomguard_core::cgroup_guard::PressureState;
+use oomguard_core::config::{CgroupWatch, PsiSpec};
 use oomguard_core::host::process::CgroupVersion;
 use oomguard_core::size::Amount;
 
 use crate::host::cgroupfs::Memcg;
 use crate::host::{CgroupFs, ReadError};
 use crate::sense::memcg_v1::MemcgEvent;
+use crate::sense::psi::{PsiTrigger, StallKind, WindowRounding};
 
 /// One guarded cgroup.
 #[derive(Debug)]
@@ -42,6 +44,12 @@ pub struct Watched {
     /// Set once its removal was logged, so a gone cgroup is reported once, not at every reading
     /// until the next rescan drops it.
     pub gone_reported: bool,
+    /// The rule's pressure limit on the cgroup's own `memory.pressure` (v2), and its state.
+    pub psi: Option<PsiSpec>,
+    pub pressure: PressureState,
+    /// A PSI trigger on that file: wakes the daemon when stalls begin, so the rule's count starts
+    /// without waiting for the next reading.
+    pub psi_trigger: Option<PsiTrigger>,
 }
 
 /// One reading of a guarded cgroup (the decision's type, from `oomguard_core::decision`).
@@ -222,6 +230,9 @@ pub fn resolve(cgfs: &CgroupFs, patterns: &[(String, Amount)]) -> anyhow::Result
                     last: None,
                     dirfd,
                     gone_reported: false,
+                    psi: None,
+                    pressure: PressureState::default(),
+                    psi_trigger: None,
                 });
             }
         }
@@ -267,6 +278,72 @@ pub fn read(cgfs: &CgroupFs, w: &Watched) -> Result<Reading, ReadError> {
                 limit_bytes: limit,
             })
         }
+    }
+}
+
+/// Gives each watched cgroup the pressure rule of the first `[[cgroups]]` entry that names it
+/// (the entry [`resolve`] took its headroom from) and, with `arm`, a PSI trigger on its
+/// `memory.pressure`. Returns what to log: a rule that cannot apply (cgroup v1 has no
+/// per-cgroup pressure file) or a trigger that could not be armed (then the file is polled).
+pub fn apply_rules(cgroups: &mut [Watched], rules: &[CgroupWatch], arm: bool) -> Vec<String> {
+    let mut said = Vec::new();
+    for w in cgroups.iter_mut() {
+        let rule = rules.iter().find(|r| {
+            if r.path.contains('*') {
+                glob_match(&r.path, &w.path)
+            } else {
+                r.path.trim_end_matches('/') == w.path.trim_end_matches('/')
+            }
+        });
+        let Some(spec) = rule.and_then(|r| r.psi) else {
+            w.psi = None;
+            w.psi_trigger = None;
+            continue;
+        };
+        if w.version != CgroupVersion::V2 {
+            if w.psi.is_none() {
+                said.push(format!(
+                    "warning: cgroup {}: psi is set, but cgroup v1 has no per-cgroup                      memory.pressure; only its headroom is guarded",
+                    w.path
+                ));
+            }
+            w.psi = Some(spec);
+            continue;
+        }
+        let rearm = w.psi != Some(spec) || (arm && w.psi_trigger.is_none());
+        w.psi = Some(spec);
+        if !arm || !rearm {
+            continue;
+        }
+        // As for `[psi]`: wake when stalls reach the rule's share of a 2 s window; the rule
+        // itself is judged on avg10.
+        let window = std::time::Duration::from_secs(2);
+        let stall = window.mul_f64((spec.avg10_pct / 100.0).clamp(0.001, 1.0));
+        let file = w.dir.join("memory.pressure");
+        match PsiTrigger::arm_planned(&file, StallKind::Some, stall, window, WindowRounding::RoundUp)
+        {
+            Ok(t) => w.psi_trigger = Some(t),
+            Err(e) => {
+                w.psi_trigger = None;
+                said.push(format!(
+                    "cgroup {}: PSI trigger not armed ({e}); its memory.pressure is polled instead",
+                    w.path
+                ));
+            }
+        }
+    }
+    said
+}
+
+impl Watched {
+    /// The `some` avg10 of the cgroup's `memory.pressure` (v2), read through the kept fd into
+    /// `buf`; `None` when it cannot be read (the pressure rule then does not count).
+    pub fn pressure_avg10(&self, buf: &mut Vec<u8>) -> Option<f64> {
+        let dir = self.dirfd.as_ref()?;
+        read_at(dir, c"memory.pressure", buf).ok()?;
+        oomguard_core::host::system::parse_pressure(buf)
+            .ok()
+            .map(|p| p.some.avg10_pct)
     }
 }
 
@@ -342,6 +419,28 @@ impl Watched {
             working_set_bytes: usage.saturating_sub(inactive),
             limit_bytes: limit,
         })
+    }
+
+    /// The cgroup's `memory.stat` through the kept directory fd (the thrash rule's counters,
+    /// `watch/daemon/thrash.rs`): one read into `buf`, no allocation.
+    pub fn read_stat_fast(
+        &self,
+        buf: &mut Vec<u8>,
+    ) -> Result<oomguard_core::host::cgroup::MemoryStat, ReadError> {
+        let name = c"memory.stat";
+        let path = || self.dir.join("memory.stat");
+        match &self.dirfd {
+            Some(dir) => {
+                read_at(dir, name, buf).map_err(|e| ReadError::from_io(path(), e, true))?
+            }
+            None => {
+                let mut f =
+                    std::fs::File::open(path()).map_err(|e| ReadError::from_io(path(), e, true))?;
+                crate::sense::reread(&mut f, buf)
+                    .map_err(|e| ReadError::from_io(path(), e, true))?
+            }
+        }
+        parse_memory_stat(buf).map_err(|e| io_err(&self.dir, name, e))
     }
 
     /// (Re-)arms the v1 usage-threshold eventfd at `limit - headroom`. Failures degrade to

@@ -17,6 +17,7 @@
 mod ahead;
 mod candidates;
 mod kill;
+mod thrash;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -139,6 +140,8 @@ pub struct Daemon {
     cgbuf: Vec<u8>,
     /// Reused by every poll() (sized at start).
     pollfds: Vec<libc::pollfd>,
+    /// The thrash rule (`daemon/thrash.rs`); `None` when off.
+    thrash: Option<thrash::ThrashWatch>,
 }
 
 pub(super) fn log(msg: std::fmt::Arguments<'_>) {
@@ -289,10 +292,13 @@ impl Daemon {
                 patterns.iter().map(|p| &p.0).collect::<Vec<_>>()
             ));
         }
+        for msg in cgroups::apply_rules(&mut cgroups, &cfg.cgroups, protect_self) {
+            log(format_args!("{msg}"));
+        }
         for w in &mut cgroups {
             match cgroups::read(&cgfs, w) {
                 Ok(r) => {
-                    if r.limit_bytes.is_none() {
+                    if r.limit_bytes.is_none() && w.psi.is_none() {
                         log(format_args!(
                             "warning: cgroup {} has no memory limit: nothing to guard there",
                             w.path
@@ -405,6 +411,7 @@ impl Daemon {
             max: cfg.poll.max,
             floor_fill_bytes_per_s: cfg.poll.fill_rate as f64,
         };
+        let thrash = thrash::ThrashWatch::open(&cfg.thrash, &procfs, &cgfs, page_size_bytes())?;
         Ok(Daemon {
             cfg,
             origin,
@@ -452,6 +459,7 @@ impl Daemon {
             kernel_events: Vec::with_capacity(16),
             cgbuf: Vec::with_capacity(16 * 1024),
             pollfds: Vec::with_capacity(64),
+            thrash,
         })
     }
 
@@ -467,6 +475,7 @@ impl Daemon {
             Ok((s, m, p)) => {
                 self.tell.set_host(&m, p.as_ref());
                 timeout = timeout.min(self.check_global(&s, now));
+                self.thrash_machine(&m, &s, now);
             }
             Err(e) => log(format_args!("error: {e:#}")),
         }
@@ -551,6 +560,9 @@ impl Daemon {
         for w in &self.cgroups {
             if let Some(ev) = &w.wake {
                 fds.push(pfd(ev.fd().as_raw_fd(), libc::POLLIN));
+            }
+            if let Some(t) = &w.psi_trigger {
+                fds.push(pfd(t.fd().as_raw_fd(), libc::POLLPRI));
             }
         }
         let appear_slot = self.appear.as_ref().map(|a| {
@@ -651,6 +663,7 @@ impl Daemon {
             floor_fill_bytes_per_s: self.cfg.poll.fill_rate as f64,
         };
         self.rescan_cgroups();
+        self.open_thrash();
         log(format_args!(
             "reloaded {}",
             self.origin
@@ -720,7 +733,11 @@ impl Daemon {
             ));
             self.cgroups.push(f);
         }
+        for msg in cgroups::apply_rules(&mut self.cgroups, &self.cfg.cgroups, self.protect_self) {
+            log(format_args!("{msg}"));
+        }
         self.history.retain_cgroups(self.cgroups.len());
+        self.thrash_retain();
     }
 
     fn status_line(&mut self) {
@@ -806,12 +823,21 @@ impl Daemon {
             Some(reading.usage_bytes),
             reading.limit_bytes,
         );
+        self.thrash_cgroup(i, &reading, now);
         let w = &mut self.cgroups[i];
         if let Some(msg) = w.arm(&reading) {
             log(format_args!("{msg}"));
         }
         if reading.room_bytes(w.headroom).is_none() {
-            return self.poll_plan.max;
+            // No limit: nothing to come near, but a pressure rule still applies (a slice
+            // without a limit is where systemd-oomd's pressure rule is used, too).
+            if let Some(d) = self.check_cgroup_pressure(i, &reading, now) {
+                self.act(d);
+            }
+            return match self.cgroups.get(i) {
+                Some(w) if w.pressure.counting() => Duration::from_millis(100),
+                _ => self.poll_plan.max,
+            };
         }
         let fill = match w.last {
             Some((prev, at)) => -trigger::fill_rate(
@@ -834,8 +860,41 @@ impl Daemon {
         );
         if let Some(d) = decision {
             self.act(d);
+        } else if let Some(d) = self.check_cgroup_pressure(i, &reading, now) {
+            self.act(d);
         }
-        self.poll_plan.interval(room.unwrap_or(0), fill)
+        let mut t = self.poll_plan.interval(room.unwrap_or(0), fill);
+        // A pressure rule counting towards its duration is judged at least every 100 ms.
+        if self.cgroups.get(i).is_some_and(|w| w.pressure.counting()) {
+            t = t.min(Duration::from_millis(100).max(self.poll_plan.min));
+        }
+        t
+    }
+
+    /// The cgroup's pressure rule (`[[cgroups]] psi`, cgroup v2), judged when its headroom
+    /// rule made no decision.
+    fn check_cgroup_pressure(
+        &mut self,
+        i: usize,
+        reading: &cgroups::Reading,
+        now: Instant,
+    ) -> Option<oomguard_core::decision::Decision> {
+        let w = &mut self.cgroups[i];
+        let spec = w
+            .psi
+            .filter(|_| w.version == oomguard_core::host::process::CgroupVersion::V2)?;
+        let avg10 = w.pressure_avg10(&mut self.cgbuf)?;
+        oomguard_core::cgroup_guard::decide_pressure(
+            i,
+            &w.path,
+            reading,
+            &spec,
+            avg10,
+            &mut w.pressure,
+            &mut self.history,
+            self.cfg.kill.recovery_timeout,
+            now,
+        )
     }
 
     /// Every process (or the `candidates_cgroup` subtree's) into `self.samples`.

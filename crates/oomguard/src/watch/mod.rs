@@ -87,15 +87,25 @@ fn apply_flags(cfg: &mut Config, a: &WatchArgs) -> anyhow::Result<()> {
         cfg.psi.full = Some(config::parse_psi(s).map_err(|e| anyhow::anyhow!("--psi-full: {e}"))?);
     }
     let headroom = flag_amount("cgroup-headroom", &a.cgroup_headroom)?;
+    let cgroup_psi = match &a.cgroup_psi {
+        Some(s) => {
+            Some(config::parse_psi(s).map_err(|e| anyhow::anyhow!("--cgroup-psi: {e}"))?)
+        }
+        None => None,
+    };
     for p in &a.cgroup {
         cfg.cgroups.push(CgroupWatch {
             path: p.clone(),
             headroom: headroom.unwrap_or(Amount::Percent(5.0)),
+            psi: None,
         });
     }
-    if let Some(h) = headroom {
-        for c in &mut cfg.cgroups {
+    for c in &mut cfg.cgroups {
+        if let Some(h) = headroom {
             c.headroom = h;
+        }
+        if cgroup_psi.is_some() {
+            c.psi = cgroup_psi;
         }
     }
     // Flag rules go first: the first matching rule decides, and the command line is the most
@@ -167,6 +177,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<i32> {
             out.push('\n');
         }
         out.push_str(&describe(&cfg, origin.as_deref()));
+        out.push_str(&cfg.thrash.describe());
         out.push_str(&check_cgroups(&cgfs, &cfg));
         print!("{out}");
         return Ok(0);

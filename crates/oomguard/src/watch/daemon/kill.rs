@@ -166,7 +166,25 @@ impl Daemon {
             error: None,
             victim_gone: false,
         };
-        let unit = self.cfg.kill.unit;
+        // memory.oom.group: the whole cgroup, as the kernel's OOM killer would take it.
+        let group = match (self.cfg.kill.oom_group, self.cfg.kill.unit) {
+            (true, KillUnit::Process | KillUnit::Pgroup) => {
+                let domain = cg_path.as_deref().unwrap_or("/");
+                oom_group_of(&self.cgfs, &pinned, domain)
+            }
+            _ => None,
+        };
+        if let Some(g) = &group {
+            log(format_args!(
+                "decision #{}: memory.oom.group is set on {}: the whole cgroup is killed, as the kernel would",
+                self.decisions, g.rel_path
+            ));
+        }
+        let unit = if group.is_some() {
+            KillUnit::Cgroup
+        } else {
+            self.cfg.kill.unit
+        };
         let dry_run = self.cfg.dry_run;
         let mut event = decision::kill_event(
             &d,
@@ -190,7 +208,7 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
-        let outcome = self.kill(scope, &pinned, &plan);
+        let outcome = self.kill(scope, &pinned, &plan, group.as_ref());
         self.kills += 1;
         // The processes changed: a ranking done ahead is not reused for the next decision.
         self.warm.forget();
@@ -236,6 +254,7 @@ impl Daemon {
         scope: Scope,
         pinned: &Pinned,
         plan: &KillPlan,
+        oom_group: Option<&CgroupTarget>,
     ) -> Result<KillOutcome, ActuatorError> {
         test_seam_pause(
             "OOMGUARD_TEST_PAUSE_AFTER_PIN_MS",
@@ -270,6 +289,9 @@ impl Daemon {
         let single = |a: &mut dyn actuator::Actuator, e: &mut dyn FnMut() -> bool| {
             Ok(actuator::kill_escalating(a, pinned, plan, e))
         };
+        if let Some(t) = oom_group {
+            return actuator::kill_cgroup(actuator, t, plan, &mut escalate);
+        }
         match self.cfg.kill.unit {
             KillUnit::Process => single(actuator, &mut escalate),
             KillUnit::Pgroup => {
@@ -329,5 +351,31 @@ fn victim_cgroup(cgfs: &CgroupFs, pinned: &Pinned) -> Option<CgroupTarget> {
         dir,
         rel_path: path.to_owned(),
         v1_controller: (version == CgroupVersion::V1).then(|| "memory".to_owned()),
+    })
+}
+
+/// The cgroup `memory.oom.group` makes the kill unit of the pinned victim, for an OOM in
+/// `domain` (the guarded cgroup's path, or `/`): the highest cgroup with the flag from the
+/// victim's up to the domain ([`oomguard_core::cgroup_guard::oom_group_target`]). cgroup v2
+/// only (v1 has no such flag); read through the pin, as [`victim_cgroup`].
+fn oom_group_of(cgfs: &CgroupFs, pinned: &Pinned, domain: &str) -> Option<CgroupTarget> {
+    use oomguard_core::host::process::{memory_cgroup_path, parse_cgroup};
+    let text = pinned.read_proc_file("cgroup").ok()?;
+    let lines = parse_cgroup(&text).ok()?;
+    let (version, path) = memory_cgroup_path(&lines)?;
+    if version != CgroupVersion::V2 {
+        return None;
+    }
+    let flagged = |p: &str| {
+        cgfs.memcg_dir(CgroupVersion::V2, p)
+            .and_then(|d| std::fs::read(d.join("memory.oom.group")).ok())
+            .is_some_and(|t| t.trim_ascii() == b"1")
+    };
+    let group = oomguard_core::cgroup_guard::oom_group_target(path, domain, flagged)?;
+    let dir = cgfs.memcg_dir(CgroupVersion::V2, &group)?;
+    Some(CgroupTarget {
+        dir,
+        rel_path: group,
+        v1_controller: None,
     })
 }

@@ -1,0 +1,337 @@
+//! The thrash rule on the real kernel (issue 16): a process in a v1 memory cgroup with a
+//! 96 MiB limit re-reads a 256 MiB file on a disk-backed filesystem (the target directory,
+//! never tmpfs, whose pages cannot be evicted and re-read) and thrashes while the machine's
+//! MemAvailable stays high; the daemon's thrash rule notices it from the cgroup's
+//! `memory.stat`, takes its `notify` step, escalates to `kill`, and chooses the victim within
+//! the cgroup. The negative cases run the same config against an idle cgroup and a one-pass
+//! sequential reader of a file of the same size, and must never fire. Every daemon is a dry run
+//! with the machine scope off, so nothing outside the test cgroup is ever a candidate and
+//! nothing is signalled; the test's own processes are SIGKILLed by the cgroup's drop.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{kernel, mem_available_kib, wait_timeout, TestCgroup};
+
+const LIMIT: u64 = 96 << 20;
+const FILE_MIB: usize = 256;
+
+/// Reads `argv[1]` in 1 MiB `os.read`s, `argv[2]` passes (0: until `argv[3]` seconds have
+/// passed), named `argv[4]`; oom_score_adj 1000; prints the bytes read when done.
+const READER: &str = r#"
+import os, sys, time, ctypes
+open('/proc/self/oom_score_adj', 'w').write('1000')
+ctypes.CDLL(None).prctl(15, sys.argv[4].encode()[:15], 0, 0, 0)
+passes, limit_s = int(sys.argv[2]), float(sys.argv[3])
+t0, done, total = time.time(), 0, 0
+print('started', flush=True)
+while (passes == 0 or done < passes) and time.time() - t0 < limit_s:
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    while True:
+        b = os.read(fd, 1 << 20)
+        if not b:
+            break
+        total += len(b)
+    os.close(fd)
+    done += 1
+print('read', total, 'passes', done, flush=True)
+if passes:
+    time.sleep(limit_s)
+"#;
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("oomguard")
+}
+
+/// A file of `FILE_MIB` MiB under the target directory, written, synced and dropped from the
+/// page cache (so the first pass reads the disk and no shadow entries of an earlier test
+/// count as refaults); `None` (skipped) when that filesystem is tmpfs.
+fn big_file(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // SAFETY: statfs on a NUL-terminated path into a zeroed struct.
+    let fs_type = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        let c = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(libc::statfs(c.as_ptr(), &mut st), 0);
+        st.f_type
+    };
+    if fs_type == libc::TMPFS_MAGIC {
+        kernel::skip(
+            test,
+            "the target directory is on tmpfs (no disk to thrash against)",
+        );
+        return None;
+    }
+    let path = dir.path().join("big.bin");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let mut chunk = vec![0u8; 1 << 20];
+    for i in 0..FILE_MIB {
+        chunk.fill((i % 251) as u8 + 1);
+        f.write_all(&chunk).unwrap();
+    }
+    f.sync_all().unwrap();
+    // SAFETY: fadvise on an open fd.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    Some((dir, path))
+}
+
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// A dry-run daemon guarding `cg` (headroom 0: the headroom rule only watches) with the
+    /// thrash rule on for cgroups only.
+    fn start(cg: &TestCgroup, extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("oomguard.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"dry_run = true
+[memory]
+term_below = "1M"
+kill_below = "512K"
+[events]
+log = "{}"
+journal = false
+[[cgroups]]
+path = "{}"
+headroom = "0"
+[thrash]
+enable = true
+machine = false
+duration = "3s"
+step_window = "2s"
+actions = ["notify", "kill"]
+{extra}
+"#,
+                dir.path().join("events.jsonl").display(),
+                cg.rel
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("watch.log");
+        let child = Command::new(bin())
+            .arg("watch")
+            .arg("--config")
+            .arg(&cfg)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let d = Daemon { child, log, dir };
+        assert!(
+            d.wait_for("guarding cgroup", Duration::from_secs(10)),
+            "{}",
+            d.text()
+        );
+        d
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cgroup_stat(cg: &TestCgroup, key: &str) -> u64 {
+    cg.read("memory.stat")
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn rereading_a_file_larger_than_the_limit_fires_within_the_cgroup() {
+    let test = "rereading_a_file_larger_than_the_limit_fires_within_the_cgroup";
+    let Some(cg) = TestCgroup::new("thrash", LIMIT) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let d = Daemon::start(&cg, "");
+    let avail_before = mem_available_kib();
+    let refaults_before = cgroup_stat(&cg, "workingset_refault_file");
+    let mut reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "0", "60", "thrasher"]);
+    let fired = d.wait_for("kill #1 (dry run): thrash-refault", Duration::from_secs(40));
+    let refaults = cgroup_stat(&cg, "workingset_refault_file") - refaults_before;
+    let avail_during = mem_available_kib();
+    let text = d.text();
+    assert!(
+        fired,
+        "no thrash kill decision; cgroup refaulted {refaults} pages\n{text}"
+    );
+    // The notify step came first, then the escalation to kill.
+    let notify = text
+        .find("thrash-refault: cgroup")
+        .expect("no thrash decision line");
+    let kill = text.find("kill #1 (dry run): thrash-refault").unwrap();
+    assert!(
+        notify < kill && text.contains("step 1/2 notify") && text.contains("step 2/2 kill"),
+        "{text}"
+    );
+    let evs = d.events();
+    let warn = evs
+        .iter()
+        .find(|e| e["kind"] == "warning" && e["trigger"]["reason"] == "thrash-refault")
+        .unwrap_or_else(|| panic!("no notify event: {evs:?}\n{text}"));
+    assert_eq!(warn["trigger"]["cgroup"], cg.rel.as_str());
+    let k = evs
+        .iter()
+        .find(|e| e["kind"] == "kill" && e["source"] == "oomguard")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}\n{text}"));
+    assert_eq!(k["trigger"]["reason"], "thrash-refault", "{k}");
+    assert_eq!(k["trigger"]["cgroup"], cg.rel.as_str(), "{k}");
+    // The victim is the reader, in the cgroup, never anything outside it.
+    assert_eq!(k["victim"]["name"], "thrasher", "{k}");
+    assert!(
+        cg.procs()
+            .contains(&(k["victim"]["pid"].as_i64().unwrap() as i32)),
+        "{k}"
+    );
+    assert_eq!(k["action"]["dry_run"], true);
+    // While the machine had memory: the memory rule (1 MiB) never came near.
+    assert!(
+        avail_during > 1 << 20 && avail_before > 1 << 20,
+        "MemAvailable {avail_before} -> {avail_during} KiB"
+    );
+    eprintln!(
+        "thrash: fired with MemAvailable {} MiB -> {} MiB; cgroup refaulted {} MiB of file pages",
+        avail_before >> 10,
+        avail_during >> 10,
+        (refaults * 4096) >> 20
+    );
+    // The dry run signalled nothing: the reader still runs.
+    assert!(wait_timeout(&mut reader, Duration::from_millis(10)).is_none());
+}
+
+/// Runs the daemon against `cg` for `secs` and returns its log; no thrash line may appear.
+fn never_fires(d: &Daemon, secs: u64) -> String {
+    std::thread::sleep(Duration::from_secs(secs));
+    let text = d.text();
+    assert!(
+        !text.contains("thrash-refault")
+            && !text.contains("swap-full")
+            && !text.contains("zram-full"),
+        "the thrash rule fired:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn idle_cgroup_never_fires() {
+    let Some(cg) = TestCgroup::new("thrash-idle", LIMIT) else {
+        return;
+    };
+    let d = Daemon::start(&cg, "");
+    let mut idle = cg.spawn_py("import time; time.sleep(30)", &[]);
+    never_fires(&d, 12);
+    assert!(wait_timeout(&mut idle, Duration::from_millis(10)).is_none());
+}
+
+#[test]
+fn one_pass_sequential_reader_never_fires() {
+    let test = "one_pass_sequential_reader_never_fires";
+    let Some(cg) = TestCgroup::new("thrash-once", LIMIT) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let d = Daemon::start(&cg, "");
+    let mut reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "1", "8", "onepass"]);
+    never_fires(&d, 12);
+    let _ = reader.kill();
+    let mut out = String::new();
+    std::io::Read::read_to_string(reader.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let _ = reader.wait();
+    // The negative is only worth something if the reader really read the whole file through
+    // the cgroup's limit.
+    assert!(
+        out.contains(&format!("read {} passes 1", FILE_MIB << 20)),
+        "reader output {out:?}"
+    );
+    let _ = Path::new(&file);
+}
+
+/// `watch --check` validates the `[thrash]` keys (no kernel needed): a good section is printed
+/// on one line, a bad one is refused with exit 2 and the key named.
+#[test]
+fn check_prints_the_thrash_rule_and_names_a_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        Command::new(bin())
+            .args(["watch", "--check", "--config"])
+            .arg(&p)
+            .output()
+            .unwrap()
+    };
+    let ok = run("[thrash]\nenable = true\nmachine = false\nactions = [\"notify\", \"kill\"]\n");
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains(
+            "thrash: each guarded cgroup: refaults above 100% of the working set per second"
+        ) && out.contains("actions notify -> kill"),
+        "{out}"
+    );
+    let off = run("");
+    assert!(String::from_utf8_lossy(&off.stdout).contains("thrash: off"));
+    for (text, key) in [
+        (
+            "[thrash]\nactions = [\"kill\", \"notify\"]\n",
+            "thrash.actions[0]",
+        ),
+        ("[thrash]\nthreshold = -5\n", "thrash.threshold"),
+        ("[thrash]\nduration = \"soon\"\n", "line 2"),
+        (
+            "[thrash]\nactions = [\"freeze\", \"kill\"]\n",
+            "not implemented yet",
+        ),
+    ] {
+        let bad = run(text);
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{text}: {err}");
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}
