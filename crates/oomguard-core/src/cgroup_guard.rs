@@ -179,8 +179,12 @@ mod tests {
         );
         // Flag on the pod and the leaf: the pod (the highest).
         assert_eq!(
-            oom_group_target(v, "/kubepods.slice", flags(&[v, "/kubepods.slice/pod1.slice"]))
-                .as_deref(),
+            oom_group_target(
+                v,
+                "/kubepods.slice",
+                flags(&[v, "/kubepods.slice/pod1.slice"])
+            )
+            .as_deref(),
             Some("/kubepods.slice/pod1.slice")
         );
         // A flag above the domain does not count: the kernel stops at the OOM domain.
@@ -230,7 +234,17 @@ mod tests {
         let t0 = Instant::now();
         let r = reading();
         let d = |st: &mut PressureState, h: &mut History, pct: f64, at: Duration| {
-            decide_pressure(0, "/app", &r, &spec, pct, st, h, Duration::from_secs(10), t0 + at)
+            decide_pressure(
+                0,
+                "/app",
+                &r,
+                &spec,
+                pct,
+                st,
+                h,
+                Duration::from_secs(10),
+                t0 + at,
+            )
         };
         assert!(d(&mut st, &mut h, 5.0, Duration::ZERO).is_none());
         assert!(!st.counting());
@@ -244,10 +258,19 @@ mod tests {
         assert_eq!(fired.level, Level::Term);
         assert_eq!(fired.trigger, Trigger::PsiSome);
         assert!(matches!(fired.scope, Scope::Cgroup(0)));
-        assert!(fired.detail.contains("avg10 30.00% above 10.00% for 2.0 s"), "{}", fired.detail);
+        assert!(
+            fired.detail.contains("avg10 30.00% above 10.00% for 2.0 s"),
+            "{}",
+            fired.detail
+        );
         // After a kill, avg10 (still high from before) is not counted for 10 s, however
         // soon the victim's memory settles; then the rule's duration counts afresh.
-        h.killed(Scope::Cgroup(0), r.below_limit_bytes(), true, t0 + Duration::from_secs(5));
+        h.killed(
+            Scope::Cgroup(0),
+            r.below_limit_bytes(),
+            true,
+            t0 + Duration::from_secs(5),
+        );
         assert!(d(&mut st, &mut h, 30.0, Duration::from_secs(8)).is_none());
         assert!(d(&mut st, &mut h, 30.0, Duration::from_millis(14900)).is_none());
         assert!(!st.counting());

@@ -480,10 +480,18 @@ fn watch_acts_on_a_cgroup_memory_pressure_rule() {
     );
     let mut idle = cg.sleeper();
     std::thread::sleep(Duration::from_secs(4));
-    assert!(!d.text().contains("kill #"), "fired while idle:\n{}", d.text());
+    assert!(
+        !d.text().contains("kill #"),
+        "fired while idle:\n{}",
+        d.text()
+    );
     let mut hog = cg.hog(96, 0, 1000);
     let st = wait_exit(&mut hog, Duration::from_secs(90)).unwrap_or_else(|| {
-        panic!("hog not stopped; {}\n{}", cg.read("memory.pressure"), d.text())
+        panic!(
+            "hog not stopped; {}\n{}",
+            cg.read("memory.pressure"),
+            d.text()
+        )
     });
     assert!(killed_by_signal(&st), "{st:?}\n{}", d.text());
     let k = d.kill_event();

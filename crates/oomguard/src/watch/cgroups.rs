@@ -320,8 +320,13 @@ pub fn apply_rules(cgroups: &mut [Watched], rules: &[CgroupWatch], arm: bool) ->
         let window = std::time::Duration::from_secs(2);
         let stall = window.mul_f64((spec.avg10_pct / 100.0).clamp(0.001, 1.0));
         let file = w.dir.join("memory.pressure");
-        match PsiTrigger::arm_planned(&file, StallKind::Some, stall, window, WindowRounding::RoundUp)
-        {
+        match PsiTrigger::arm_planned(
+            &file,
+            StallKind::Some,
+            stall,
+            window,
+            WindowRounding::RoundUp,
+        ) {
             Ok(t) => w.psi_trigger = Some(t),
             Err(e) => {
                 w.psi_trigger = None;

@@ -88,9 +88,7 @@ fn apply_flags(cfg: &mut Config, a: &WatchArgs) -> anyhow::Result<()> {
     }
     let headroom = flag_amount("cgroup-headroom", &a.cgroup_headroom)?;
     let cgroup_psi = match &a.cgroup_psi {
-        Some(s) => {
-            Some(config::parse_psi(s).map_err(|e| anyhow::anyhow!("--cgroup-psi: {e}"))?)
-        }
+        Some(s) => Some(config::parse_psi(s).map_err(|e| anyhow::anyhow!("--cgroup-psi: {e}"))?),
         None => None,
     };
     for p in &a.cgroup {
