@@ -375,9 +375,21 @@ pub fn select_victim<I>(verdicts: I) -> Option<usize>
 where
     I: IntoIterator<Item = Verdict>,
 {
+    pick_highest(verdicts.into_iter().map(Verdict::points))
+}
+
+/// The one victim chooser (the kernel's rule, `oom_evaluate_task`, 4.17+): the index of the
+/// highest score, skipping `None` (not eligible); on a tie the *later* one wins, as the kernel
+/// takes a task when `points >= chosen_points`. [`select_victim`], `policy::choose` and
+/// `run::choose_victim` all choose through it; a caller that wants another tie-break orders its
+/// candidates so that the one it prefers comes later (`run::choose_victim` does).
+pub fn pick_highest<I>(scores: I) -> Option<usize>
+where
+    I: IntoIterator<Item = Option<i64>>,
+{
     let mut chosen: Option<(usize, i64)> = None;
-    for (i, v) in verdicts.into_iter().enumerate() {
-        if let Verdict::Points(p) = v {
+    for (i, p) in scores.into_iter().enumerate() {
+        if let Some(p) = p {
             match chosen {
                 Some((_, best)) if p < best => {}
                 _ => chosen = Some((i, p)),

@@ -1,12 +1,11 @@
-//! Pure parsers for the few small kernel files the kill path reads right before it acts:
-//! the identity fields of `/proc/PID/stat`, pid lists (`cgroup.procs`, `tasks`),
-//! `memory.oom_control` (cgroup v1), the lines of `/proc/PID/cgroup` and `CapEff` in
-//! `/proc/PID/status`.
+//! The kill path's view of the few small kernel files it reads right before it acts: the
+//! identity fields of `/proc/PID/stat`, pid lists (`cgroup.procs`, `tasks`: parsed only here),
+//! one hierarchy's line of `/proc/PID/cgroup` and cgroup membership.
 //!
-//! They are deliberately minimal: the kill path only needs identity (pid + start time), process
-//! group, membership and a few counters. The full per-process snapshot parser belongs to the
-//! scanner; if both exist after a merge, the scanner's `/proc/PID/stat` parser should absorb
-//! [`parse_stat_identity`]. No I/O here; `oomguard::sys` reads the files.
+//! They are views for the kill path, which only needs identity (pid + start time), process
+//! group, membership and a few counters: each kernel file has one parser, in `host::process`
+//! (`stat`, `status`, `cgroup`) and `host::cgroup` (`memory.oom_control`), and the functions
+//! here call it. No I/O here; `oomguard::act` reads the files.
 
 /// The identity-relevant fields of `/proc/PID/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,41 +43,34 @@ impl std::fmt::Display for StatParseError {
 
 impl std::error::Error for StatParseError {}
 
-fn num<T: std::str::FromStr>(field: Option<&str>, n: u8) -> Result<T, StatParseError> {
-    field
-        .and_then(|s| s.parse().ok())
-        .ok_or(StatParseError::Field(n))
-}
-
-/// Parses the identity fields of `/proc/PID/stat`.
+/// The identity fields of `/proc/PID/stat`, read by the one parser of that file,
+/// [`crate::host::process::parse_stat`].
 ///
 /// The command name (field 2) may contain spaces and `)`, so fields from 3 on are split after
-/// the LAST `)` of the text, never by counting spaces from the start.
+/// the LAST `)` of the text, never by counting spaces from the start. An error names the first
+/// field the parser needed and did not find (a truncated file misses field 22 first, since
+/// identity uses none of fields 6-21).
 pub fn parse_stat_identity(text: &[u8]) -> Result<StatIdentity, StatParseError> {
-    let open = memchr::memchr(b'(', text).ok_or(StatParseError::NoComm)?;
-    let close = memchr::memrchr(b')', text).ok_or(StatParseError::NoComm)?;
-    if close < open {
-        return Err(StatParseError::NoComm);
-    }
-    let head = std::str::from_utf8(&text[..open]).map_err(|_| StatParseError::Field(1))?;
-    let pid = num(Some(head.trim()), 1)?;
-    let tail = std::str::from_utf8(&text[close + 1..]).map_err(|_| StatParseError::Field(3))?;
-    // `fields[0]` is field 3 (state), so field N is `fields[N - 3]`.
-    let mut fields = tail.split_ascii_whitespace();
-    let state = fields
-        .next()
-        .and_then(|s| s.bytes().next())
-        .ok_or(StatParseError::Field(3))?;
-    let ppid = num(fields.next(), 4)?;
-    let pgrp = num(fields.next(), 5)?;
-    // Skip fields 6..=21 (16 fields) to reach field 22.
-    let start_time_ticks = num(fields.nth(16), 22)?;
+    use crate::host::{process, ParseErrorKind};
+    let st = process::parse_stat(text).map_err(|e| match e.kind {
+        ParseErrorKind::Malformed(_) => StatParseError::NoComm,
+        ParseErrorKind::MissingField(name) => {
+            match process::stat_field_number(name).unwrap_or(22) {
+                n @ (0..=5 | 23..) => StatParseError::Field(n),
+                _ => StatParseError::Field(22),
+            }
+        }
+        ParseErrorKind::NotANumber { field, .. } => {
+            StatParseError::Field(process::stat_field_number(&field).unwrap_or(1))
+        }
+        ParseErrorKind::OutOfRange(_) => StatParseError::Field(1),
+    })?;
     Ok(StatIdentity {
-        pid,
-        state,
-        ppid,
-        pgrp,
-        start_time_ticks,
+        pid: st.pid,
+        state: st.state,
+        ppid: st.ppid,
+        pgrp: st.pgrp,
+        start_time_ticks: st.start_time_ticks,
     })
 }
 
@@ -100,19 +92,15 @@ pub enum Hierarchy<'a> {
     V1Controller(&'a str),
 }
 
-/// Returns the cgroup path of a process in one hierarchy from `/proc/PID/cgroup` text.
+/// Returns the cgroup path of a process in one hierarchy from `/proc/PID/cgroup` text, read by
+/// the one parser of that file ([`crate::host::process::cgroup_lines`]; odd lines are skipped).
 pub fn cgroup_path<'t>(text: &'t str, hierarchy: Hierarchy<'_>) -> Option<&'t str> {
-    text.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let id = parts.next()?;
-        let controllers = parts.next()?;
-        let path = parts.next()?;
-        let hit = match hierarchy {
-            Hierarchy::Unified => id == "0" && controllers.is_empty(),
-            Hierarchy::V1Controller(name) => controllers.split(',').any(|c| c == name),
-        };
-        hit.then_some(path)
-    })
+    crate::host::process::cgroup_lines(text)
+        .find(|l| match hierarchy {
+            Hierarchy::Unified => l.is_v2(),
+            Hierarchy::V1Controller(name) => l.has_controller(name),
+        })
+        .map(|l| l.path)
 }
 
 /// True when cgroup `path` is `base` or lies below it.

@@ -226,17 +226,13 @@ fn matches(r: &Rule, c: &Candidate<'_>) -> bool {
 }
 
 /// Picks the victim: the highest adjusted score; on a tie the one later in `judged` (the kernel's
-/// walk order: it takes `points >= chosen`, so the later task wins).
+/// walk order: it takes `points >= chosen`, so the later task wins). The chooser is the one in
+/// [`crate::badness::pick_highest`].
 pub fn choose(judged: &[Judgement]) -> Option<usize> {
-    let mut best: Option<(usize, i64)> = None;
-    for (i, j) in judged.iter().enumerate() {
-        if let Judgement::Eligible { score, .. } = j {
-            if best.is_none_or(|(_, b)| *score >= b) {
-                best = Some((i, *score));
-            }
-        }
-    }
-    best.map(|(i, _)| i)
+    crate::badness::pick_highest(judged.iter().map(|j| match j {
+        Judgement::Eligible { score, .. } => Some(*score),
+        _ => None,
+    }))
 }
 
 #[cfg(test)]

@@ -883,19 +883,13 @@ pub fn leads(
             under(m, c) || under(c, m)
         }
     };
-    use crate::trigger::{self, Level, PsiRule, PsiState, Sample, Thresholds};
+    use crate::trigger::{self, Level, PsiState, Sample, Thresholds};
     let mut rs: Vec<&Reading> = readings
         .iter()
         .filter(|r| r.unix_time_s <= kernel_at && r.unix_time_s >= kernel_at - window_s)
         .filter(|r| r.cgroup.as_deref().is_none_or(related))
         .collect();
     rs.sort_by(|a, b| a.unix_time_s.total_cmp(&b.unix_time_s));
-    let psi = |p: Option<crate::config::PsiSpec>| {
-        p.map(|p| PsiRule {
-            avg10_pct: p.avg10_pct,
-            duration: p.duration,
-        })
-    };
     let mut state = PsiState::default();
     let t0 = rs.first().map_or(kernel_at, |r| r.unix_time_s);
     let mut first_fire = None;
@@ -931,17 +925,7 @@ pub fn leads(
             psi_some_avg10_pct: r.psi_some_avg10_pct,
             psi_full_avg10_pct: r.psi_full_avg10_pct,
         };
-        let th = Thresholds {
-            mem_term_bytes: cfg.memory.term_below.resolve(total),
-            mem_kill_bytes: cfg.memory.kill_below.resolve(total),
-            swap_term_bytes: cfg
-                .swap
-                .term_below
-                .filter(|_| s.swap_total_bytes > 0)
-                .map(|a| a.resolve(s.swap_total_bytes)),
-            psi_some: psi(cfg.psi.some),
-            psi_full: psi(cfg.psi.full),
-        };
+        let th = Thresholds::from_config(cfg, &s);
         let now = std::time::Duration::from_secs_f64((r.unix_time_s - t0).max(0.0));
         state.observe(&th, &s, now);
         let v = trigger::evaluate(&th, &s, &state, now);

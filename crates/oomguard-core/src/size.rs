@@ -159,26 +159,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
     Duration::try_from_secs_f64(secs).map_err(|_| err(WHAT, s, "out of range"))
 }
 
-/// `1.5 GiB`-style text for a byte count, for messages and `--check` output.
-pub fn format_bytes(b: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("TiB", 1 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ];
-    for (name, size) in UNITS {
-        if b >= size {
-            let v = b as f64 / size as f64;
-            return if (v - v.round()).abs() < 0.005 {
-                format!("{} {name}", v.round() as u64)
-            } else {
-                format!("{v:.2} {name}")
-            };
-        }
-    }
-    format!("{b} B")
-}
+/// The byte formatter lives with the other size helpers in [`crate::units`].
+pub use crate::units::format_bytes;
 
 #[cfg(test)]
 mod tests {

@@ -107,6 +107,30 @@ pub struct Thresholds {
     pub psi_full: Option<PsiRule>,
 }
 
+impl Thresholds {
+    /// The config's thresholds for a machine of this size (the daemon at start and on reload,
+    /// and `replay` for each recorded sample).
+    pub fn from_config(cfg: &crate::config::Config, s: &Sample) -> Thresholds {
+        let psi = |p: Option<crate::config::PsiSpec>| {
+            p.map(|p| PsiRule {
+                avg10_pct: p.avg10_pct,
+                duration: p.duration,
+            })
+        };
+        Thresholds {
+            mem_term_bytes: cfg.memory.term_below.resolve(s.mem_total_bytes),
+            mem_kill_bytes: cfg.memory.kill_below.resolve(s.mem_total_bytes),
+            swap_term_bytes: cfg
+                .swap
+                .term_below
+                .filter(|_| s.swap_total_bytes > 0)
+                .map(|a| a.resolve(s.swap_total_bytes)),
+            psi_some: psi(cfg.psi.some),
+            psi_full: psi(cfg.psi.full),
+        }
+    }
+}
+
 /// One reading of the machine's memory (from /proc/meminfo and /proc/pressure/memory).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Sample {

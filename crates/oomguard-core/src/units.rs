@@ -1,4 +1,7 @@
-//! Small helpers for sizes: kernel text speaks kB and pages, oomguard speaks bytes.
+//! Small helpers for sizes: kernel text speaks kB and pages, oomguard speaks bytes. This is the
+//! one place byte counts become text, in three styles: [`format_bytes`] (`1.5 GiB`, messages and
+//! `--check`), [`mib_1`] / [`format_mib`] (`1383.3 MiB`, the unit OOM figures are read in) and
+//! [`format_bytes_compact`] (`1.5K`, `rank`'s narrow columns).
 
 /// Bytes in one KiB, the unit the kernel calls "kB".
 pub const KIB: u64 = 1024;
@@ -14,6 +17,50 @@ pub fn kib_to_bytes(kib: u64) -> u64 {
 pub fn mib_1(bytes: u64) -> String {
     let tenths = bytes.saturating_mul(10).saturating_add(MIB / 2) / MIB;
     format!("{}.{}", tenths / 10, tenths % 10)
+}
+
+/// `1.5 GiB`-style text for a byte count, for messages and `--check` output.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (name, size) in UNITS {
+        if b >= size {
+            let v = b as f64 / size as f64;
+            return if (v - v.round()).abs() < 0.005 {
+                format!("{} {name}", v.round() as u64)
+            } else {
+                format!("{v:.2} {name}")
+            };
+        }
+    }
+    format!("{b} B")
+}
+
+/// `mib_1` with its unit: `1383.3 MiB`.
+pub fn format_mib(bytes: u64) -> String {
+    format!("{} MiB", mib_1(bytes))
+}
+
+/// Compact text for narrow table columns: `512K`, `12.3M`, `1.2G` (`ps`/`top` style).
+pub fn format_bytes_compact(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes}B")
+    } else if v >= 100.0 {
+        format!("{v:.0}{}", UNITS[u])
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

@@ -29,11 +29,9 @@ const SAMPLE: Duration = Duration::from_millis(100);
 
 fn v1_memory_mount() -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == "memory"))
-            .then(|| PathBuf::from(f[1]))
-    })
+    oomguard_core::run::parse_cgroup_mounts(&mounts)
+        .memory_v1
+        .map(PathBuf::from)
 }
 
 fn read_u64(p: &std::path::Path) -> Option<u64> {
@@ -44,11 +42,12 @@ fn vmrss_bytes(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            oomguard_core::host::process::scan_status(s.as_bytes())
+                .ok()?
+                .status
+                .vm_rss_bytes
         })
-        .map_or(0, |kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 fn main() -> Result<(), String> {

@@ -249,23 +249,8 @@ fn online_cpus() -> u64 {
     u64::try_from(n).ok().filter(|n| *n > 0).unwrap_or(1)
 }
 
-/// Formats bytes for people: `512K`, `12.3M`, `1.2G`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes}B")
-    } else if v >= 100.0 {
-        format!("{v:.0}{}", UNITS[u])
-    } else {
-        format!("{v:.1}{}", UNITS[u])
-    }
-}
+/// Formats bytes for people: `512K`, `12.3M`, `1.2G` (the core's one byte formatter).
+pub use oomguard_core::units::format_bytes_compact as human;
 
 fn size(bytes: u64, raw: bool) -> String {
     if raw {

@@ -33,18 +33,17 @@ pub static KMSG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The one skip rule (`OOMGUARD_REQUIRE_KERNEL=1` makes it a failure).
 pub use crate::kernel_skip::{is_root, skip};
 
-/// Mount point of the v1 hierarchy carrying `controller`, or of cgroup2 when `None`.
+/// Mount point of the v1 hierarchy carrying `memory`, or of cgroup2 when `None` (read by the one
+/// `/proc/self/mounts` parser, `oomguard_core::run::parse_cgroup_mounts`).
 fn cgroup_mount(controller: Option<&str>) -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|line| {
-        let mut f = line.split_ascii_whitespace();
-        let (_, dir, fstype, opts) = (f.next()?, f.next()?, f.next()?, f.next()?);
-        let hit = match controller {
-            None => fstype == "cgroup2",
-            Some(c) => fstype == "cgroup" && opts.split(',').any(|o| o == c),
-        };
-        hit.then(|| PathBuf::from(dir))
-    })
+    let m = oomguard_core::run::parse_cgroup_mounts(&mounts);
+    match controller {
+        None => m.unified,
+        Some("memory") => m.memory_v1,
+        Some(_) => None,
+    }
+    .map(PathBuf::from)
 }
 
 /// Our own cgroup directory in a hierarchy.

@@ -21,6 +21,8 @@ pub struct ProcStat<'a> {
     /// One-letter state: R, S, D, Z, X, T, t, I, ...
     pub state: u8,
     pub ppid: i32,
+    /// Field 5: the process group id (the kill path's `pgroup` unit).
+    pub pgrp: i32,
     /// `task->flags` (`PF_*`).
     pub flags: u32,
     pub num_threads: i64,
@@ -41,8 +43,26 @@ impl ProcStat<'_> {
     }
 }
 
-/// Parses `/proc/PID/stat`. The command name may contain spaces and `)`, so the fields after it are
-/// found from the *last* `)` in the line.
+/// The number (as in proc(5)) of a `/proc/PID/stat` field, by the name [`parse_stat`] gives it
+/// in its errors; `None` for names it does not use.
+pub fn stat_field_number(name: &str) -> Option<u8> {
+    Some(match name {
+        "pid" => 1,
+        "state" => 3,
+        "ppid" => 4,
+        "pgrp" => 5,
+        "flags" => 9,
+        "num_threads" => 20,
+        "starttime" => 22,
+        "vsize" => 23,
+        "rss" => 24,
+        _ => return None,
+    })
+}
+
+/// Parses `/proc/PID/stat`, the one parser of that file (the kill path's identity,
+/// [`crate::killpath::parse_stat_identity`], is a view of it). The command name may contain
+/// spaces and `)`, so the fields after it are found from the *last* `)` in the line.
 pub fn parse_stat(text: &[u8]) -> Result<ProcStat<'_>, ParseError> {
     const FILE: &str = "stat";
     let open = memchr::memchr(b'(', text).ok_or(ParseError::new(
@@ -75,6 +95,7 @@ pub fn parse_stat(text: &[u8]) -> Result<ProcStat<'_>, ParseError> {
         .filter(|f| !f.is_empty());
     let mut state = 0u8;
     let mut ppid = 0i32;
+    let mut pgrp = 0i32;
     let mut flags = 0u32;
     let mut num_threads = 0i64;
     let mut start_time_ticks = 0u64;
@@ -86,7 +107,9 @@ pub fn parse_stat(text: &[u8]) -> Result<ProcStat<'_>, ParseError> {
             1,
             ParseErrorKind::MissingField(match field_no {
                 3 => "state",
-                4..=9 => "flags",
+                4 => "ppid",
+                5 => "pgrp",
+                6..=9 => "flags",
                 10..=20 => "num_threads",
                 21 | 22 => "starttime",
                 23 => "vsize",
@@ -106,6 +129,11 @@ pub fn parse_stat(text: &[u8]) -> Result<ProcStat<'_>, ParseError> {
                     .and_then(|v| i32::try_from(v).ok())
                     .ok_or_else(|| nan("ppid"))?
             }
+            5 => {
+                pgrp = parse_i64(f)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .ok_or_else(|| nan("pgrp"))?
+            }
             9 => {
                 flags = parse_u64(f)
                     .and_then(|v| u32::try_from(v).ok())
@@ -123,6 +151,7 @@ pub fn parse_stat(text: &[u8]) -> Result<ProcStat<'_>, ParseError> {
         comm,
         state,
         ppid,
+        pgrp,
         flags,
         num_threads,
         start_time_ticks,
@@ -173,7 +202,43 @@ impl ProcStatus {
 pub fn parse_status(text: &[u8]) -> Result<ProcStatus, ParseError> {
     const FILE: &str = "status";
     super::require_final_newline(FILE, text)?;
+    let scan = scan_status(text)?;
+    if !scan.seen_tgid {
+        return Err(ParseError::missing(FILE, "Tgid"));
+    }
+    let s = scan.status;
+    if s.vm_rss_bytes.is_some() {
+        for (name, v) in [
+            ("RssAnon", s.rss_anon_bytes),
+            ("RssFile", s.rss_file_bytes),
+            ("RssShmem", s.rss_shmem_bytes),
+            ("VmPTE", s.vm_pte_bytes),
+            ("VmSwap", s.vm_swap_bytes),
+        ] {
+            if v.is_none() {
+                return Err(ParseError::missing(FILE, name));
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// `/proc/PID/status` read without [`parse_status`]'s completeness checks (final newline, `Tgid`,
+/// the full set of memory lines): what `run --guard` needs of a line it reads through a pin.
+/// Malformed lines and values are still errors; the `Name:` (the comm) comes back as text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusScan<'a> {
+    pub status: ProcStatus,
+    /// `Name:`, the command name, as printed (escaped by the kernel).
+    pub name: &'a [u8],
+    seen_tgid: bool,
+}
+
+/// The line-by-line part of [`parse_status`], the one reader of that file's lines.
+pub fn scan_status(text: &[u8]) -> Result<StatusScan<'_>, ParseError> {
+    const FILE: &str = "status";
     let mut s = ProcStatus::default();
+    let mut name: &[u8] = b"";
     let mut seen_tgid = false;
     for (n, line) in lines(text) {
         let Some(colon) = memchr::memchr(b':', line) else {
@@ -197,6 +262,7 @@ pub fn parse_status(text: &[u8]) -> Result<ProcStatus, ParseError> {
                 .ok_or_else(|| ParseError::nan(FILE, n, key, v))
         };
         match key {
+            b"Name" => name = val,
             b"State" => s.state = val.first().copied().unwrap_or(b'?'),
             b"Tgid" => {
                 s.tgid = int(val)?;
@@ -241,23 +307,11 @@ pub fn parse_status(text: &[u8]) -> Result<ProcStatus, ParseError> {
             _ => {}
         }
     }
-    if !seen_tgid {
-        return Err(ParseError::missing(FILE, "Tgid"));
-    }
-    if s.vm_rss_bytes.is_some() {
-        for (name, v) in [
-            ("RssAnon", s.rss_anon_bytes),
-            ("RssFile", s.rss_file_bytes),
-            ("RssShmem", s.rss_shmem_bytes),
-            ("VmPTE", s.vm_pte_bytes),
-            ("VmSwap", s.vm_swap_bytes),
-        ] {
-            if v.is_none() {
-                return Err(ParseError::missing(FILE, name));
-            }
-        }
-    }
-    Ok(s)
+    Ok(StatusScan {
+        status: s,
+        name,
+        seen_tgid,
+    })
 }
 
 /// The range of `oom_score_adj` (`OOM_SCORE_ADJ_MIN`..`OOM_SCORE_ADJ_MAX`).
@@ -317,32 +371,46 @@ impl CgroupLine<'_> {
     }
 }
 
-/// Parses `/proc/PID/cgroup` into its lines. The path may contain `:`, so only the first two
-/// colons split.
+/// Parses `/proc/PID/cgroup` into its lines, the one parser of that file. The path may contain
+/// `:`, so only the first two colons split.
 pub fn parse_cgroup(text: &[u8]) -> Result<Vec<CgroupLine<'_>>, ParseError> {
     const FILE: &str = "cgroup";
     let text = std::str::from_utf8(text)
         .map_err(|_| ParseError::new(FILE, 0, ParseErrorKind::Malformed("not UTF-8")))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
-        let mut parts = line.splitn(3, ':');
-        let (Some(id), Some(ctl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(ParseError::new(
-                FILE,
-                i + 1,
-                ParseErrorKind::Malformed("expected id:controllers:path"),
-            ));
-        };
-        let hierarchy_id = id
-            .parse::<u32>()
-            .map_err(|_| ParseError::nan(FILE, i + 1, b"hierarchy-ID", id.as_bytes()))?;
-        out.push(CgroupLine {
-            hierarchy_id,
-            controllers: ctl,
-            path,
-        });
-    }
-    Ok(out)
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(i, line)| parse_cgroup_line(line, i + 1))
+        .collect()
+}
+
+/// The well-formed lines of `/proc/PID/cgroup` text, skipping any other: the tolerant form of
+/// [`parse_cgroup`] for the kill path, which looks for one hierarchy's line and must not fail
+/// because another line is odd.
+pub fn cgroup_lines(text: &str) -> impl Iterator<Item = CgroupLine<'_>> {
+    text.lines()
+        .filter_map(|line| parse_cgroup_line(line, 0).ok())
+}
+
+/// One line of `/proc/PID/cgroup`; `n` is its 1-based number for the error.
+fn parse_cgroup_line(line: &str, n: usize) -> Result<CgroupLine<'_>, ParseError> {
+    const FILE: &str = "cgroup";
+    let mut parts = line.splitn(3, ':');
+    let (Some(id), Some(ctl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ParseError::new(
+            FILE,
+            n,
+            ParseErrorKind::Malformed("expected id:controllers:path"),
+        ));
+    };
+    let hierarchy_id = id
+        .parse::<u32>()
+        .map_err(|_| ParseError::nan(FILE, n, b"hierarchy-ID", id.as_bytes()))?;
+    Ok(CgroupLine {
+        hierarchy_id,
+        controllers: ctl,
+        path,
+    })
 }
 
 /// The memory cgroup path of a process: the v1 `memory` line if there is one (the memory

@@ -11,8 +11,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::badness::{badness, pick_highest, Era, TaskFacts, TaskMemPages};
 use crate::event::OomEvent;
-use crate::units::{mib_1, KIB, MIB};
+use crate::units::{KIB, MIB};
 
 // ---------------------------------------------------------------------------------------------
 // Command-line values
@@ -347,37 +348,52 @@ pub struct GuardCandidate {
     pub swap_bytes: u64,
     pub pgtables_bytes: u64,
     pub oom_score_adj: i64,
+    /// `CAP_SYS_ADMIN` in `CapEff` (the root bonus of kernels before 4.17).
+    pub cap_sys_admin: bool,
 }
 
-/// The kernel's `oom_badness()` (mm/oom_kill.c, 6.x) for a memcg OOM, in pages: resident +
-/// swap + page tables, plus `oom_score_adj` thousandths of the memcg limit. `None` for
-/// `oom_score_adj` -1000 (never killed).
-pub fn badness_pages(c: &GuardCandidate, limit_bytes: u64, page_bytes: u64) -> Option<i64> {
-    if c.oom_score_adj <= -1000 {
-        return None;
-    }
+/// The kernel's `oom_badness()` for a memcg OOM in `era`, in pages: [`crate::badness::badness`]
+/// with the memcg limit as `totalpages` (resident + swap + page tables, plus `oom_score_adj`
+/// thousandths of the limit). `None` for `oom_score_adj` -1000 (never killed).
+pub fn badness_pages(
+    era: Era,
+    c: &GuardCandidate,
+    limit_bytes: u64,
+    page_bytes: u64,
+) -> Option<i64> {
     let page = page_bytes.max(1);
-    let points = (c.rss_bytes + c.swap_bytes + c.pgtables_bytes) / page;
-    let total_pages = (limit_bytes / page) as i64;
-    Some(points as i64 + c.oom_score_adj * total_pages / 1000)
+    let task = TaskFacts {
+        is_global_init: false,
+        is_kernel_thread: false,
+        mem: Some(TaskMemPages {
+            rss_pages: c.rss_bytes / page,
+            swap_pages: c.swap_bytes / page,
+            pgtables_pages: c.pgtables_bytes / page,
+        }),
+        oom_score_adj: c.oom_score_adj.clamp(-1000, 1000) as i16,
+        cap_sys_admin: c.cap_sys_admin,
+    };
+    badness(era, &task, limit_bytes / page).points()
 }
 
 /// The process the guard kills: the highest badness; ties go to the larger RSS, then the
 /// younger process (higher start time), as a later-started worker is usually the cheaper loss.
+/// The choice is the one chooser's ([`crate::badness::pick_highest`], later wins on a tie), over
+/// the candidates ordered by RSS and start time so the preferred one of a tie comes later.
 pub fn choose_victim(
+    era: Era,
     cands: &[GuardCandidate],
     limit_bytes: u64,
     page_bytes: u64,
 ) -> Option<&GuardCandidate> {
-    cands
-        .iter()
-        .filter_map(|c| badness_pages(c, limit_bytes, page_bytes).map(|b| (b, c)))
-        .max_by(|(ba, a), (bb, b)| {
-            ba.cmp(bb)
-                .then(a.rss_bytes.cmp(&b.rss_bytes))
-                .then(a.start_time_ticks.cmp(&b.start_time_ticks))
-        })
-        .map(|(_, c)| c)
+    let mut order: Vec<&GuardCandidate> = cands.iter().collect();
+    order.sort_by_key(|c| (c.rss_bytes, c.start_time_ticks));
+    let i = pick_highest(
+        order
+            .iter()
+            .map(|c| badness_pages(era, c, limit_bytes, page_bytes)),
+    )?;
+    Some(order[i])
 }
 
 /// The usage at which the guard acts: `headroom_bytes` below the limit.
@@ -538,9 +554,7 @@ pub fn classify(ev: &DeathEvidence<'_>) -> Cause {
     }
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{} MiB", mib_1(bytes))
-}
+use crate::units::format_mib as mib;
 
 fn kb_mib(kb: u64) -> String {
     mib(kb.saturating_mul(KIB))
@@ -686,33 +700,26 @@ impl StatusMemory {
     }
 }
 
-/// Parses the fields of `/proc/PID/status` text that [`StatusMemory`] holds (kB → bytes here,
-/// once). Missing fields (kernel threads, zombies) stay 0.
+/// The fields of `/proc/PID/status` text that [`StatusMemory`] holds, read by the one parser of
+/// that file ([`crate::host::process::scan_status`]; kB → bytes there, once). Missing fields
+/// (kernel threads, zombies) stay 0, and so does everything of a malformed file.
 pub fn parse_status_memory(text: &str) -> StatusMemory {
-    let mut out = StatusMemory::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        if key == "Name" {
-            out.name = value.trim().to_owned();
-            continue;
-        }
-        let kb = || {
-            value
-                .trim()
-                .strip_suffix("kB")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map_or(0, crate::units::kib_to_bytes)
-        };
-        match key {
-            "RssAnon" => out.rss_anon_bytes = kb(),
-            "RssFile" => out.rss_file_bytes = kb(),
-            "RssShmem" => out.rss_shmem_bytes = kb(),
-            "VmSwap" => out.swap_bytes = kb(),
-            "VmPTE" => out.pgtables_bytes = kb(),
-            _ => {}
+    crate::host::process::scan_status(text.as_bytes())
+        .map(|scan| StatusMemory::from_scan(&scan))
+        .unwrap_or_default()
+}
+
+impl StatusMemory {
+    /// The figures of one read of `/proc/PID/status`.
+    pub fn from_scan(scan: &crate::host::process::StatusScan<'_>) -> Self {
+        let s = scan.status;
+        StatusMemory {
+            name: String::from_utf8_lossy(scan.name).into_owned(),
+            rss_anon_bytes: s.rss_anon_bytes.unwrap_or(0),
+            rss_file_bytes: s.rss_file_bytes.unwrap_or(0),
+            rss_shmem_bytes: s.rss_shmem_bytes.unwrap_or(0),
+            swap_bytes: s.vm_swap_bytes.unwrap_or(0),
+            pgtables_bytes: s.vm_pte_bytes.unwrap_or(0),
         }
     }
-    out
 }

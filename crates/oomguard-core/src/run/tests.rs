@@ -159,6 +159,7 @@ fn cand(pid: i32, rss_mib: u64, adj: i64, start: u64) -> GuardCandidate {
         swap_bytes: 0,
         pgtables_bytes: 0,
         oom_score_adj: adj,
+        cap_sys_admin: false,
     }
 }
 
@@ -177,7 +178,7 @@ fn guard_ranking_every_pair() {
     for i in 0..ordered.len() {
         for j in i + 1..ordered.len() {
             let pair = [ordered[j].clone(), ordered[i].clone()];
-            let v = choose_victim(&pair, limit, 4096).map(|c| c.pid);
+            let v = choose_victim(Era::Signed59, &pair, limit, 4096).map(|c| c.pid);
             let expect = if ordered[i].oom_score_adj <= -1000 {
                 Some(ordered[j].pid)
             } else {
@@ -186,7 +187,10 @@ fn guard_ranking_every_pair() {
             assert_eq!(v, expect, "{} vs {}", ordered[i].pid, ordered[j].pid);
         }
     }
-    assert_eq!(choose_victim(&[cand(6, 1, -1000, 1)], limit, 4096), None);
+    assert_eq!(
+        choose_victim(Era::Signed59, &[cand(6, 1, -1000, 1)], limit, 4096),
+        None
+    );
     assert_eq!(guard_level(128 * MIB, 16 * MIB), 112 * MIB);
 }
 

@@ -34,12 +34,8 @@ pub fn run(procs: &Path, rel: &str, mib: u64) -> i32 {
         return 3;
     }
     let joined = std::fs::read_to_string("/proc/self/cgroup").is_ok_and(|t| {
-        t.lines().any(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctl, path) = (f.next(), f.next(), f.next());
-            path == Some(rel)
-                && ctl.is_some_and(|c| c.is_empty() || c.split(',').any(|c| c == "memory"))
-        })
+        oomguard_core::host::process::cgroup_lines(&t)
+            .any(|l| l.path == rel && (l.controllers.is_empty() || l.has_controller("memory")))
     });
     if !joined {
         eprintln!("oomguard drill hog: not in {rel} after joining");

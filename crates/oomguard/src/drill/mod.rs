@@ -178,11 +178,10 @@ impl Hierarchy {
 /// The process's own memory cgroup path as `/proc/self/cgroup` shows it.
 fn own_memcg() -> Option<String> {
     let t = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    t.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, c, p) = (f.next()?, f.next()?, f.next()?);
-        (c.is_empty() || c.split(',').any(|c| c == "memory")).then(|| p.to_owned())
-    })
+    let own = oomguard_core::host::process::cgroup_lines(&t)
+        .find(|l| l.controllers.is_empty() || l.has_controller("memory"))
+        .map(|l| l.path.to_owned());
+    own
 }
 
 /// The throwaway cgroup for a `[[cgroups]]` glob: the glob's last component with `*` replaced,

@@ -164,18 +164,10 @@ impl Scanner {
         };
         stats.first_errors.clear();
         self.proc_root.list_pids(&mut self.pids)?;
-        stats.listed = self.pids.len() as u64;
-        for i in 0..self.pids.len() {
-            let pid = self.pids[i];
-            match self.sample(pid) {
-                Ok(Sampled::Process(s)) => {
-                    stats.sampled += 1;
-                    out.push(s);
-                }
-                Ok(Sampled::KernelThread) => stats.kernel_threads += 1,
-                Err(e) => stats.note(&e),
-            }
-        }
+        // Taken for the loop and put back, so the pid buffer is reused scan after scan.
+        let pids = std::mem::take(&mut self.pids);
+        self.scan_pids(&pids, out, stats);
+        self.pids = pids;
         Ok(())
     }
 

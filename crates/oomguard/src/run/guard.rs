@@ -2,16 +2,19 @@
 //! killer has to, when usage comes within a headroom of the limit.
 //!
 //! Members are pinned by pidfd, read through the pin (`stat`, `status`, `oom_score_adj`),
-//! ranked by the kernel's 6.x memcg badness (`oomguard_core::run::choose_victim`), and the
-//! victim gets SIGKILL + `process_mrelease` through the actuator's `kill_escalating`, the
-//! daemon's own kill routine. The ranking is the kernel's alone: the config's `[[rules]]` do
-//! not apply to `run --guard`.
+//! ranked by the kernel's memcg badness of the running kernel's era (`oomguard_core::badness`,
+//! through `oomguard_core::run::choose_victim` and the one chooser, `badness::pick_highest`),
+//! and the victim gets SIGKILL + `process_mrelease` through the actuator's `kill_escalating`,
+//! the daemon's own kill routine. The ranking is the kernel's alone: the config's `[[rules]]`
+//! do not apply to `run --guard` (so its tie-break, larger RSS then younger, stays its own).
 
 use std::time::Duration;
 
+use oomguard_core::badness::Era;
 use oomguard_core::event::{EventKind, OomEvent, Source};
+use oomguard_core::host::process::scan_status;
 use oomguard_core::killpath::parse_stat_identity;
-use oomguard_core::run::{choose_victim, parse_status_memory, GuardCandidate};
+use oomguard_core::run::{choose_victim, GuardCandidate, StatusMemory};
 use oomguard_core::units::KIB;
 
 use super::cgroup::RunCgroup;
@@ -59,7 +62,10 @@ pub fn kill_worst<A: Actuator + ?Sized>(
         let Ok(id) = parse_stat_identity(&stat) else {
             continue;
         };
-        let mem = parse_status_memory(&String::from_utf8_lossy(&status));
+        let Ok(scan) = scan_status(&status) else {
+            continue;
+        };
+        let mem = StatusMemory::from_scan(&scan);
         let adj = String::from_utf8_lossy(&adj).trim().parse().unwrap_or(0);
         cands.push((
             GuardCandidate {
@@ -70,13 +76,18 @@ pub fn kill_worst<A: Actuator + ?Sized>(
                 swap_bytes: mem.swap_bytes,
                 pgtables_bytes: mem.pgtables_bytes,
                 oom_score_adj: adj,
+                cap_sys_admin: scan.status.has_cap_sys_admin().unwrap_or(false),
             },
             mem,
         ));
         pinned.push(pin);
     }
     let plain: Vec<GuardCandidate> = cands.iter().map(|(c, _)| c.clone()).collect();
-    let victim = choose_victim(&plain, limit_bytes, page_bytes())?;
+    // The formula of every kernel since 5.9 if the release cannot be read: the guard must not
+    // stop because of it.
+    let era = crate::host::machine::kernel_era(&crate::host::procfs::ProcFs::default())
+        .map_or(Era::Signed59, |(_, era)| era);
+    let victim = choose_victim(era, &plain, limit_bytes, page_bytes())?;
     let idx = plain.iter().position(|c| c.pid == victim.pid)?;
     let (cand, mem) = &cands[idx];
     let pin = &pinned[idx];

@@ -64,16 +64,8 @@ pub struct KmsgEntry<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum KmsgError {
     /// Opening or seeking failed (EACCES/EPERM without CAP_SYSLOG under dmesg_restrict).
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What we tried.
-        op: &'static str,
-        /// The device.
-        path: PathBuf,
-        /// The errno.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] super::SenseIoError),
     /// EINVAL: a record did not fit in the buffer. The reader skipped to the end; records
     /// between are lost.
     #[error("{path}: record larger than the {buf_len}-byte buffer (EINVAL); skipped to the end")]
@@ -123,10 +115,12 @@ impl KmsgReader {
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| KmsgError::Io {
-            op: "open",
-            path: path.to_path_buf(),
-            source: errno(e),
+        .map_err(|e| {
+            KmsgError::Io(super::SenseIoError {
+                op: "open",
+                path: path.to_path_buf(),
+                source: errno(e),
+            })
         })?;
         let mut reader = Self {
             fd,
@@ -144,13 +138,13 @@ impl KmsgReader {
     }
 
     fn seek(&mut self, pos: SeekFrom) -> Result<(), KmsgError> {
-        rustix::fs::seek(&self.fd, pos)
-            .map(|_| ())
-            .map_err(|e| KmsgError::Io {
+        rustix::fs::seek(&self.fd, pos).map(|_| ()).map_err(|e| {
+            KmsgError::Io(super::SenseIoError {
                 op: "lseek",
                 path: self.path.clone(),
                 source: errno(e),
             })
+        })
     }
 
     /// Skips everything not yet read. The next record's gap is not counted as lost.
@@ -193,11 +187,11 @@ impl KmsgReader {
                     });
                 }
                 Err(e) => {
-                    return Err(KmsgError::Io {
+                    return Err(KmsgError::Io(super::SenseIoError {
                         op: "read",
                         path: self.path.clone(),
                         source: errno(e),
-                    })
+                    }))
                 }
             }
         };

@@ -49,16 +49,8 @@ pub enum MemcgError {
         source: std::io::Error,
     },
     /// Any other I/O error.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What we tried.
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The errno.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] super::SenseIoError),
 }
 
 /// What a [`MemcgEvent`] watches.
@@ -88,10 +80,12 @@ pub struct MemcgEvent {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> MemcgError + 'a {
-    move |source| MemcgError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
+    move |source| {
+        MemcgError::Io(super::SenseIoError {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -137,10 +131,12 @@ impl MemcgEvent {
         let control_path = dir.join(file);
         let control = std::fs::File::open(&control_path).map_err(io_err("open", &control_path))?;
         let efd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-            .map_err(|e| MemcgError::Io {
-                op: "eventfd",
-                path: event_control.clone(),
-                source: errno(e),
+            .map_err(|e| {
+                MemcgError::Io(super::SenseIoError {
+                    op: "eventfd",
+                    path: event_control.clone(),
+                    source: errno(e),
+                })
             })?;
         let line = format!("{} {} {}", efd.as_raw_fd(), control.as_raw_fd(), args);
         std::fs::OpenOptions::new()
@@ -185,11 +181,11 @@ impl MemcgEvent {
             Ok(8) => Ok(Some(u64::from_ne_bytes(buf))),
             Ok(_) => Ok(None),
             Err(rustix::io::Errno::AGAIN) => Ok(None),
-            Err(e) => Err(MemcgError::Io {
+            Err(e) => Err(MemcgError::Io(super::SenseIoError {
                 op: "read eventfd for",
                 path: self.dir.clone(),
                 source: errno(e),
-            }),
+            })),
         }
     }
 
@@ -203,11 +199,11 @@ impl MemcgEvent {
         match rustix::event::poll(&mut fds, Some(&ts)) {
             Ok(0) | Err(rustix::io::Errno::INTR) => Ok(None),
             Ok(_) => self.read_count(),
-            Err(e) => Err(MemcgError::Io {
+            Err(e) => Err(MemcgError::Io(super::SenseIoError {
                 op: "poll eventfd for",
                 path: self.dir.clone(),
                 source: errno(e),
-            }),
+            })),
         }
     }
 }
@@ -216,10 +212,12 @@ impl MemcgEvent {
 pub fn read_oom_control(dir: &Path) -> Result<OomControl, MemcgError> {
     let path = dir.join("memory.oom_control");
     let text = std::fs::read(&path).map_err(io_err("read", &path))?;
-    parse_v1_oom_control(&text).map_err(|e| MemcgError::Io {
-        op: "parse",
-        path,
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    parse_v1_oom_control(&text).map_err(|e| {
+        MemcgError::Io(super::SenseIoError {
+            op: "parse",
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        })
     })
 }
 

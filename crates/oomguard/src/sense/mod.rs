@@ -11,6 +11,20 @@ pub mod kmsg;
 pub mod memcg_v1;
 pub mod psi;
 
+/// An I/O error of a sensor: what was tried, on which file, and the errno. The one I/O variant
+/// of [`psi::PsiError`], [`memcg_v1::MemcgError`] and [`kmsg::KmsgError`] (each `Io(..)`).
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {source}")]
+pub struct SenseIoError {
+    /// What we tried (`open`, `poll`, `write trigger to`...).
+    pub op: &'static str,
+    /// The file or device.
+    pub path: std::path::PathBuf,
+    /// The errno.
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Reads a whole small kernel file through an open descriptor, from offset 0, into `buf`.
 ///
 /// One `pread` into the buffer sized at start (meminfo is ~1.5 KiB): a seq_file hands out the

@@ -121,16 +121,8 @@ pub enum PsiError {
         source: std::io::Error,
     },
     /// Any other I/O error.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What we tried.
-        op: &'static str,
-        /// The pressure file.
-        path: PathBuf,
-        /// The errno.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] super::SenseIoError),
 }
 
 /// Whether this process has CAP_SYS_RESOURCE in its effective set (from `/proc/self/status`).
@@ -238,11 +230,11 @@ impl PsiTrigger {
                     hint: "opening a pressure file for writing needs root (or ownership of the \
                            cgroup); kernels before 6.5 also need CAP_SYS_RESOURCE",
                 },
-                _ => PsiError::Io {
+                _ => PsiError::Io(super::SenseIoError {
                     op: "open",
                     path: path.to_path_buf(),
                     source,
-                },
+                }),
             })?;
         let text = spec.to_kernel_text();
         let mut file = file;
@@ -271,11 +263,11 @@ impl PsiTrigger {
                     path: path.to_path_buf(),
                     source,
                 },
-                _ => PsiError::Io {
+                _ => PsiError::Io(super::SenseIoError {
                     op: "write trigger to",
                     path: path.to_path_buf(),
                     source,
-                },
+                }),
             })?;
         Ok(Self {
             file,
@@ -327,11 +319,11 @@ impl PsiTrigger {
                 }
             }
             Err(rustix::io::Errno::INTR) => Ok(PsiWake::Timeout),
-            Err(e) => Err(PsiError::Io {
+            Err(e) => Err(PsiError::Io(super::SenseIoError {
                 op: "poll",
                 path: self.path.clone(),
                 source: std::io::Error::from_raw_os_error(e.raw_os_error()),
-            }),
+            })),
         }
     }
 }

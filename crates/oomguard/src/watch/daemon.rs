@@ -35,9 +35,7 @@ use oomguard_core::event::OomEvent;
 use oomguard_core::host::system;
 use oomguard_core::policy::{self, Policy};
 use oomguard_core::size::format_bytes;
-use oomguard_core::trigger::{
-    self, Level, PollPlan, PsiRule, PsiState, Sample, Thresholds, WarmPlan,
-};
+use oomguard_core::trigger::{self, Level, PollPlan, PsiState, Sample, Thresholds, WarmPlan};
 
 use self::ahead::WarmScan;
 use super::cgroups::{self, Watched};
@@ -226,23 +224,7 @@ fn read_full(
 }
 
 fn thresholds(cfg: &Config, s: &Sample) -> Thresholds {
-    let psi = |p: Option<oomguard_core::config::PsiSpec>| {
-        p.map(|p| PsiRule {
-            avg10_pct: p.avg10_pct,
-            duration: p.duration,
-        })
-    };
-    Thresholds {
-        mem_term_bytes: cfg.memory.term_below.resolve(s.mem_total_bytes),
-        mem_kill_bytes: cfg.memory.kill_below.resolve(s.mem_total_bytes),
-        swap_term_bytes: cfg
-            .swap
-            .term_below
-            .filter(|_| s.swap_total_bytes > 0)
-            .map(|a| a.resolve(s.swap_total_bytes)),
-        psi_some: psi(cfg.psi.some),
-        psi_full: psi(cfg.psi.full),
-    }
+    Thresholds::from_config(cfg, s)
 }
 
 impl Daemon {
