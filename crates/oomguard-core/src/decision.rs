@@ -406,23 +406,9 @@ pub fn kill_event(
     ev.uid = victim.uid;
     ev.oom_score_adj = victim.oom_score_adj;
     ev.task_memcg = victim.cgroup.clone();
-    let mem = d.snapshot.memory;
-    let cg = d.snapshot.cgroup.filter(|_| cgroup_path.is_some());
-    ev.trigger = Some(TriggerInfo {
-        reason: d.trigger,
-        detail: Some(d.detail.clone()),
-        mem_total_bytes: mem.map(|s| s.mem_total_bytes),
-        mem_available_bytes: mem.map(|s| s.mem_available_bytes),
-        swap_total_bytes: mem.map(|s| s.swap_total_bytes),
-        swap_free_bytes: mem.map(|s| s.swap_free_bytes),
-        psi_some_avg10_pct: mem.and_then(|s| s.psi_some_avg10_pct),
-        psi_full_avg10_pct: mem.and_then(|s| s.psi_full_avg10_pct),
-        cgroup: cgroup_path.map(str::to_owned),
-        cgroup_usage_bytes: cg.map(|r| r.usage_bytes),
-        cgroup_limit_bytes: cg.and_then(|r| r.limit_bytes),
-    });
+    ev.trigger = Some(trigger_info(d, cgroup_path));
     ev.victim = Some(victim);
-    let before = mem.map_or(0, |s| s.mem_available_bytes);
+    let before = d.snapshot.memory.map_or(0, |s| s.mem_available_bytes);
     ev.action = Some(event::Action {
         signal: Some(report.signal(d.level, dry_run)),
         unit: Some(unit),
@@ -434,6 +420,27 @@ pub fn kill_event(
         error: report.error.clone(),
     });
     ev
+}
+
+/// The event's `trigger` object for decision `d`: the reading it was made on, and the guarded
+/// cgroup's path for a cgroup decision (its figures only then). Shared by kill events and the
+/// daemon's warnings (the thrash rule's `notify` step).
+pub fn trigger_info(d: &Decision, cgroup_path: Option<&str>) -> TriggerInfo {
+    let mem = d.snapshot.memory;
+    let cg = d.snapshot.cgroup.filter(|_| cgroup_path.is_some());
+    TriggerInfo {
+        reason: d.trigger,
+        detail: Some(d.detail.clone()),
+        mem_total_bytes: mem.map(|s| s.mem_total_bytes),
+        mem_available_bytes: mem.map(|s| s.mem_available_bytes),
+        swap_total_bytes: mem.map(|s| s.swap_total_bytes),
+        swap_free_bytes: mem.map(|s| s.swap_free_bytes),
+        psi_some_avg10_pct: mem.and_then(|s| s.psi_some_avg10_pct),
+        psi_full_avg10_pct: mem.and_then(|s| s.psi_full_avg10_pct),
+        cgroup: cgroup_path.map(str::to_owned),
+        cgroup_usage_bytes: cg.map(|r| r.usage_bytes),
+        cgroup_limit_bytes: cg.and_then(|r| r.limit_bytes),
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
+use super::{de_bytes, de_duration};
 use crate::host::zram::DEFAULT_ZRAM_FULL_PCT;
-use crate::size;
 use crate::thrash::{self, ThrashRule};
 
 /// One step of the chain, in the order they escalate.
@@ -215,16 +215,6 @@ pub fn validate(t: &ThrashConfig) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let s = String::deserialize(d)?;
-    size::parse_bytes(&s).map_err(serde::de::Error::custom)
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    size::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 #[cfg(test)]

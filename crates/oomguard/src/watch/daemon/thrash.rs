@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use oomguard_core::config::{ActionStep, ThrashConfig};
-use oomguard_core::decision::{Decision, Scope, Snapshot};
-use oomguard_core::event::{EventKind, OomEvent, Source, TriggerInfo};
+use oomguard_core::decision::{self, Decision, Scope, Snapshot};
+use oomguard_core::event::{EventKind, OomEvent, Source};
 use oomguard_core::host::system::{parse_vmstat, MemInfo};
 use oomguard_core::host::zram::ZramDevice;
 use oomguard_core::size::format_bytes;
@@ -340,21 +340,7 @@ impl Daemon {
         };
         let mut ev = OomEvent::new(EventKind::Warning);
         ev.source = Source::Oomguard;
-        let mem = d.snapshot.memory;
-        let cg = d.snapshot.cgroup;
-        ev.trigger = Some(TriggerInfo {
-            reason: d.trigger,
-            detail: Some(d.detail.clone()),
-            mem_total_bytes: mem.map(|s| s.mem_total_bytes),
-            mem_available_bytes: mem.map(|s| s.mem_available_bytes),
-            swap_total_bytes: mem.map(|s| s.swap_total_bytes),
-            swap_free_bytes: mem.map(|s| s.swap_free_bytes),
-            psi_some_avg10_pct: mem.and_then(|s| s.psi_some_avg10_pct),
-            psi_full_avg10_pct: mem.and_then(|s| s.psi_full_avg10_pct),
-            cgroup_usage_bytes: cg.map(|r| r.usage_bytes),
-            cgroup_limit_bytes: cg.and_then(|r| r.limit_bytes),
-            cgroup: cgroup_path,
-        });
+        ev.trigger = Some(decision::trigger_info(d, cgroup_path.as_deref()));
         self.tell.record(ev, Instant::now());
     }
 }
