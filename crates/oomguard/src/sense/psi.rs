@@ -469,7 +469,14 @@ mod tests {
         let spec = trig.spec();
         assert!(spec.rounded);
         assert_eq!((spec.stall_us, spec.window_us), (200_000, 2_000_000));
-        assert_eq!(trig.wait(ms(10)).unwrap(), PsiWake::Timeout);
+        // The armed trigger is live: waiting on it works. Whether the machine stalled 200 ms in
+        // the last 2 s is not this test's to assert: in CI, memcg OOM tests running beside it
+        // (their reclaim counts in the system-wide file) made it fire (seen in ship-test).
+        let woke = trig.wait(ms(10)).unwrap();
+        assert!(
+            matches!(woke, PsiWake::Timeout | PsiWake::Triggered),
+            "{woke:?}"
+        );
     }
 
     #[test]
