@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-5}
-out=${OUT:-bench/out/watch}   # OUT, RATES, IDLES, IDLE_RUNS: for trying the script out
+out=${OUT:-bench/out/watch}   # OUT, RATES, IDLES, IDLE_RUNS: for trying the script out; OG_CONFIG: bench/watch_ns.sh
 rm -rf "$out"; mkdir -p "$out"
 
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 2; }

@@ -27,7 +27,9 @@ fi
 start_tool() { # tool, log, args...; sets TOOLPID (a child of this shell, so `wait` works)
   local t=$1 log=$2; shift 2
   if [ "$t" = oomguard ]; then
-    "$og" watch "$@" > /dev/null 2> "$log" &
+    # OG_CONFIG: a config file for oomguard (e.g. `[recorder] span = "0s"` to measure the idle
+    # daemon without the flight recorder); the flags below still set the thresholds.
+    "$og" watch ${OG_CONFIG:+--config "$OG_CONFIG"} "$@" > /dev/null 2> "$log" &
   else
     earlyoom "$@" > /dev/null 2> "$log" &
   fi

@@ -42,6 +42,9 @@ pub struct Config {
     pub thrash: ThrashConfig,
     /// The time-to-OOM forecast's event (`crate::forecast`).
     pub forecast: crate::forecast::ForecastConfig,
+    /// The flight recorder: the readings of the last minute on every kill event
+    /// (`crate::recorder`).
+    pub recorder: crate::recorder::RecorderConfig,
 }
 
 /// System-wide MemAvailable thresholds.
@@ -383,6 +386,7 @@ pub fn validate(cfg: &Config) -> Result<(), String> {
         return Err("poll.min is longer than poll.max".to_owned());
     }
     cfg.forecast.validate()?;
+    cfg.recorder.validate()?;
     for (i, r) in cfg.rules.iter().enumerate() {
         let any = r.name.is_some()
             || r.cmdline.is_some()

@@ -351,6 +351,10 @@ pub struct OomEvent {
     /// A `forecast` event's estimate and the scope's top growers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastInfo>,
+    /// The daemon's flight recorder: its readings before the event (kills, and kernel OOM
+    /// events seen live; `crate::recorder`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorder: Option<crate::recorder::Recording>,
 }
 
 /// What a `forecast` event says: which scope runs out, when, how fast, and who grows.
@@ -373,8 +377,8 @@ pub struct ForecastInfo {
     pub growers: Vec<Grower>,
 }
 
-/// One of a forecast's top growers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One of a forecast's (or a flight recording's) top growers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grower {
     pub pid: i64,
     pub name: String,
@@ -580,6 +584,7 @@ impl OomEvent {
             action: None,
             detection: None,
             forecast: None,
+            recorder: None,
         }
     }
 

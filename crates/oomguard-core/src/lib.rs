@@ -18,6 +18,7 @@ pub mod killpath;
 pub mod kmsg;
 pub mod oomlog;
 pub mod policy;
+pub mod recorder;
 pub mod replay;
 pub mod run;
 pub mod since;

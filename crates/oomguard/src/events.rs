@@ -180,7 +180,17 @@ pub fn render_line(v: &Value) -> String {
     if let Some(id) = s(v, "id") {
         parts.push(format!("[{}]", printable(id)));
     }
-    parts.join("  ")
+    let mut line = parts.join("  ");
+    // The flight recorder's minute, read back into the core type: one short line below.
+    if let Some(r) = v
+        .get("recorder")
+        .and_then(|r| serde_json::from_value::<oomguard_core::recorder::Recording>(r.clone()).ok())
+    {
+        if let Some(sum) = r.summary() {
+            line.push_str(&format!("\n    {}", printable(&sum)));
+        }
+    }
+    line
 }
 
 /// Handles one line; false when stdout is gone (stop quietly).

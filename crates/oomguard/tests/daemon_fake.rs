@@ -305,3 +305,111 @@ fn v2_cgroup_thrash_chooses_within_the_cgroup() {
         .iter()
         .all(|c| !matches!(c, Call::Signal { pid: p, .. } if *p == 4_194_000)));
 }
+
+/// Sets the fake `sleep` victim's resident memory (its real `stat` stays, so the pin works).
+fn set_rss_kib(w: &World, pid: i32, kib: u64) {
+    let p = w.host.root().join(format!("proc/{pid}/status"));
+    let t = std::fs::read_to_string(&p).unwrap();
+    let t: String = t
+        .lines()
+        .map(|l| {
+            if l.starts_with("RssAnon:") {
+                format!("RssAnon:\t{kib} kB\n")
+            } else if l.starts_with("VmRSS:") {
+                format!("VmRSS:\t{kib} kB\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(p, t).unwrap();
+}
+
+/// The flight recorder: a kill event carries the readings before it (MemAvailable falling, the
+/// guarded cgroup's usage rising), the victim as the top grower against the forecast's
+/// baseline, and when the trigger fired.
+#[test]
+fn a_kill_event_carries_the_flight_recorders_minute() {
+    let extra = "\n[recorder]\nspan = \"1s\"\ninterval = \"10ms\"\n\n[[cgroups]]\npath = \"/app\"\nheadroom = \"1M\"\n";
+    let mut w = world_with("100M", "50M", extra, |h, _| {
+        h.add_memcg_v2("/app", 10 << 20, Some(512 << 20), 0, &[]);
+    });
+    let pid = w.sleeper.0.id() as i32;
+    // ~90 MiB/s: the forecast's estimate falls under twice its lead, so it notes every
+    // process's size (the growers' baseline), and nothing is killed yet.
+    for i in 0..30u64 {
+        w.host.meminfo_kb("MemAvailable", (800 << 10) - i * 1024);
+        w.host.write(
+            "cgroup/app/memory.current",
+            &format!("{}\n", (10 + i) << 20),
+        );
+        w.daemon.step();
+        std::thread::sleep(std::time::Duration::from_millis(11));
+    }
+    assert_eq!(w.daemon.counts(), (0, 0));
+    assert!(
+        w.daemon.recorded_samples() >= 20,
+        "{}",
+        w.daemon.recorded_samples()
+    );
+    // The victim grew by 100 MiB, then MemAvailable falls below the SIGTERM threshold.
+    set_rss_kib(&w, pid, (2 << 20) + (100 << 10));
+    w.host.meminfo_kb("MemAvailable", 90 << 10);
+    w.daemon.step();
+    assert_eq!(w.daemon.counts(), (1, 1));
+    let evs = events(&w);
+    let kill = evs
+        .iter()
+        .find(|e| e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}"));
+    let r = &kill["recorder"];
+    assert_eq!(r["interval_s"], 0.01);
+    assert_eq!(r["span_s"], 1.0);
+    let t: Vec<f64> = r["t_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(t.len() >= 20 && t.len() <= 100, "{t:?}");
+    assert!(t.windows(2).all(|p| p[0] < p[1]), "oldest first: {t:?}");
+    assert!(t.iter().all(|v| *v <= 0.0 && *v > -1.5), "{t:?}");
+    let mem: Vec<u64> = r["mem_available_bytes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(mem.len(), t.len());
+    assert!(mem.windows(2).all(|p| p[0] >= p[1]), "falling: {mem:?}");
+    // The kill's own reading is the last sample.
+    assert_eq!(mem.last(), Some(&(90u64 << 20)));
+    let cg: Vec<Option<u64>> = r["cgroups"]["/app"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no /app series: {r}"))
+        .iter()
+        .map(Value::as_u64)
+        .collect();
+    assert_eq!(cg.len(), t.len());
+    let seen: Vec<u64> = cg.iter().flatten().copied().collect();
+    assert!(seen.len() >= 20, "{cg:?}");
+    assert!(seen.windows(2).all(|p| p[0] <= p[1]), "rising: {seen:?}");
+    assert!(seen.last() > seen.first(), "{seen:?}");
+    // The fake PSI file is the same every time: read, not invented.
+    assert!(r["psi_some_avg10"][0].is_number(), "{r}");
+    let first = r["first_trigger_s"].as_f64().unwrap();
+    assert!((-0.5..=0.0).contains(&first), "{first}");
+    let g = &r["growers"][0];
+    assert_eq!(g["pid"], pid, "{r}");
+    assert_eq!(g["name"], "sleep");
+    assert_eq!(g["growth_bytes"], 100u64 << 20);
+    // The text of `oomguard events` shows the minute in one line below the event.
+    let line = oomguard::events::render_line(kill);
+    let second = line.lines().nth(1).unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        second.starts_with("    last ") && second.contains("MemAvailable 800 MiB → 90 MiB"),
+        "{line}"
+    );
+    assert!(second.contains("grew: sleep +100 MiB"), "{line}");
+    assert!(second.contains("cgroup /app 10 MiB → "), "{line}");
+}

@@ -59,6 +59,7 @@ fn all_keys() -> Vec<(String, String)> {
         "[[hooks]]\non = \"warn\"\ncommand = [\"/bin/true\"]",
         "[notify]",
         "[thrash]",
+        "[recorder]",
     ] {
         let header = table.lines().next().unwrap_or_default().to_owned();
         for k in keys_of(table) {

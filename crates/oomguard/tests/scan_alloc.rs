@@ -146,9 +146,11 @@ fn steady_state_cgroup_reading_allocates_nothing() {
     }
 }
 
-/// The daemon's whole steady iteration (`Daemon::step`: meminfo, a guarded cgroup, the
-/// decisions, the forecast's estimate and gauges, the tell side's deadlines) allocates nothing
-/// once started, on a fake machine with nothing to act on.
+/// The daemon's whole steady iteration (`Daemon::step`: meminfo and PSI, a guarded cgroup, the
+/// decisions, the forecast's estimate and gauges, the flight recorder's samples, the tell
+/// side's deadlines) allocates nothing once started, on a fake machine with nothing to act on.
+/// The recorder samples every 10 ms into a ring of 100, so the 200 steps 11 ms apart fill it
+/// and wrap it.
 #[test]
 fn steady_state_daemon_step_allocates_nothing() {
     use oomguard::act::actuator::{RecordingActuator, Simulated};
@@ -166,7 +168,7 @@ fn steady_state_daemon_step_allocates_nothing() {
     std::fs::write(
         &config,
         format!(
-            "[memory]\nterm_below = \"1M\"\nkill_below = \"512K\"\n\n[events]\nlog = \"{}\"\njournal = false\n\n[[cgroups]]\npath = \"/app\"\nheadroom = \"16M\"\n",
+            "[memory]\nterm_below = \"1M\"\nkill_below = \"512K\"\n\n[events]\nlog = \"{}\"\njournal = false\n\n[recorder]\nspan = \"1s\"\ninterval = \"10ms\"\n\n[[cgroups]]\npath = \"/app\"\nheadroom = \"16M\"\n",
             dir.join("events.jsonl").display()
         ),
     )
@@ -195,9 +197,15 @@ fn steady_state_daemon_step_allocates_nothing() {
     let before = mine();
     for _ in 0..200 {
         d.step();
+        std::thread::sleep(std::time::Duration::from_millis(11));
     }
     let after = mine();
     assert_eq!(d.counts(), (0, 0));
+    assert_eq!(
+        d.recorded_samples(),
+        100,
+        "the recorder sampled and its ring is full"
+    );
     assert_eq!(
         after - before,
         0,

@@ -179,6 +179,24 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
             ),
         );
     }
+    if let Some(r) = &ev.recorder {
+        // The flight recorder: its one line, and the series people plot (space-separated,
+        // oldest first; the JSON on a hook's stdin has them all).
+        let join = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(" ");
+        put("RECORDER", r.summary());
+        put(
+            "RECORDER_T_S",
+            Some(join(&mut r.t_s.iter().map(|t| format!("{t}")))),
+        );
+        put(
+            "RECORDER_MEM_AVAILABLE_BYTES",
+            Some(join(&mut r.mem_available_bytes.iter().map(u64::to_string))),
+        );
+        put(
+            "RECORDER_FIRST_TRIGGER_S",
+            r.first_trigger_s.map(|t| format!("{t:.3}")),
+        );
+    }
     if let Some(d) = &ev.detection {
         put("DETECTED_VIA", Some(d.via.clone()));
         put("COUNT", d.count.map(|c| c.to_string()));
@@ -285,6 +303,9 @@ pub fn summary(ev: &OomEvent) -> (String, String) {
         if d.via == "counter" {
             body.push_str(" Seen only in the oom_kill counters: the kernel's report was lost.");
         }
+    }
+    if let Some(line) = ev.recorder.as_ref().and_then(|r| r.summary()) {
+        body.push_str(&format!(" Recorder: {}.", printable(&line)));
     }
     if let Some(id) = &ev.id {
         body.push_str(&format!(" Event {id}."));

@@ -61,6 +61,10 @@ pub struct Teller {
     scratch: Vec<OomEvent>,
     own_event_lines: bool,
     pod_logs: PodLogs,
+    /// The daemon's flight recorder (`oomguard_core::recorder`), which it samples; every kill
+    /// event and every kernel event recorded here carries its series. `None`: off, or not the
+    /// daemon (`oomguard run`).
+    pub recorder: Option<oomguard_core::recorder::Recorder>,
 }
 
 impl Teller {
@@ -97,6 +101,7 @@ impl Teller {
             scratch: Vec::new(),
             own_event_lines: opts.own_event_lines,
             pod_logs: PodLogs::new(&cfg.events.kubelet_logs),
+            recorder: None,
         })
     }
 
@@ -244,6 +249,14 @@ impl Teller {
     /// Records an event everywhere (see the module docs) and returns it stamped.
     pub fn record(&mut self, mut ev: OomEvent, now: Instant) -> OomEvent {
         self.identify(&mut ev);
+        // The minute before: on kills (the daemon's kill path attaches its own, with the growers
+        // of its scan) and on whatever the kernel did. Built here, off the steady path.
+        let wants = ev.kind == EventKind::Kill || ev.source == Source::Kernel;
+        if let Some(r) = self.recorder.as_ref().filter(|r| wants && !r.is_empty()) {
+            if ev.recorder.is_none() {
+                ev.recorder = Some(r.recording(now, None));
+            }
+        }
         self.stamper.stamp(&mut ev);
         if ev.kind == EventKind::Kill {
             if let Some(c) = ev.workload.as_ref().and_then(|w| {

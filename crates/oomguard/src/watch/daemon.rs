@@ -18,6 +18,8 @@ mod ahead;
 mod candidates;
 mod forecast;
 mod kill;
+mod record;
+mod reload;
 mod thrash;
 
 use std::collections::HashMap;
@@ -145,6 +147,8 @@ pub struct Daemon {
     pollfds: Vec<libc::pollfd>,
     /// The thrash rule (`daemon/thrash.rs`); `None` when off.
     thrash: Option<thrash::ThrashWatch>,
+    /// The `[recorder]` the ring (in `tell`) was built for (`daemon/record.rs`).
+    recorder_cfg: Option<oomguard_core::recorder::RecorderConfig>,
 }
 
 pub(super) fn log(msg: std::fmt::Arguments<'_>) {
@@ -274,6 +278,10 @@ impl Daemon {
                 "a PSI rule is set but {} cannot be opened (kernel without PSI, or booted with psi=0)",
                 psi_path.display()
             ))?)
+        } else if !cfg.recorder.span.is_zero() {
+            // The flight recorder shows PSI when the kernel has it: the loop then reads it
+            // with meminfo (one more read of a small file per wake-up); no PSI, no column.
+            File::open(&psi_path).ok()
         } else {
             None
         };
@@ -415,7 +423,7 @@ impl Daemon {
             floor_fill_bytes_per_s: cfg.poll.fill_rate as f64,
         };
         let thrash = thrash::ThrashWatch::open(&cfg.thrash, &procfs, &cgfs, page_size_bytes())?;
-        Ok(Daemon {
+        let mut d = Daemon {
             cfg,
             origin,
             args,
@@ -464,7 +472,10 @@ impl Daemon {
             cgbuf: Vec::with_capacity(16 * 1024),
             pollfds: Vec::with_capacity(64),
             thrash,
-        })
+            recorder_cfg: None,
+        };
+        d.open_recorder();
+        Ok(d)
     }
 
     /// One iteration of the loop without its wait: reads memory, decides and acts for the whole
@@ -478,6 +489,7 @@ impl Daemon {
         match read_full(&mut self.meminfo, self.psi_file.as_mut(), &mut self.buf) {
             Ok((s, m, p)) => {
                 self.tell.set_host(&m, p.as_ref());
+                self.record_machine(&s, now);
                 timeout = timeout.min(self.check_global(&s, now));
                 self.thrash_machine(&m, &s, now);
             }
@@ -486,6 +498,7 @@ impl Daemon {
         for i in 0..self.cgroups.len() {
             timeout = timeout.min(self.check_cgroup(i));
         }
+        self.record_end();
         if (self.appear_pending || self.last_rescan.elapsed() >= Duration::from_secs(10))
             && !self.cfg.cgroups.is_empty()
         {
@@ -630,120 +643,6 @@ impl Daemon {
         Ok(None)
     }
 
-    /// SIGHUP: re-reads the config; a bad one is rejected and the running one stays.
-    pub fn reload(&mut self) {
-        self.notifier.reloading();
-        let mut cfg = match super::effective_config(&self.args) {
-            Ok((c, _)) => c,
-            Err(e) => {
-                log(format_args!(
-                    "reload rejected, keeping the running config: {e:#}"
-                ));
-                self.notifier.ready("watching (reload rejected)");
-                return;
-            }
-        };
-        for note in cgroups::normalise_config(&self.cgfs, &mut cfg.cgroups) {
-            log(format_args!("{note}"));
-        }
-        let policy = match Policy::compile(&cfg.rules, std::process::id() as i32) {
-            Ok(p) => p,
-            Err(e) => {
-                log(format_args!(
-                    "reload rejected, keeping the running config: {e}"
-                ));
-                self.notifier.ready("watching (reload rejected)");
-                return;
-            }
-        };
-        self.policy = policy;
-        self.cfg = cfg;
-        if let Ok(s) = self.sample() {
-            self.th = thresholds(&self.cfg, &s);
-        }
-        self.poll_plan = PollPlan {
-            min: self.cfg.poll.min,
-            max: self.cfg.poll.max,
-            floor_fill_bytes_per_s: self.cfg.poll.fill_rate as f64,
-        };
-        self.rescan_cgroups();
-        self.open_thrash();
-        log(format_args!(
-            "reloaded {}",
-            self.origin
-                .as_ref()
-                .map_or("flags".to_owned(), |p| p.display().to_string())
-        ));
-        // Parsing and compiling touched code the loop does not run: shed it again, but only
-        // while memory is calm and not falling fast: the rehearsal is a ranking pass (tens of ms
-        // with thousands of processes) during which the loop does not read memory.
-        let calm = self.sample().is_ok_and(|s| {
-            trigger::evaluate(&self.th, &s, &self.psi_state, self.started.elapsed()).level
-                == Level::Calm
-        });
-        let msg = if !self.protect_self {
-            "memory: self-protection off (embedded)".to_owned()
-        } else if calm && !self.warm_wanted {
-            self.settle_memory()
-        } else {
-            "memory: start-up pages of the reload kept (memory is not calm; shed at the next reload)"
-                .to_owned()
-        };
-        log(format_args!("{msg}"));
-        self.notifier.ready("watching");
-    }
-
-    fn rescan_cgroups(&mut self) {
-        let patterns: Vec<_> = self
-            .cfg
-            .cgroups
-            .iter()
-            .map(|c| (c.path.clone(), c.headroom))
-            .collect();
-        // Watch where they would be made before looking, so one made in between is not missed.
-        if let Some((_, root)) = cgroups::memory_root(&self.cgfs) {
-            let pats: Vec<&str> = patterns.iter().map(|(p, _)| p.as_str()).collect();
-            let armed = match self.appear.as_mut() {
-                Some(a) => a.rearm(&root, &pats),
-                None => super::appear::Appear::new(&root, &pats).map(|a| {
-                    self.appear = a;
-                }),
-            };
-            if let Err(e) = armed {
-                log(format_args!(
-                    "cgroups: no inotify on their parent directories ({e}); looking every 10 s"
-                ));
-                self.appear = None;
-            }
-        }
-        let Ok(found) = cgroups::resolve(&self.cgfs, &patterns) else {
-            return;
-        };
-        // Keep existing watches (and their state); add new ones; drop removed ones.
-        self.cgroups
-            .retain(|w| w.exists() && found.iter().any(|f| f.dir == w.dir));
-        for mut f in found {
-            if self.cgroups.iter().any(|w| w.dir == f.dir) {
-                continue;
-            }
-            if let Ok(r) = cgroups::read(&self.cgfs, &f) {
-                if let Some(msg) = f.arm(&r) {
-                    log(format_args!("{msg}"));
-                }
-            }
-            log(format_args!(
-                "guarding cgroup {} ({:?}), acting within {} of its limit",
-                f.path, f.version, f.headroom
-            ));
-            self.cgroups.push(f);
-        }
-        for msg in cgroups::apply_rules(&mut self.cgroups, &self.cfg.cgroups, self.protect_self) {
-            log(format_args!("{msg}"));
-        }
-        self.history.retain_cgroups(self.cgroups.len());
-        self.thrash_retain();
-    }
-
     fn status_line(&mut self) {
         if let Ok(s) = self.sample() {
             log(format_args!(
@@ -828,6 +727,7 @@ impl Daemon {
             Some(reading.usage_bytes),
             reading.limit_bytes,
         );
+        self.record_cgroup(i, reading.usage_bytes);
         self.thrash_cgroup(i, &reading, now);
         self.forecast_cgroup(i, &reading, now);
         let w = &mut self.cgroups[i];

@@ -280,6 +280,14 @@ pub fn describe(cfg: &Config, origin: Option<&Path>) -> String {
             cfg.forecast.lead * 2
         );
     }
+    let _ = match cfg.recorder.capacity() {
+        0 => writeln!(o, "recorder: off"),
+        n => writeln!(
+            o,
+            "recorder: the last {:?} ({n} samples, one per {:?}) on every kill event",
+            cfg.recorder.span, cfg.recorder.interval
+        ),
+    };
     for (i, r) in cfg.rules.iter().enumerate() {
         let _ = writeln!(
             o,

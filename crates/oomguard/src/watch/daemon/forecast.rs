@@ -26,12 +26,12 @@ use crate::watch::cgroups::Reading;
 const MACHINE_SCAN_MIN_S: f64 = 5.0;
 
 /// Growers named in an event.
-const GROWERS: usize = 5;
+pub(super) const GROWERS: usize = 5;
 
 /// The label of the machine's scope.
 pub(super) const MACHINE: &str = "machine";
 
-fn sized(s: &ProcSample, page_size: u64) -> Sized {
+pub(super) fn sized(s: &ProcSample, page_size: u64) -> Sized {
     (
         s.pid,
         s.start_time_ticks,
@@ -155,6 +155,7 @@ impl Daemon {
                     .join(", ")
             }
         ));
+        self.record_growers(&info.growers);
         ev.forecast = Some(info);
         self.tell.record(ev, Instant::now());
     }

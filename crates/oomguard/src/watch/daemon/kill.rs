@@ -37,6 +37,7 @@ impl Daemon {
     /// Executes one decision: the whole kill step.
     pub(super) fn act(&mut self, mut d: Decision) {
         self.decisions += 1;
+        self.record_trigger();
         let t0 = Instant::now();
         let scope = d.scope;
         let trig = d.trigger.label();
@@ -225,7 +226,7 @@ impl Daemon {
             format_bytes(before),
             after.map_or("?".to_owned(), |s| format_bytes(s.mem_available_bytes)),
         ));
-        let done = decision::kill_event(
+        let mut done = decision::kill_event(
             &d,
             cg_path.as_deref(),
             event.victim.take().unwrap_or_default(),
@@ -234,6 +235,8 @@ impl Daemon {
             &kill_report,
             after.as_ref(),
         );
+        // The minute before (after the signal: building it never delays the kill).
+        done.recorder = self.kill_recording(scope);
         self.tell.record(done, Instant::now());
         let value = match scope {
             Scope::Global => after.map_or(0, |s| s.mem_available_bytes),
