@@ -552,6 +552,61 @@ mod tests {
         assert!(prom.contains("oomguard_build_info"));
     }
 
+    /// With the daemon's flight recorder in the Teller, a kernel event recorded there carries
+    /// the series (and its journal entry the summary and the fields), a forecast does not.
+    #[test]
+    fn kernel_event_carries_the_recorder_and_a_forecast_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("journal");
+        let journald = UnixDatagram::bind(&sock).unwrap();
+        let cfg = Config {
+            events: oomguard_core::config::EventsConfig {
+                log: dir.path().join("events.jsonl").display().to_string(),
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let now = Instant::now();
+        let mut t = Teller::new(
+            &cfg,
+            TellerOptions {
+                journal_socket: Some(sock.clone()),
+                ..Default::default()
+            },
+            now,
+        )
+        .unwrap();
+        let mut r = oomguard_core::recorder::Recorder::new(&cfg.recorder, 0).unwrap();
+        r.begin(now, 900 << 20, 0, Some(1.0), None);
+        r.end();
+        r.begin(now + Duration::from_secs(1), 100 << 20, 0, Some(30.0), None);
+        r.end();
+        t.recorder = Some(r);
+        let mut kernel = OomEvent::new(EventKind::Kill);
+        kernel.pid = Some(13);
+        let ev = t.record(kernel, now + Duration::from_secs(1));
+        let rec = ev.recorder.as_ref().unwrap();
+        assert_eq!(rec.t_s, vec![-1.0, 0.0]);
+        assert_eq!(rec.mem_available_bytes, vec![900 << 20, 100 << 20]);
+        let mut b = vec![0u8; 65536];
+        let n = journald.recv(&mut b).unwrap();
+        let f = super::super::journal::parse_datagram(&b[..n]).unwrap();
+        let get = |k: &str| {
+            f.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(
+            get("OOMGUARD_RECORDER").as_deref(),
+            Some("last 1 s: MemAvailable 900 MiB → 100 MiB, PSI some 1.0 → 30 %")
+        );
+        assert_eq!(get("OOMGUARD_RECORDER_T_S").as_deref(), Some("-1 0"));
+        assert!(get("MESSAGE").unwrap().contains("Recorder: last 1 s"));
+        let mut fc = OomEvent::new(EventKind::Forecast);
+        fc.source = Source::Oomguard;
+        assert!(t.record(fc, now).recorder.is_none());
+    }
+
     /// A kernel kill in a Kubernetes container: the Teller derives the workload from the
     /// cgroup path, names it from the kubelet's log directories (`events.kubelet_logs`), and the
     /// journal fields, the JSON log and the bounded metric carry it.
