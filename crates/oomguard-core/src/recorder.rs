@@ -427,7 +427,7 @@ pub struct Recording {
     /// not read in that sample (not guarded yet, or unreadable).
     pub cgroups: BTreeMap<String, Vec<Option<u64>>>,
     /// The top growers by resident-memory change (largest first): a kill's own scan against
-    /// the forecast's baseline, else the last forecast's growers; `growth_bytes` is `null` for
+    /// the forecast's baseline (kernel events: the last forecast's growers); `growth_bytes` is `null` for
     /// a process that was not in the baseline.
     pub growers: Vec<Grower>,
     /// When the first trigger of this episode fired, relative to the event; `null` when none
@@ -493,7 +493,7 @@ impl Recording {
             .map(|g| match g.growth_bytes {
                 Some(d) if d >= 0 => format!("{} +{}", g.name, format_bytes(d as u64)),
                 Some(d) => format!("{} -{}", g.name, format_bytes(d.unsigned_abs())),
-                None => format!("{} {} (new)", g.name, format_bytes(g.rss_bytes)),
+                None => format!("{} at {}", g.name, format_bytes(g.rss_bytes)),
             })
             .collect();
         if !grew.is_empty() {

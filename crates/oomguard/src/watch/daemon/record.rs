@@ -92,8 +92,10 @@ impl Daemon {
     }
 
     /// The series for the kill of `scope` just made: the growers are the kill's candidate scan
-    /// (`self.samples`, read before the signal) against the scope's forecast baseline when the
-    /// forecast took one this episode, else the last forecast's.
+    /// (`self.samples`, read before the signal) against the scope's forecast baseline. Without
+    /// a baseline (a fill so fast the forecast fired before it primed one) they are the largest
+    /// of that scan with `growth_bytes: null`: fresher than the last forecast's, whose names
+    /// and sizes may be from before the victim even renamed itself.
     pub(super) fn kill_recording(&self, scope: Scope) -> Option<Recording> {
         let r = self.tell.recorder.as_ref().filter(|r| !r.is_empty())?;
         let baseline = match scope {
@@ -101,7 +103,7 @@ impl Daemon {
             Scope::Cgroup(i) => &self.cgroups.get(i)?.forecast.baseline,
         };
         let ps = self.page_size;
-        let growers = (!baseline.is_empty()).then(|| {
+        let growers = (!self.samples.is_empty()).then(|| {
             forecast::top_growers(
                 baseline,
                 self.samples.iter().map(|p| {
