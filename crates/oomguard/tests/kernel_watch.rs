@@ -186,8 +186,18 @@ fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
         d.text()
     );
     let (rss_kib, fds) = d.footprint();
-    // The kill is one event in the log, with trigger, victim and outcome.
-    let evs = d.events();
+    // The kill is one event in the log, with trigger, victim and outcome. The daemon writes it
+    // after it saw the victim exit, which may be after this test did: wait for it.
+    let t0 = Instant::now();
+    let mut evs = d.events();
+    while !evs
+        .iter()
+        .any(|e| e["source"] == "oomguard" && e["kind"] == "kill")
+        && t0.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        evs = d.events();
+    }
     let kill = evs
         .iter()
         .find(|e| e["source"] == "oomguard" && e["kind"] == "kill")
