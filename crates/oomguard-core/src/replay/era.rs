@@ -41,7 +41,9 @@ pub struct EraFinding {
 
 /// The era of a report: from the release in the log when there is one, else from the formats.
 pub fn find_era(ev: &OomEvent, version: Option<KernelVersion>) -> EraFinding {
-    let has = |f: fn(&TaskRow) -> bool| ev.tasks.first().is_some_and(f);
+    // Any row, not only the first: rows of a dump pasted without its header get their columns
+    // from their own values, and only some rows may say which era they are.
+    let has = |f: fn(&TaskRow) -> bool| ev.tasks.iter().any(f);
     let score_col = has(|t| t.oom_score_adj.is_some());
     if let Some(v) = version {
         let era = Era::for_version(v).or_else(|| {
