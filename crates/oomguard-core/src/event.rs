@@ -351,6 +351,9 @@ pub struct OomEvent {
     /// A `forecast` event's estimate and the scope's top growers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastInfo>,
+    /// A step of the thrash rule's chain of actions (`[thrash] actions`) and how it went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<crate::restrain::StepInfo>,
 }
 
 /// What a `forecast` event says: which scope runs out, when, how fast, and who grows.
@@ -580,6 +583,7 @@ impl OomEvent {
             action: None,
             detection: None,
             forecast: None,
+            step: None,
         }
     }
 

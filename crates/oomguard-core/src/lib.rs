@@ -19,6 +19,7 @@ pub mod kmsg;
 pub mod oomlog;
 pub mod policy;
 pub mod replay;
+pub mod restrain;
 pub mod run;
 pub mod since;
 pub mod size;
