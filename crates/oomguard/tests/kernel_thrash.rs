@@ -589,3 +589,55 @@ fn a_daemon_killed_while_frozen_is_undone_by_the_next() {
     );
     assert!(!state.exists(), "{:?}", std::fs::read_to_string(&state));
 }
+
+/// The process state letter of `pid` (`T` stopped), from `/proc/PID/stat`.
+fn proc_state(pid: u32) -> char {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    s.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?')
+}
+
+/// No freezer cgroup of the memory cgroup's path, and the scope is one process: `freeze`
+/// stops it with SIGSTOP (through a pidfd) for the window and continues it with SIGCONT, then
+/// the kill follows.
+#[test]
+fn freeze_stops_a_one_process_scope_without_a_freezer_cgroup() {
+    let test = "freeze_stops_a_one_process_scope_without_a_freezer_cgroup";
+    let Some(cg) = TestCgroup::new("thrash-stop", LIMIT) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("restrain.json");
+    let d = Daemon::start_with(&cg, false, &freeze_config(&state, "3s"));
+    let mut reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "0", "90", "thrasher"]);
+    let pid = reader.id();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while proc_state(pid) != 'T' && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(proc_state(pid), 'T', "never stopped\n{}", d.text());
+    let listed = std::fs::read_to_string(&state).unwrap_or_default();
+    assert!(
+        listed.contains(&format!(
+            r#""change":"stop","cgroup":"{}","pid":{pid}"#,
+            cg.rel
+        )),
+        "{listed:?}"
+    );
+    let status = wait_timeout(&mut reader, Duration::from_secs(30));
+    let text = d.text();
+    assert!(status.is_some(), "not killed\n{text}");
+    assert!(
+        text.contains("stopped (SIGSTOP)") && text.contains("step 1/2 freeze ended"),
+        "{text}"
+    );
+    assert!(
+        d.wait_for("kill #1 (real): thrash-refault", Duration::from_secs(5)),
+        "{text}"
+    );
+    assert!(!state.exists());
+}
