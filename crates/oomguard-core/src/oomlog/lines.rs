@@ -533,7 +533,8 @@ fn is_task_row(t: &str) -> bool {
 /// count says which era it is, otherwise skipped.
 /// - 6: 2.6.25-3.x `cpu oom_adj`;
 /// - 7: 2.6.32 RHEL6 `cpu oom_adj oom_score_adj`, 3.x `nr_ptes swapents oom_score_adj`, 4.15+
-///   `pgtables_bytes swapents oom_score_adj`: the last column is `oom_score_adj`;
+///   `pgtables_bytes swapents oom_score_adj`: the last column is `oom_score_adj`; the middle
+///   two are named only where the values say which (see [`seven_column_middle`]);
 /// - 8: 4.x `nr_ptes nr_pmds swapents oom_score_adj`;
 /// - 10: 6.x `rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj`.
 pub fn infer_columns(row: &str) -> Option<Vec<Column>> {
@@ -547,7 +548,7 @@ pub fn infer_columns(row: &str) -> Option<Vec<Column>> {
     let head = [Uid, Tgid, TotalVm, Rss];
     let tail: &[Column] = match n {
         6 => &[Cpu, OomAdj],
-        7 => &[Other, Other, OomScoreAdj],
+        7 => seven_column_middle(&toks[4..6]),
         8 => &[NrPtes, NrPmds, Swapents, OomScoreAdj],
         10 => &[
             RssAnon,
@@ -564,6 +565,25 @@ pub fn infer_columns(row: &str) -> Option<Vec<Column>> {
         return None;
     }
     Some(head.iter().chain(tail).copied().collect())
+}
+
+/// The fifth and sixth numbers of a seven-number row, told apart by their values alone (no
+/// era can be assumed: a paste may come from any kernel):
+/// - `pgtables_bytes` is page-table memory in bytes, a whole number of pages (at least one for
+///   a process with an mm; pages are 4 KiB or a multiple of it). Neither a page count
+///   (`nr_ptes`, one page table page per 2 MiB mapped: 4096 of them map 8 GiB) nor a CPU number
+///   is a non-zero multiple of 4096 in practice, so such a value names the 4.15+ columns;
+/// - `oom_adj` lies in -17..=15, so a sixth number outside it is `swapents` (3.x `nr_ptes
+///   swapents`, a page-table count cannot be told from a CPU number otherwise).
+/// Anything else stays unnamed, as before: a wrong column would feed a wrong badness.
+fn seven_column_middle(mid: &[&str]) -> &'static [Column] {
+    use Column::*;
+    let num = |i: usize| mid.get(i).and_then(|t| lead_i64(t)).map(|(v, _)| v);
+    match (num(0), num(1)) {
+        (Some(a), Some(_)) if a >= 4096 && a % 4096 == 0 => &[PgtablesBytes, Swapents, OomScoreAdj],
+        (Some(_), Some(b)) if !(-17..=15).contains(&b) => &[NrPtes, Swapents, OomScoreAdj],
+        _ => &[Other, Other, OomScoreAdj],
+    }
 }
 
 /// Parses a task dump row against the columns of the header seen before it.

@@ -391,3 +391,45 @@ fn row_prefilter_never_rejects_a_row() {
         assert_eq!(may_hold_task_row(line), want, "{line}");
     }
 }
+
+#[test]
+fn headerless_seven_number_rows_name_their_middle_columns_from_the_values() {
+    // Rows of a 4.15+ dump pasted without its header (grafana/loki issue 196): the fifth number
+    // is pgtables_bytes, a whole number of pages, so it is read as such, not left unnamed (which
+    // made replay take the dump for a 2.6.36-3.6 one and cap every score at 1000).
+    let log = "\
+May 10 14:48:20 ip-172-25-4-213 kernel: [4219389.090346] [23324]  1000 23324  4383314  3919808 31670272        0             0 loki
+May 10 14:48:20 ip-172-25-4-213 kernel: [4219389.090349] [  410]   999   410    55614     9873   245760        0          1000 netdata
+May 10 14:48:20 ip-172-25-4-213 kernel: [4219389.090357] Out of memory: Kill process 410 (netdata) score 1002 or sacrifice child";
+    let ev = parse(log);
+    assert_eq!(ev.len(), 1);
+    let t = &ev[0].tasks;
+    assert_eq!(t.len(), 2);
+    assert_eq!(
+        (t[0].pgtables_bytes, t[0].swapents_pages, t[0].oom_score_adj),
+        (Some(31670272), Some(0), Some(0))
+    );
+    assert_eq!(
+        (t[1].pgtables_bytes, t[1].oom_score_adj),
+        (Some(245760), Some(1000))
+    );
+    // A 3.x row whose sixth number cannot be an oom_adj (-17..=15) is nr_ptes swapents.
+    let c = lines::infer_columns(
+        "[ 1234]  1000  1234   500000   120000      230      512             0 java",
+    );
+    assert!(c.is_some_and(
+        |c| c.contains(&lines::Column::NrPtes) && c.contains(&lines::Column::Swapents)
+    ));
+    // RHEL 6's `cpu oom_adj oom_score_adj` and an undecidable 3.x row stay unnamed.
+    for row in [
+        "[15947]     0 15947     2657       20   3     -17         -1000 init",
+        "[ 1234]  1000  1234   500000   120000      230        0             0 java",
+    ] {
+        let c = lines::infer_columns(row).unwrap_or_default();
+        assert!(
+            !c.contains(&lines::Column::NrPtes) && !c.contains(&lines::Column::PgtablesBytes),
+            "{row}"
+        );
+        assert_eq!(c.last(), Some(&lines::Column::OomScoreAdj));
+    }
+}
