@@ -575,6 +575,7 @@ pub fn infer_columns(row: &str) -> Option<Vec<Column>> {
 ///   is a non-zero multiple of 4096 in practice, so such a value names the 4.15+ columns;
 /// - `oom_adj` lies in -17..=15, so a sixth number outside it is `swapents` (3.x `nr_ptes
 ///   swapents`, a page-table count cannot be told from a CPU number otherwise).
+///
 /// Anything else stays unnamed, as before: a wrong column would feed a wrong badness.
 fn seven_column_middle(mid: &[&str]) -> &'static [Column] {
     use Column::*;
