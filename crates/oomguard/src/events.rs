@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use oomguard_core::units::{format_mib_per_s, format_mib_whole};
 use serde_json::Value;
 
 use crate::cli::EventsArgs;
@@ -109,7 +110,7 @@ pub fn render_line(v: &Value) -> String {
             })
         });
     if let Some(r) = rss {
-        parts.push(format!("rss {} MiB", r >> 20));
+        parts.push(format!("rss {}", format_mib_whole(r)));
     }
     if let Some(c) = s(v, "constraint") {
         parts.push(c.trim_start_matches("CONSTRAINT_").to_lowercase());
@@ -140,9 +141,9 @@ pub fn render_line(v: &Value) -> String {
             .and_then(Value::as_f64)
             .unwrap_or(0.0);
         parts.push(format!(
-            "{} out of memory in ~{secs:.1} s at {:.0} MiB/s",
+            "{} out of memory in ~{secs:.1} s at {}",
             s(f, "scope").map_or("?".to_owned(), printable),
-            rate / f64::from(1u32 << 20)
+            format_mib_per_s(rate)
         ));
         let growers: Vec<String> = f
             .get("growers")
@@ -151,10 +152,10 @@ pub fn render_line(v: &Value) -> String {
             .flatten()
             .map(|g| {
                 format!(
-                    "{} (pid {}, {} MiB)",
+                    "{} (pid {}, {})",
                     s(g, "name").map_or("?".to_owned(), printable),
                     n(g, "pid").unwrap_or(0),
-                    g.get("rss_bytes").and_then(Value::as_u64).unwrap_or(0) >> 20
+                    format_mib_whole(g.get("rss_bytes").and_then(Value::as_u64).unwrap_or(0))
                 )
             })
             .collect();

@@ -24,7 +24,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const CG_ROOT: &str = "/sys/fs/cgroup";
+// The shared helpers where they do what this file needs. Its own `Cg` and `Daemon` stay: the
+// guest has no python (the shared `TestCgroup`'s hogs are python scripts; these tests use the
+// compiled `hog` example), runs the prebuilt binary named by `OOMGUARD_BIN`, and in it a
+// missing cgroup v2 memory controller is a failure, not a skip.
+mod common;
+use common::wait_timeout;
+
+const CG_ROOT: &str = common::V2_ROOT;
 
 /// Panics unless this is a lab guest: these tests provoke OOMs (one of them global).
 fn in_lab_guest() {
@@ -151,19 +158,6 @@ impl Drop for Cg {
     }
 }
 
-fn wait_exit(c: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if let Some(st) = c.try_wait().unwrap() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-    None
-}
-
 /// `oomguard watch` with its stderr in a file and its event log beside it.
 struct Daemon {
     child: Child,
@@ -235,7 +229,8 @@ impl Daemon {
     fn stop(mut self) -> String {
         // SAFETY: our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let st = wait_exit(&mut self.child, Duration::from_secs(20)).expect("daemon did not stop");
+        let st =
+            wait_timeout(&mut self.child, Duration::from_secs(20)).expect("daemon did not stop");
         let text = self.text();
         assert_eq!(st.code(), Some(0), "daemon exit {st:?}\n{text}");
         text
@@ -278,7 +273,7 @@ fn acts_before_the_kernel_on_memory_max(test: &str, rate: u64) {
         d.text()
     );
     let mut hog = cg.hog(400, rate, 1000);
-    let st = wait_exit(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
+    let st = wait_timeout(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
     assert!(killed_by_signal(&st), "hog {st:?}\n{}", d.text());
     eprintln!("hog {st:?}; memory.events:\n{}", cg.read("memory.events"));
     assert_eq!(
@@ -336,7 +331,7 @@ fn watch_guards_memory_high_as_the_limit() {
         d.text()
     );
     let mut hog = cg.hog(200, 256, 1000);
-    let st = wait_exit(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
+    let st = wait_timeout(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
     assert!(killed_by_signal(&st), "hog {st:?}\n{}", d.text());
     assert_eq!(cg.oom_kills(), 0);
     let k = d.kill_event();
@@ -380,10 +375,10 @@ fn cgroup_kill_unit_kills_the_whole_cgroup_and_nothing_else() {
         d.text()
     );
     let mut hog = victim_cg.hog(400, 256, 1000);
-    let st = wait_exit(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
+    let st = wait_timeout(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
     assert!(killed_by_signal(&st), "{st:?}\n{}", d.text());
     for s in &mut victims_sleepers {
-        let st = wait_exit(s, Duration::from_secs(10)).unwrap_or_else(|| {
+        let st = wait_timeout(s, Duration::from_secs(10)).unwrap_or_else(|| {
             panic!(
                 "a process of the victim's cgroup lived; cgroup.procs {:?}\n{}",
                 victim_cg.read("cgroup.procs"),
@@ -434,10 +429,10 @@ fn watch_kills_the_whole_group_when_memory_oom_group_is_set() {
         d.text()
     );
     let mut hog = cg.hog(400, 256, 1000);
-    let st = wait_exit(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
+    let st = wait_timeout(&mut hog, Duration::from_secs(90)).expect("hog not stopped");
     assert!(killed_by_signal(&st), "{st:?}\n{}", d.text());
     for s in &mut sleepers {
-        wait_exit(s, Duration::from_secs(10)).unwrap_or_else(|| {
+        wait_timeout(s, Duration::from_secs(10)).unwrap_or_else(|| {
             panic!(
                 "a member of the oom group lived; cgroup.procs {:?}\n{}",
                 cg.read("cgroup.procs"),
@@ -607,7 +602,8 @@ fn explain_reads_the_kernels_memcg_v2_report() {
     let mut sleeper = cg.hog(8, 0, 0);
     let from = kmsg_next_seq();
     let mut hog = cg.hog(300, 0, 1000);
-    let st = wait_exit(&mut hog, Duration::from_secs(60)).expect("the kernel did not kill the hog");
+    let st =
+        wait_timeout(&mut hog, Duration::from_secs(60)).expect("the kernel did not kill the hog");
     assert_eq!(st.signal(), Some(libc::SIGKILL));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(cg.oom_kills(), 1);
@@ -649,9 +645,9 @@ fn memory_oom_group_kill_is_explained_as_a_group() {
     let mut sleepers = [cg.sleeper(), cg.sleeper()];
     let from = kmsg_next_seq();
     let mut hog = cg.hog(300, 0, 1000);
-    wait_exit(&mut hog, Duration::from_secs(60)).expect("hog not killed");
+    wait_timeout(&mut hog, Duration::from_secs(60)).expect("hog not killed");
     for s in &mut sleepers {
-        let st = wait_exit(s, Duration::from_secs(10)).expect("a group member lived");
+        let st = wait_timeout(s, Duration::from_secs(10)).expect("a group member lived");
         assert_eq!(st.signal(), Some(libc::SIGKILL));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -770,7 +766,7 @@ fn run_on_v2_group_has_the_limits() {
     let max = std::fs::read_to_string(g.join("memory.max")).unwrap();
     let high = std::fs::read_to_string(g.join("memory.high")).unwrap();
     let procs = std::fs::read_to_string(g.join("cgroup.procs")).unwrap();
-    let st = wait_exit(&mut c, Duration::from_secs(30)).expect("run did not end");
+    let st = wait_timeout(&mut c, Duration::from_secs(30)).expect("run did not end");
     assert_eq!(st.code(), Some(0));
     assert_eq!(max.trim(), (96u64 << 20).to_string());
     assert_eq!(high.trim(), (80u64 << 20).to_string());
@@ -919,7 +915,7 @@ fn z_global_oom_report_with_mem_info_is_explained() {
     let cg = Cg::new("global");
     let from = kmsg_next_seq();
     let mut hog = cg.hog(mib.min(3072), 0, 1000);
-    let st = wait_exit(&mut hog, Duration::from_secs(120)).expect("no global OOM kill");
+    let st = wait_timeout(&mut hog, Duration::from_secs(120)).expect("no global OOM kill");
     assert_eq!(st.signal(), Some(libc::SIGKILL));
     std::thread::sleep(Duration::from_millis(500));
     let text = kmsg_records_since(from);

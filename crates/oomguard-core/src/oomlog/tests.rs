@@ -1,6 +1,7 @@
 //! Parser tests on literal kernel text; the fixture corpus is tested in `tests/`.
 
 use super::*;
+use crate::event::EventKind;
 
 fn parse(text: &str) -> Vec<OomEvent> {
     let mut p = Parser::new();

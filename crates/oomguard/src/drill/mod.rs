@@ -24,6 +24,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oomguard_core::config::{Config, HookEvent};
+use oomguard_core::host::cgroup as cg;
+use oomguard_core::units::format_mib_whole;
 
 /// The throwaway cgroup's memory limit: well under the hog's cap, so the hog must reach it.
 pub const LIMIT_BYTES: u64 = 128 << 20;
@@ -128,13 +130,17 @@ impl Hierarchy {
     }
     /// The cgroup's own memory limit, `None` when unlimited or unreadable.
     fn limit(&self, dir: &Path) -> Option<u64> {
-        let f = match self {
-            Hierarchy::V1(_) => "memory.limit_in_bytes",
-            Hierarchy::V2(_) => "memory.max",
+        let limit = match self {
+            Hierarchy::V1(_) => {
+                let f = "memory.limit_in_bytes";
+                cg::parse_v1_limit(f, &std::fs::read(dir.join(f)).ok()?)
+            }
+            Hierarchy::V2(_) => {
+                let f = "memory.max";
+                cg::parse_v2_limit(f, &std::fs::read(dir.join(f)).ok()?)
+            }
         };
-        let t = std::fs::read_to_string(dir.join(f)).ok()?;
-        let v: u64 = t.trim().parse().ok()?;
-        (v < (1u64 << 60)).then_some(v)
+        limit.ok()?.bytes()
     }
     /// Sets the limit (and no swap beyond it), and reads it back.
     fn set_limit(&self, dir: &Path, bytes: u64) -> std::io::Result<()> {
@@ -163,15 +169,16 @@ impl Hierarchy {
     }
     /// The kernel's memcg OOM kills in this cgroup.
     fn oom_kills(&self, dir: &Path) -> Option<u64> {
-        let (f, key) = match self {
-            Hierarchy::V1(_) => ("memory.oom_control", "oom_kill "),
-            Hierarchy::V2(_) => ("memory.events", "oom_kill "),
-        };
-        std::fs::read_to_string(dir.join(f))
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().parse().ok())
+        match self {
+            Hierarchy::V1(_) => {
+                let t = std::fs::read(dir.join("memory.oom_control")).ok()?;
+                cg::parse_v1_oom_control(&t).ok()?.oom_kill
+            }
+            Hierarchy::V2(_) => {
+                let t = std::fs::read(dir.join("memory.events")).ok()?;
+                cg::parse_v2_events("memory.events", &t).ok()?.oom_kill
+            }
+        }
     }
 }
 
@@ -377,7 +384,7 @@ fn drill(args: &DrillArgs, timeout: Duration, st: &mut Steps) -> i32 {
                 (_, _, Some(l)) if l > hog::MAX_HOG_MIB << 20 => {
                     st.fail(
                         "cgroup",
-                        format!("refused: {rel}'s limit ({} MiB) is above the hog's cap ({} MiB): the hog could not reach it", l >> 20, hog::MAX_HOG_MIB),
+                        format!("refused: {rel}'s limit ({}) is above the hog's cap ({} MiB): the hog could not reach it", format_mib_whole(l), hog::MAX_HOG_MIB),
                     );
                     return 1;
                 }
@@ -386,7 +393,10 @@ fn drill(args: &DrillArgs, timeout: Duration, st: &mut Steps) -> i32 {
                     return 1;
                 }
                 (_, _, Some(l)) => {
-                    st.pass("cgroup", format!("using {rel} (limit {} MiB)", l >> 20));
+                    st.pass(
+                        "cgroup",
+                        format!("using {rel} (limit {})", format_mib_whole(l)),
+                    );
                     (rel.clone(), dir)
                 }
             }
@@ -424,8 +434,8 @@ fn drill(args: &DrillArgs, timeout: Duration, st: &mut Steps) -> i32 {
             st.pass(
                 "cgroup",
                 format!(
-                    "created {rel}, limit {} MiB, no swap beyond it",
-                    LIMIT_BYTES >> 20
+                    "created {rel}, limit {}, no swap beyond it",
+                    format_mib_whole(LIMIT_BYTES)
                 ),
             );
             (rel, dir)

@@ -6,6 +6,7 @@
 //! variable nor a journal field can carry, becomes a space.
 
 use oomguard_core::event::{EventKind, OomEvent, Source};
+use oomguard_core::units::{format_mib_delta, format_mib_per_s, format_mib_whole};
 
 /// `kill`, `warn`, ... as in the JSON.
 pub fn kind_str(k: EventKind) -> &'static str {
@@ -59,20 +60,20 @@ fn forecast_title(ev: &OomEvent) -> String {
         format!("cgroup {}", printable(&f.scope))
     };
     let mut t = format!(
-        "Memory forecast: {scope} runs out of memory in about {:.1} s ({} MiB left, filling at {:.0} MiB/s)",
+        "Memory forecast: {scope} runs out of memory in about {:.1} s ({} left, filling at {})",
         f.seconds_to_oom,
-        f.free_bytes >> 20,
-        f.fill_bytes_per_s / f64::from(1u32 << 20)
+        format_mib_whole(f.free_bytes),
+        format_mib_per_s(f.fill_bytes_per_s)
     );
     if let Some(g) = f.growers.first() {
         t.push_str(&format!(
-            "; top grower {} (pid {}, {} MiB",
+            "; top grower {} (pid {}, {}",
             printable(&g.name),
             g.pid,
-            g.rss_bytes >> 20
+            format_mib_whole(g.rss_bytes)
         ));
         if let Some(d) = g.growth_bytes {
-            t.push_str(&format!(", {:+} MiB", d >> 20));
+            t.push_str(&format!(", {}", format_mib_delta(d)));
         }
         t.push(')');
     }
@@ -236,7 +237,7 @@ pub fn summary(ev: &OomEvent) -> (String, String) {
         (None, None) => "an unknown process".to_owned(),
     };
     let rss = rss_bytes(ev)
-        .map(|b| format!(", {} MiB resident", b >> 20))
+        .map(|b| format!(", {} resident", format_mib_whole(b)))
         .unwrap_or_default();
     let place = cgroup
         .map(|c| format!(" in cgroup {}", printable(c)))

@@ -372,8 +372,8 @@ impl TestCgroup {
     /// controller, as in the VM lab): there, `oomguard-test-<name>-<pid>` directly below the v2
     /// root (the root is exempt from the no-internal-process rule; its `cgroup.subtree_control`
     /// must list `memory`), limited by `memory.max`. The other methods read the v1 or v2 file as
-    /// [`TestCgroup::is_v2`] says. `kernel_v2.rs`'s own `Cg` helper could be this (its
-    /// `child` enables `+memory` the same way).
+    /// [`TestCgroup::is_v2`] says. (`kernel_v2.rs` keeps its own `Cg`: the VM lab's guest has
+    /// no python for these hogs, and there a missing controller is a failure, not a skip.)
     pub fn new_any(name: &str, limit_bytes: u64) -> Option<TestCgroup> {
         if Path::new(V1_MEMORY).join("memory.usage_in_bytes").exists() || !is_root() {
             return Self::new(name, limit_bytes);

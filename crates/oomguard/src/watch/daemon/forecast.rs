@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use oomguard_core::event::{EventKind, ForecastInfo, OomEvent, Source};
+use oomguard_core::event::{EventKind, ForecastInfo, Grower, OomEvent, Source};
 use oomguard_core::forecast::{self, Sized, Step};
 use oomguard_core::size::format_bytes;
 use oomguard_core::trigger::Sample;
@@ -36,6 +36,19 @@ fn sized(s: &ProcSample, page_size: u64) -> Sized {
         s.pid,
         s.start_time_ticks,
         s.mem.map_or(0, |m| m.rss_pages * page_size),
+    )
+}
+
+/// The [`GROWERS`] processes that grew most since `baseline`, as a forecast event names them
+/// (the machine's and a cgroup's scope alike).
+fn top_growers(baseline: &[Sized], procs: &[ProcSample], page_size: u64) -> Vec<Grower> {
+    forecast::top_growers(
+        baseline,
+        procs.iter().map(|p| {
+            let (pid, start, rss) = sized(p, page_size);
+            (pid, start, rss, p.comm.as_str())
+        }),
+        GROWERS,
     )
 }
 
@@ -64,14 +77,7 @@ impl Daemon {
                 .forecast
                 .set_baseline(procs.iter().map(|p| sized(p, ps))),
             Step::Fire | Step::Nothing => {
-                let growers = forecast::top_growers(
-                    &self.forecast.baseline,
-                    procs.iter().map(|p| {
-                        let (pid, start, rss) = sized(p, ps);
-                        (pid, start, rss, p.comm.as_str())
-                    }),
-                    GROWERS,
-                );
+                let growers = top_growers(&self.forecast.baseline, &procs, ps);
                 let info = ForecastInfo {
                     scope: MACHINE.to_owned(),
                     seconds_to_oom: tto,
@@ -114,14 +120,7 @@ impl Daemon {
         match step {
             Step::Prime => w.forecast.set_baseline(procs.iter().map(|p| sized(p, ps))),
             Step::Fire | Step::Nothing => {
-                let growers = forecast::top_growers(
-                    &w.forecast.baseline,
-                    procs.iter().map(|p| {
-                        let (pid, start, rss) = sized(p, ps);
-                        (pid, start, rss, p.comm.as_str())
-                    }),
-                    GROWERS,
-                );
+                let growers = top_growers(&w.forecast.baseline, &procs, ps);
                 let info = ForecastInfo {
                     scope: w.path.clone(),
                     seconds_to_oom: tto,

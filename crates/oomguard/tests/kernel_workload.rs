@@ -18,19 +18,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::kernel::skip;
 use common::{real_kernel_skip_reason, wait_timeout, TestCgroup};
 use serde_json::Value;
 
 fn bin() -> PathBuf {
     assert_cmd::cargo::cargo_bin("oomguard")
-}
-
-/// Skips (prints why), or fails when `OOMGUARD_REQUIRE_KERNEL=1`.
-fn skip(test: &str, why: &str) {
-    if std::env::var("OOMGUARD_REQUIRE_KERNEL").as_deref() == Ok("1") {
-        panic!("{test}: OOMGUARD_REQUIRE_KERNEL=1 but {why}");
-    }
-    eprintln!("SKIP {test}: {why}");
 }
 
 const UID_BURSTABLE: &str = "0b4a7c2e-1f3d-4e5a-9b6c-7d8e9f0a1b2c";
