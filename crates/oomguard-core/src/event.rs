@@ -355,6 +355,9 @@ pub struct OomEvent {
     /// events seen live; `crate::recorder`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorder: Option<crate::recorder::Recording>,
+    /// A step of the thrash rule's chain of actions (`[thrash] actions`) and how it went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<crate::restrain::StepInfo>,
 }
 
 /// What a `forecast` event says: which scope runs out, when, how fast, and who grows.
@@ -585,6 +588,7 @@ impl OomEvent {
             detection: None,
             forecast: None,
             recorder: None,
+            step: None,
         }
     }
 

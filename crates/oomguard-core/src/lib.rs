@@ -20,6 +20,7 @@ pub mod oomlog;
 pub mod policy;
 pub mod recorder;
 pub mod replay;
+pub mod restrain;
 pub mod run;
 pub mod since;
 pub mod size;

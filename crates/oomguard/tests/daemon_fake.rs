@@ -413,3 +413,119 @@ fn a_kill_event_carries_the_flight_recorders_minute() {
     assert!(second.contains("grew: sleep +100 MiB"), "{line}");
     assert!(second.contains("cgroup /app 10 MiB → "), "{line}");
 }
+
+/// `["freeze", "kill"]` on a fake v2 cgroup: the real restrainer writes `cgroup.freeze` in the
+/// tree (recorded in the state file first), thaws it when the step's window is over, and the
+/// scope, still thrashing after the thaw, gets the kill step; every step is an event.
+#[test]
+fn v2_cgroup_thrash_freezes_then_thaws_then_kills() {
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("restrain.json");
+    let mut w = world_with(
+        "1M",
+        "512K",
+        &format!(
+            "\n[[cgroups]]\npath = \"/app\"\nheadroom = \"0\"\n{}machine = false\nstate_file = \"{}\"\n",
+            THRASH_FAST.replace("[\"notify\", \"kill\"]", "[\"freeze\", \"kill\"]"),
+            state_file.display()
+        ),
+        |host, pid| {
+            host.write(&format!("proc/{pid}/cgroup"), "0::/app\n");
+            host.add_memcg_v2("/app", 60 << 20, Some(64 << 20), 0, &[pid]);
+            host.write("cgroup/app/cgroup.freeze", "0\n");
+        },
+    );
+    let freeze = w.host.root().join("cgroup/app/cgroup.freeze");
+    let mut seen = Vec::new();
+    let mut listed = String::new();
+    step_slowly(&mut w, 16, |h, i| {
+        let f = std::fs::read_to_string(h.root().join("cgroup/app/cgroup.freeze")).unwrap();
+        if seen.last() != Some(&f) {
+            seen.push(f.clone());
+        }
+        if f == "1" && listed.is_empty() {
+            listed = std::fs::read_to_string(&state_file).unwrap_or_default();
+        }
+        h.write(
+            "cgroup/app/memory.stat",
+            &format!(
+                "anon 4194304\nfile 58720256\nshmem 0\ninactive_anon 4194304\nactive_anon 0\ninactive_file 50331648\nactive_file 8388608\nworkingset_refault_anon 0\nworkingset_refault_file {}\npgmajfault 0\n",
+                (i + 1) * 20_000
+            ),
+        )
+    });
+    let ev = events(&w);
+    // Frozen, then thawed (the writes are whole: "1", then "0").
+    assert!(
+        seen.windows(2).any(|p| p[0] == "1" && p[1] == "0"),
+        "cgroup.freeze went {seen:?}; {ev:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&freeze).unwrap(), "0");
+    assert!(
+        listed.contains(r#"{"change":"freeze_v2","cgroup":"/app"}"#),
+        "state file while frozen: {listed:?}"
+    );
+    assert!(!state_file.exists(), "cleared after the thaw");
+    let outcomes: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["step"]["action"] == "freeze")
+        .map(|e| e["step"]["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(&outcomes[..2], ["done", "ended"], "{ev:?}");
+    let fi = ev
+        .iter()
+        .position(|e| e["step"]["outcome"] == "ended")
+        .unwrap();
+    let ki = ev
+        .iter()
+        .position(|e| e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill after the thaw: {ev:?}"));
+    assert!(fi < ki);
+    assert_eq!(ev[ki]["trigger"]["cgroup"], "/app");
+}
+
+/// A state file left by a crashed daemon: the change of a guarded cgroup is undone at the first
+/// iteration; a garbled line and a cgroup not guarded now are warnings, never acted on, and the
+/// latter stays listed.
+#[test]
+fn a_stale_state_file_is_undone_for_guarded_cgroups_only() {
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("restrain.json");
+    std::fs::write(
+        &state_file,
+        "# left by a crash\n{\"change\":\"freeze_v2\",\"cgroup\":\"/app\"}\n{\"change\":\"freeze_v2\",\"cg\n{\"change\":\"freeze_v2\",\"cgroup\":\"/other\"}\n{\"change\":\"freeze_v2\",\"cgroup\":\"/app/../other\"}\n",
+    )
+    .unwrap();
+    let mut w = world_with(
+        "1M",
+        "512K",
+        &format!(
+            "\n[[cgroups]]\npath = \"/app\"\nheadroom = \"0\"\n{}machine = false\nstate_file = \"{}\"\n",
+            THRASH_FAST.replace("[\"notify\", \"kill\"]", "[\"freeze\", \"kill\"]"),
+            state_file.display()
+        ),
+        |host, pid| {
+            host.write(&format!("proc/{pid}/cgroup"), "0::/app\n");
+            host.add_memcg_v2("/app", 60 << 20, Some(64 << 20), 0, &[pid]);
+            host.write("cgroup/app/cgroup.freeze", "1\n");
+            host.add_memcg_v2("/other", 1 << 20, Some(64 << 20), 0, &[]);
+            host.write("cgroup/other/cgroup.freeze", "1\n");
+        },
+    );
+    w.daemon.step();
+    let root = w.host.root().to_path_buf();
+    assert_eq!(
+        std::fs::read_to_string(root.join("cgroup/app/cgroup.freeze")).unwrap(),
+        "0"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("cgroup/other/cgroup.freeze")).unwrap(),
+        "1\n",
+        "a cgroup not guarded is never touched"
+    );
+    let left = std::fs::read_to_string(&state_file).unwrap();
+    assert!(
+        left.contains(r#"{"change":"freeze_v2","cgroup":"/other"}"#) && !left.contains("/app"),
+        "{left}"
+    );
+}

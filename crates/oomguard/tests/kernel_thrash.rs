@@ -90,14 +90,27 @@ struct Daemon {
 
 impl Daemon {
     /// A dry-run daemon guarding `cg` (headroom 0: the headroom rule only watches) with the
-    /// thrash rule on for cgroups only.
+    /// thrash rule on for cgroups only, notify then kill.
     fn start(cg: &TestCgroup, extra: &str) -> Daemon {
+        Daemon::start_with(
+            cg,
+            true,
+            &format!("step_window = \"2s\"\nactions = [\"notify\", \"kill\"]\n{extra}"),
+        )
+    }
+
+    /// A daemon guarding `cg` with the thrash rule on for cgroups only and `thrash` lines
+    /// (actions, step_window, ...) added to its section. Not a dry run only with `dry_run`
+    /// false; candidates are limited to `cg` either way (`candidates_cgroup`), so even the
+    /// machine-wide memory rule could only choose the test's own processes.
+    fn start_with(cg: &TestCgroup, dry_run: bool, thrash: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("oomguard.toml");
         std::fs::write(
             &cfg,
             format!(
-                r#"dry_run = true
+                r#"dry_run = {dry_run}
+candidates_cgroup = "{}"
 [memory]
 term_below = "1M"
 kill_below = "512K"
@@ -111,10 +124,9 @@ headroom = "0"
 enable = true
 machine = false
 duration = "3s"
-step_window = "2s"
-actions = ["notify", "kill"]
-{extra}
+{thrash}
 "#,
+                cg.rel,
                 dir.path().join("events.jsonl").display(),
                 cg.rel
             ),
@@ -315,6 +327,13 @@ fn check_prints_the_thrash_rule_and_names_a_bad_key() {
         ) && out.contains("actions notify -> kill"),
         "{out}"
     );
+    let frz = run("[thrash]\nenable = true\nactions = [\"notify\", \"freeze\", \"kill\"]\nstep_window = \"5s\"\n");
+    let out = String::from_utf8_lossy(&frz.stdout);
+    assert_eq!(frz.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("actions notify -> freeze -> kill (5s each); changes recorded in /run/oomguard/restrain.json"),
+        "{out}"
+    );
     let off = run("");
     assert!(String::from_utf8_lossy(&off.stdout).contains("thrash: off"));
     for (text, key) in [
@@ -325,8 +344,12 @@ fn check_prints_the_thrash_rule_and_names_a_bad_key() {
         ("[thrash]\nthreshold = -5\n", "thrash.threshold"),
         ("[thrash]\nduration = \"soon\"\n", "line 2"),
         (
-            "[thrash]\nactions = [\"freeze\", \"kill\"]\n",
+            "[thrash]\nactions = [\"throttle\", \"kill\"]\n",
             "not implemented yet",
+        ),
+        (
+            "[thrash]\nactions = [\"freeze\", \"kill\"]\nstate_file = \"rel.json\"\n",
+            "thrash.state_file",
         ),
     ] {
         let bad = run(text);
@@ -334,4 +357,287 @@ fn check_prints_the_thrash_rule_and_names_a_bad_key() {
         assert_eq!(bad.status.code(), Some(2), "{text}: {err}");
         assert!(err.contains(key), "{text}: {err}");
     }
+}
+
+/// The v1 freezer cgroup with the memory cgroup's path (made here, with the parents that were
+/// missing); on drop it is thawed, what the test put in it is SIGKILLed, and what was made is
+/// removed.
+struct FreezerCg {
+    dir: PathBuf,
+    made: Vec<PathBuf>,
+}
+
+impl FreezerCg {
+    fn new(test: &str, rel: &str) -> Option<FreezerCg> {
+        let root = Path::new("/sys/fs/cgroup/freezer");
+        if !root.join("cgroup.procs").exists() {
+            kernel::skip(test, "no cgroup v1 freezer at /sys/fs/cgroup/freezer");
+            return None;
+        }
+        let mut dir = root.to_path_buf();
+        let mut made = Vec::new();
+        for c in rel.trim_start_matches('/').split('/') {
+            dir.push(c);
+            if !dir.exists() {
+                std::fs::create_dir(&dir).expect("mkdir freezer cgroup");
+                made.push(dir.clone());
+            }
+        }
+        Some(FreezerCg { dir, made })
+    }
+
+    fn state(&self) -> String {
+        std::fs::read_to_string(self.dir.join("freezer.state"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    fn wait_state(&self, want: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.state() == want {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Starts the reader in the memory cgroup and this freezer cgroup.
+    fn spawn_reader(&self, cg: &TestCgroup, args: &[&str]) -> Child {
+        let py = common::python().expect("python3");
+        let mut inner = format!("{py} -c \"$0\"");
+        for i in 1..=args.len() {
+            inner.push_str(&format!(" \"${i}\""));
+        }
+        let sh = format!(
+            "echo $$ > '{}' && {}",
+            self.dir.join("cgroup.procs").display(),
+            cg.join_then(&inner)
+        );
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(sh)
+            .arg(READER)
+            .args(args)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+impl Drop for FreezerCg {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("freezer.state"), "THAWED");
+        for _ in 0..100 {
+            let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+            let pids: Vec<i32> = procs
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                // SAFETY: only pids in the freezer cgroup this test made and filled.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for d in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+fn freeze_config(state: &Path, step_window: &str) -> String {
+    format!(
+        "step_window = \"{step_window}\"\nactions = [\"freeze\", \"kill\"]\nstate_file = \"{}\"\n",
+        state.display()
+    )
+}
+
+/// `actions = ["freeze", "kill"]` on the real v1 freezer: the thrashing reader's cgroup is
+/// frozen (recorded in the state file first), thawed when the 3 s window is over, and, still
+/// thrashing after the thaw, the reader is killed (really: SIGTERM, within the test cgroup
+/// only). Every step is an event.
+#[test]
+fn freeze_then_kill_on_the_real_freezer() {
+    let test = "freeze_then_kill_on_the_real_freezer";
+    let Some(cg) = TestCgroup::new("thrash-freeze", LIMIT) else {
+        return;
+    };
+    let Some(frz) = FreezerCg::new(test, &cg.rel) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("restrain.json");
+    let d = Daemon::start_with(&cg, false, &freeze_config(&state, "3s"));
+    let mut reader = frz.spawn_reader(&cg, &[file.to_str().unwrap(), "0", "90", "thrasher"]);
+    assert!(
+        frz.wait_state("FROZEN", Duration::from_secs(40)),
+        "never frozen ({})\n{}",
+        frz.state(),
+        d.text()
+    );
+    let frozen_at = Instant::now();
+    let listed = std::fs::read_to_string(&state).unwrap_or_default();
+    assert!(
+        listed.contains(&format!(
+            r#"{{"change":"freezer_v1","cgroup":"{}"}}"#,
+            cg.rel
+        )),
+        "state file: {listed:?}"
+    );
+    // Thawed at the end of its window (3 s; the loop wakes for it), then killed.
+    assert!(
+        frz.wait_state("THAWED", Duration::from_secs(6)),
+        "not thawed\n{}",
+        d.text()
+    );
+    let thawed_after = frozen_at.elapsed();
+    let status = wait_timeout(&mut reader, Duration::from_secs(30));
+    let text = d.text();
+    assert!(status.is_some(), "the reader was not killed\n{text}");
+    assert!(
+        d.wait_for("kill #1 (real): thrash-refault", Duration::from_secs(5)),
+        "{text}"
+    );
+    let text = d.text();
+    assert!(
+        text.contains("step 1/2 freeze") && text.contains("step 2/2 kill"),
+        "{text}"
+    );
+    let evs = d.events();
+    let step = |outcome: &str| {
+        evs.iter()
+            .find(|e| e["step"]["action"] == "freeze" && e["step"]["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no freeze {outcome} event: {evs:?}\n{text}"))
+    };
+    let done = step("done");
+    assert_eq!(done["kind"], "warning");
+    assert_eq!(done["trigger"]["cgroup"], cg.rel.as_str());
+    assert_eq!(done["step"]["index"], 1);
+    assert_eq!(done["step"]["of"], 2);
+    step("ended");
+    let k = evs
+        .iter()
+        .find(|e| e["kind"] == "kill" && e["source"] == "oomguard")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}\n{text}"));
+    assert_eq!(k["trigger"]["reason"], "thrash-refault");
+    assert_eq!(k["victim"]["name"], "thrasher");
+    assert_eq!(k["action"]["dry_run"], false);
+    // Nothing is left changed: the state file is gone.
+    assert!(!state.exists(), "{:?}", std::fs::read_to_string(&state));
+    eprintln!("freeze: thawed {thawed_after:?} after it was seen frozen; then killed");
+}
+
+/// A daemon SIGKILLed while the cgroup is frozen leaves it frozen (nothing can run at a
+/// SIGKILL) but listed in the state file; the next daemon thaws it at start and clears it.
+#[test]
+fn a_daemon_killed_while_frozen_is_undone_by_the_next() {
+    let test = "a_daemon_killed_while_frozen_is_undone_by_the_next";
+    let Some(cg) = TestCgroup::new("thrash-sigkill", LIMIT) else {
+        return;
+    };
+    let Some(frz) = FreezerCg::new(test, &cg.rel) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("restrain.json");
+    let mut d = Daemon::start_with(&cg, false, &freeze_config(&state, "60s"));
+    let mut reader = frz.spawn_reader(&cg, &[file.to_str().unwrap(), "0", "120", "thrasher"]);
+    assert!(
+        frz.wait_state("FROZEN", Duration::from_secs(40)),
+        "never frozen\n{}",
+        d.text()
+    );
+    // SIGKILL, by pid (our own child).
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(frz.state(), "FROZEN");
+    assert!(std::fs::read_to_string(&state)
+        .unwrap_or_default()
+        .contains("freezer_v1"));
+    let d2 = Daemon::start_with(&cg, false, &freeze_config(&state, "60s"));
+    assert!(
+        frz.wait_state("THAWED", Duration::from_secs(5)),
+        "the next daemon did not thaw it\n{}",
+        d2.text()
+    );
+    // Stop the reader before the new daemon's rule could fire again.
+    let _ = reader.kill();
+    let _ = reader.wait();
+    assert!(
+        d2.wait_for(
+            "thrash: restored what an earlier daemon left: v1 freezer cgroup",
+            Duration::from_secs(2)
+        ),
+        "{}",
+        d2.text()
+    );
+    assert!(!state.exists(), "{:?}", std::fs::read_to_string(&state));
+}
+
+/// The process state letter of `pid` (`T` stopped), from `/proc/PID/stat`.
+fn proc_state(pid: u32) -> char {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    s.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?')
+}
+
+/// No freezer cgroup of the memory cgroup's path, and the scope is one process: `freeze`
+/// stops it with SIGSTOP (through a pidfd) for the window and continues it with SIGCONT, then
+/// the kill follows.
+#[test]
+fn freeze_stops_a_one_process_scope_without_a_freezer_cgroup() {
+    let test = "freeze_stops_a_one_process_scope_without_a_freezer_cgroup";
+    let Some(cg) = TestCgroup::new("thrash-stop", LIMIT) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("restrain.json");
+    let d = Daemon::start_with(&cg, false, &freeze_config(&state, "3s"));
+    let mut reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "0", "90", "thrasher"]);
+    let pid = reader.id();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while proc_state(pid) != 'T' && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(proc_state(pid), 'T', "never stopped\n{}", d.text());
+    let listed = std::fs::read_to_string(&state).unwrap_or_default();
+    assert!(
+        listed.contains(&format!(
+            r#""change":"stop","cgroup":"{}","pid":{pid}"#,
+            cg.rel
+        )),
+        "{listed:?}"
+    );
+    let status = wait_timeout(&mut reader, Duration::from_secs(30));
+    let text = d.text();
+    assert!(status.is_some(), "not killed\n{text}");
+    assert!(
+        text.contains("stopped (SIGSTOP)") && text.contains("step 1/2 freeze ended"),
+        "{text}"
+    );
+    assert!(
+        d.wait_for("kill #1 (real): thrash-refault", Duration::from_secs(5)),
+        "{text}"
+    );
+    assert!(!state.exists());
 }

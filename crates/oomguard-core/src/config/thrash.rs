@@ -118,6 +118,13 @@ impl ThrashConfig {
 }
 
 impl ThrashConfig {
+    /// Whether a step changes a workload (and so needs the state file to undo it).
+    pub fn changes_workloads(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, ActionStep::Freeze | ActionStep::Throttle))
+    }
+
     /// One line for `watch --check`.
     pub fn describe(&self) -> String {
         if !self.enable {
@@ -131,7 +138,7 @@ impl ThrashConfig {
         };
         let steps: Vec<&str> = self.actions.iter().map(|a| a.label()).collect();
         format!(
-            "thrash: {scopes}: refaults above {}% of the working set per second (and at least {} B/s) for {:?}, {:?} windows; swap full at {}% free, zram at {}% used; actions {} ({:?} each)\n",
+            "thrash: {scopes}: refaults above {}% of the working set per second (and at least {} B/s) for {:?}, {:?} windows; swap full at {}% free, zram at {}% used; actions {} ({:?} each){}\n",
             self.threshold,
             self.min_refault_rate,
             self.duration,
@@ -139,7 +146,12 @@ impl ThrashConfig {
             self.swap_free_low_pct,
             self.zram_full_pct,
             steps.join(" -> "),
-            self.step_window
+            self.step_window,
+            if self.changes_workloads() {
+                format!("; changes recorded in {}", self.state_file)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -186,12 +198,14 @@ pub fn validate(t: &ThrashConfig) -> Result<(), String> {
                 a.label()
             ));
         }
-        // The steps that change a workload (and so need the restore-after-crash state file)
-        // are not wired to an actuator yet: refuse them rather than accept a key that does
-        // nothing.
-        if !matches!(a, ActionStep::Notify | ActionStep::Kill) {
+        // The steps not wired to an actuator yet are refused rather than accepted as a key
+        // that does nothing.
+        if !matches!(
+            a,
+            ActionStep::Notify | ActionStep::Freeze | ActionStep::Kill
+        ) {
             return Err(format!(
-                "thrash.actions[{i}]: {:?} is not implemented yet (only \"notify\" and \"kill\" are)",
+                "thrash.actions[{i}]: {:?} is not implemented yet (only \"notify\", \"freeze\" and \"kill\" are)",
                 a.label()
             ));
         }
@@ -204,15 +218,11 @@ pub fn validate(t: &ThrashConfig) -> Result<(), String> {
     if t.step_window.is_zero() {
         return Err("thrash.step_window: must be above 0".to_owned());
     }
-    if t.actions
-        .iter()
-        .any(|a| matches!(a, ActionStep::Freeze | ActionStep::Throttle))
-        && t.state_file.is_empty()
-    {
-        return Err(
-            "thrash.state_file: freeze and throttle need a state file (to restore after a crash)"
-                .to_owned(),
-        );
+    if t.changes_workloads() && !t.state_file.starts_with('/') {
+        return Err(format!(
+            "thrash.state_file: {:?}: freeze and throttle need a state file, an absolute path (to restore after a crash)",
+            t.state_file
+        ));
     }
     Ok(())
 }
@@ -250,6 +260,18 @@ mod tests {
         assert!(e("[thrash]\nzram_full_pct = 101.0\n").contains("thrash.zram_full_pct"));
         assert!(e("[thrash]\nthrottle_to_pct = 100.0\n").contains("thrash.throttle_to_pct"));
         assert!(e("[thrash]\nfreq = 1\n").contains("freq"));
-        assert!(e("[thrash]\nactions = [\"freeze\", \"kill\"]\n").contains("not implemented yet"));
+        assert!(e("[thrash]\nactions = [\"throttle\", \"kill\"]\n").contains("not implemented yet"));
+        assert!(e("[thrash]\nactions = [\"restart\"]\n").contains("thrash.actions[0]"));
+        let c = parse(
+            "[thrash]\nenable = true\nactions = [\"notify\", \"freeze\", \"kill\"]\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(
+            c.thrash.actions,
+            vec![ActionStep::Notify, ActionStep::Freeze, ActionStep::Kill]
+        );
+        assert!(e("[thrash]\nactions = [\"freeze\"]\nstate_file = \"\"\n")
+            .contains("thrash.state_file"));
     }
 }

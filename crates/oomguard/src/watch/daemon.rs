@@ -422,7 +422,8 @@ impl Daemon {
             max: cfg.poll.max,
             floor_fill_bytes_per_s: cfg.poll.fill_rate as f64,
         };
-        let thrash = thrash::ThrashWatch::open(&cfg.thrash, &procfs, &cgfs, page_size_bytes())?;
+        let thrash =
+            thrash::ThrashWatch::open(&cfg.thrash, &procfs, &cgfs, page_size_bytes(), cfg.dry_run)?;
         let mut d = Daemon {
             cfg,
             origin,
@@ -516,6 +517,8 @@ impl Daemon {
         if let Some(w) = self.notifier.max_sleep() {
             timeout = timeout.min(w);
         }
+        // A running thrash step ends on time (a freeze is thawed at the end of its window).
+        timeout = timeout.min(self.thrash_tick(now));
         if let Some(d) = self.tell.next_deadline(Instant::now()) {
             timeout = timeout.min(d.saturating_duration_since(Instant::now()));
         }
@@ -547,6 +550,8 @@ impl Daemon {
             let timeout = self.step();
             if let Some(code) = self.wait(timeout)? {
                 self.notifier.stopping();
+                // Nothing frozen is left behind.
+                self.thrash_restore_all("stopping");
                 log(format_args!(
                     "stopping: {} decisions, {} kills, {} loop iterations",
                     self.decisions, self.kills, self.loops

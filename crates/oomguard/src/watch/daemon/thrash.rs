@@ -1,17 +1,18 @@
-//! The thrash rule in the loop (issue 16): each tick, the machine's counters (`/proc/vmstat`,
-//! through a descriptor kept open and a buffer sized at start) and each guarded cgroup's
-//! (`memory.stat`, through the cgroup's kept directory fd) go to one
-//! [`ThrashDetector`] per scope (`oomguard_core::thrash`, pure). When a detector fires, the
-//! scope's chain of actions (`[thrash] actions`) takes its next step: `notify` records an event
-//! and changes nothing; `kill` is a [`Decision`] with the thrash reason as its trigger, executed
-//! by the kill step (`kill.rs`) within the scope (a cgroup's firing chooses among that cgroup's
-//! processes only).
+//! The thrash rule in the loop (issue 16): the machine's counters (`/proc/vmstat`, through a
+//! descriptor kept open and a buffer sized at start) and each guarded cgroup's (`memory.stat`,
+//! through the cgroup's kept directory fd), sampled at most every [`SAMPLE_EVERY`], go to one
+//! [`ThrashDetector`] per scope (`oomguard_core::thrash`, pure). Its verdicts drive the scope's
+//! escalation [`Chain`] (`oomguard_core::restrain`, pure), whose commands are executed here and
+//! in `steps.rs`: `notify` records an event and changes nothing; `freeze` freezes the cgroup
+//! (behind `act::restrain::Restrainer`) and thaws it when its `step_window` is over; `kill` is
+//! a [`Decision`] with the thrash reason as its trigger, executed by the kill step (`kill.rs`)
+//! within the scope (a cgroup's firing chooses among that cgroup's processes only). Every step
+//! is an event with a `step` field saying how it went.
 //!
-//! Escalation: a firing within `step_window + 2 × (duration + window)` of the scope's previous
-//! step continues the episode and takes the next step (the detector is reset after each step,
-//! so firing again means a whole new `duration` of thrashing measured after it); a later firing
-//! starts the chain over. Swap state (SwapFree from the tick's `/proc/meminfo`, zram devices re-read every 10 s)
+//! Swap state (SwapFree from the tick's `/proc/meminfo`, zram devices re-read every 10 s)
 //! lowers the bar as `oomguard_core::thrash` describes.
+
+mod steps;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,25 +25,60 @@ use oomguard_core::decision::{self, Decision, Scope, Snapshot};
 use oomguard_core::event::{EventKind, OomEvent, Source};
 use oomguard_core::host::system::{parse_vmstat, MemInfo};
 use oomguard_core::host::zram::ZramDevice;
+use oomguard_core::restrain::{Chain, ChainInput, Change, Command, StepInfo};
 use oomguard_core::size::format_bytes;
 use oomguard_core::thrash::{
-    swap_exhausted, SwapExhausted, ThrashCounters, ThrashDetector, ThrashVerdict,
+    swap_exhausted, SwapExhausted, ThrashCounters, ThrashDetector, ThrashReason, ThrashVerdict,
 };
 use oomguard_core::trigger::{Level, Sample};
 
 use super::{log, Daemon};
+use crate::act::restrain::{DryRunRestrainer, RealRestrainer, Restrainer, StateFile, Target};
 use crate::host::{CgroupFs, ProcFs, ZramFs};
 use crate::sense::reread;
 
 /// How often the zram devices are listed again (a directory walk: not every tick).
 const ZRAM_EVERY: Duration = Duration::from_secs(10);
 
-/// Where a scope is in its chain of actions.
-#[derive(Debug, Clone, Copy)]
-struct Episode {
-    /// Index into `actions` of the step last taken.
-    step: usize,
-    at: Instant,
+/// A scope's counters are read and parsed at most this often. The loop runs every few ms
+/// under memory pressure (the memory rules want that), and a window is 1 s by default: reading
+/// `/proc/vmstat` (about 5 KiB of text on 6.18) and each `memory.stat` on every iteration only
+/// repeated the verdict and cost CPU (`bench/thrash_false.sh`).
+pub(super) const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// One scope's rule state: its detector, its chain, and what its running step changed.
+pub(super) struct ScopeThrash {
+    detector: ThrashDetector,
+    chain: Chain,
+    read_at: Option<Instant>,
+    /// The last firing's reason and verdict (a step taken on a judgement reports them).
+    fired: Option<Fired>,
+    /// What the running freeze changed (ended when its window is over).
+    active: Option<(Change, Target)>,
+}
+
+impl ScopeThrash {
+    fn new(cfg: &ThrashConfig, page_size: u64) -> Self {
+        ScopeThrash {
+            detector: ThrashDetector::new(cfg.rule(), page_size),
+            chain: Chain::default(),
+            read_at: None,
+            fired: None,
+            active: None,
+        }
+    }
+
+    /// Whether a reading is due (at most every [`SAMPLE_EVERY`]).
+    fn due(&mut self, now: Instant) -> bool {
+        if self
+            .read_at
+            .is_some_and(|t| now.duration_since(t) < SAMPLE_EVERY)
+        {
+            return false;
+        }
+        self.read_at = Some(now);
+        true
+    }
 }
 
 /// The thrash rule's state in the daemon.
@@ -52,21 +88,28 @@ pub(super) struct ThrashWatch {
     vmstat: Option<File>,
     buf: Vec<u8>,
     page_size: u64,
-    machine: ThrashDetector,
+    machine: ScopeThrash,
     /// By cgroup directory (indices shift when a rescan drops a watch).
-    cgroups: HashMap<PathBuf, ThrashDetector>,
-    /// By scope directory; the machine's key is the empty path.
-    episodes: HashMap<PathBuf, Episode>,
+    cgroups: HashMap<PathBuf, ScopeThrash>,
     zramfs: ZramFs,
     zram: Vec<ZramDevice>,
     zram_read: Option<Instant>,
     swap: Option<SwapExhausted>,
+    restrainer: Box<dyn Restrainer>,
+    state: StateFile,
+    /// Every change in force (what the state file lists), plus those whose undo failed.
+    changes: Vec<Change>,
+    /// Changes whose undo failed: retried at every tick.
+    undo_failed: Vec<(Change, Target)>,
+    /// The state file left by an earlier daemon has been read and undone.
+    stale_restored: bool,
 }
 
 /// The detector's verdict that fired, with what the decision's line needs.
+#[derive(Debug, Clone, Copy)]
 struct Fired {
     verdict: ThrashVerdict,
-    reason: oomguard_core::thrash::ThrashReason,
+    reason: ThrashReason,
 }
 
 impl ThrashWatch {
@@ -77,6 +120,7 @@ impl ThrashWatch {
         procfs: &ProcFs,
         cgfs: &CgroupFs,
         page_size: u64,
+        dry_run: bool,
     ) -> anyhow::Result<Option<ThrashWatch>> {
         if !cfg.enable {
             return Ok(None);
@@ -110,19 +154,28 @@ impl ThrashWatch {
             .parent()
             .and_then(Path::parent)
             .map_or_else(|| PathBuf::from("/sys"), Path::to_path_buf);
+        let restrainer: Box<dyn Restrainer> = if dry_run {
+            Box::new(DryRunRestrainer)
+        } else {
+            Box::new(RealRestrainer)
+        };
         Ok(Some(ThrashWatch {
             cfg: cfg.clone(),
             vmstat_path,
             vmstat,
             buf,
             page_size,
-            machine: ThrashDetector::new(cfg.rule(), page_size),
+            machine: ScopeThrash::new(cfg, page_size),
             cgroups: HashMap::new(),
-            episodes: HashMap::new(),
             zramfs: ZramFs::new(sys),
             zram: Vec::new(),
             zram_read: None,
             swap: None,
+            restrainer,
+            state: StateFile::new(&cfg.state_file),
+            changes: Vec::new(),
+            undo_failed: Vec::new(),
+            stale_restored: false,
         }))
     }
 
@@ -143,30 +196,12 @@ impl ThrashWatch {
         );
     }
 
-    /// The next step for the scope keyed `key`, or `None` while the last step's window runs.
-    fn next_step(&mut self, key: &Path, now: Instant) -> Option<(usize, ActionStep)> {
-        let window = self.cfg.step_window;
-        // After a step the detector starts over: firing again takes one reading to open a
-        // window, then `duration`, rounded up to whole windows. Twice that plus the step's
-        // window still counts as the same episode; quieter than that, the chain starts over.
-        let episode_gap = window + 2 * (self.cfg.duration + self.cfg.window);
-        let step = match self.episodes.get(key) {
-            Some(e) if now.duration_since(e.at) < window => return None,
-            Some(e) if now.duration_since(e.at) < episode_gap => {
-                (e.step + 1).min(self.cfg.actions.len() - 1)
-            }
-            _ => 0,
-        };
-        self.episodes
-            .insert(key.to_path_buf(), Episode { step, at: now });
-        Some((step, *self.cfg.actions.get(step)?))
-    }
-
-    /// Forgets the cgroups no longer guarded.
-    fn retain(&mut self, dirs: &[&Path]) {
-        self.cgroups.retain(|d, _| dirs.contains(&d.as_path()));
-        self.episodes
-            .retain(|d, _| d.as_os_str().is_empty() || dirs.contains(&d.as_path()));
+    fn scope_mut(&mut self, key: &Path) -> Option<&mut ScopeThrash> {
+        if key.as_os_str().is_empty() {
+            Some(&mut self.machine)
+        } else {
+            self.cgroups.get_mut(key)
+        }
     }
 }
 
@@ -183,16 +218,33 @@ fn describe(scope: &str, f: &Fired, cfg: &ThrashConfig, page_size: u64, step: &s
         cfg.threshold,
         cfg.duration,
         match f.reason {
-            oomguard_core::thrash::ThrashReason::ThrashRefault => String::new(),
+            ThrashReason::ThrashRefault => String::new(),
             _ => "; swap is full".to_owned(),
         },
     )
 }
 
+/// The chain's input from one verdict.
+fn input(verdict: &ThrashVerdict, kill_held_back: bool) -> ChainInput {
+    ChainInput {
+        fired: verdict.fired.is_some(),
+        window_above: verdict.rates.map(|_| verdict.above_for.is_some()),
+        kill_held_back,
+    }
+}
+
 impl Daemon {
-    /// Rebuilds the rule's state from the (new) config: at start and after a reload.
+    /// Rebuilds the rule's state from the (new) config: at start and after a reload (what the
+    /// old one changed is undone first: the new chain starts from nothing).
     pub(super) fn open_thrash(&mut self) {
-        match ThrashWatch::open(&self.cfg.thrash, &self.procfs, &self.cgfs, self.page_size) {
+        self.thrash_restore_all("reload");
+        match ThrashWatch::open(
+            &self.cfg.thrash,
+            &self.procfs,
+            &self.cgfs,
+            self.page_size,
+            self.cfg.dry_run,
+        ) {
             Ok(t) => self.thrash = t,
             Err(e) => {
                 log(format_args!("thrash rule off: {e:#}"));
@@ -204,10 +256,16 @@ impl Daemon {
     /// The machine's tick: swap state, then `/proc/vmstat` when the machine is watched.
     pub(super) fn thrash_machine(&mut self, m: &MemInfo, s: &Sample, now: Instant) {
         let since = now.duration_since(self.started);
+        let held = self.kill_held_back(Scope::Global, now);
         let Some(t) = self.thrash.as_mut() else {
             return;
         };
+        // Every scope's detector uses the swap state: updated whether or not the machine is
+        // watched (no I/O but the zram listing every 10 s).
         t.update_swap(m, now);
+        if t.vmstat.is_none() || !t.machine.due(now) {
+            return;
+        }
         let Some(f) = t.vmstat.as_mut() else {
             return;
         };
@@ -224,12 +282,20 @@ impl Daemon {
         else {
             return;
         };
-        let verdict = t.machine.observe(since, c, t.swap.as_ref());
+        let verdict = t.machine.detector.observe(since, c, t.swap.as_ref());
         if let Some(reason) = verdict.fired {
-            t.machine.reset();
-            let fired = Fired { verdict, reason };
-            self.thrash_fired(Scope::Global, fired, Some(*s), None, now);
+            t.machine.detector.reset();
+            t.machine.fired = Some(Fired { verdict, reason });
         }
+        self.thrash_advance(
+            Scope::Global,
+            PathBuf::new(),
+            input(&verdict, held),
+            verdict,
+            Some(*s),
+            None,
+            now,
+        );
     }
 
     /// One guarded cgroup's tick (after its memory reading).
@@ -240,10 +306,21 @@ impl Daemon {
         now: Instant,
     ) {
         let since = now.duration_since(self.started);
+        let held = self.kill_held_back(Scope::Cgroup(i), now);
         let Some(t) = self.thrash.as_mut().filter(|t| t.cfg.cgroups) else {
             return;
         };
         let w = &self.cgroups[i];
+        if !t.cgroups.contains_key(&w.dir) {
+            t.cgroups
+                .insert(w.dir.clone(), ScopeThrash::new(&t.cfg, t.page_size));
+        }
+        let Some(sc) = t.cgroups.get_mut(&w.dir) else {
+            return;
+        };
+        if !sc.due(now) {
+            return;
+        }
         let stat = match w.read_stat_fast(&mut t.buf) {
             Ok(s) => s,
             // Gone or unreadable: `check_cgroup` reports it.
@@ -252,58 +329,208 @@ impl Daemon {
         let Some(c) = ThrashCounters::from_memory_stat(&stat, t.page_size) else {
             return;
         };
-        if !t.cgroups.contains_key(&w.dir) {
-            t.cgroups.insert(
-                w.dir.clone(),
-                ThrashDetector::new(t.cfg.rule(), t.page_size),
-            );
+        let verdict = sc.detector.observe(since, c, t.swap.as_ref());
+        if let Some(reason) = verdict.fired {
+            sc.detector.reset();
+            sc.fired = Some(Fired { verdict, reason });
         }
-        let Some(d) = t.cgroups.get_mut(&w.dir) else {
+        let key = w.dir.clone();
+        self.thrash_advance(
+            Scope::Cgroup(i),
+            key,
+            input(&verdict, held),
+            verdict,
+            None,
+            Some(*reading),
+            now,
+        );
+    }
+
+    /// Every iteration: the stale state file at the first one, ends of steps whose window is
+    /// over (whether or not their scope was read), undos that failed before. Returns how long
+    /// the loop may sleep before a step must end.
+    pub(super) fn thrash_tick(&mut self, now: Instant) -> Duration {
+        let Some(t) = self.thrash.as_mut() else {
+            return Duration::MAX;
+        };
+        if !t.stale_restored {
+            t.stale_restored = true;
+            self.thrash_restore_stale();
+        }
+        self.thrash_retry_undos();
+        let since = now.duration_since(self.started);
+        let Some(t) = self.thrash.as_ref() else {
+            return Duration::MAX;
+        };
+        let mut due = Vec::new();
+        let mut next = Duration::MAX;
+        for (key, sc) in std::iter::once((Path::new(""), &t.machine))
+            .chain(t.cgroups.iter().map(|(k, v)| (k.as_path(), v)))
+        {
+            if let Some(d) = sc.chain.deadline() {
+                if d <= since {
+                    due.push(key.to_path_buf());
+                } else {
+                    next = next.min(d - since);
+                }
+            }
+        }
+        for key in due {
+            let scope = if key.as_os_str().is_empty() {
+                Some(Scope::Global)
+            } else {
+                self.cgroups
+                    .iter()
+                    .position(|w| w.dir == key)
+                    .map(Scope::Cgroup)
+            };
+            // A scope no longer guarded had its step ended by `thrash_retain`.
+            if let Some(scope) = scope {
+                self.thrash_advance(
+                    scope,
+                    key,
+                    ChainInput::default(),
+                    ThrashVerdict::default(),
+                    None,
+                    None,
+                    now,
+                );
+            }
+        }
+        next
+    }
+
+    /// Whether a kill in `scope` still waits for memory to recover (`History`, shared with the
+    /// memory rules); bounded by the recovery timeout, since a cgroup without a limit has no
+    /// memory rule that would end the wait.
+    fn kill_held_back(&self, scope: Scope, now: Instant) -> bool {
+        self.history
+            .recovery
+            .get(&scope)
+            .is_some_and(|r| now.duration_since(r.started) < self.cfg.kill.recovery_timeout)
+    }
+
+    /// After a rescan: drops the state of cgroups no longer guarded (ending their steps).
+    pub(super) fn thrash_retain(&mut self) {
+        let Some(t) = self.thrash.as_mut() else {
             return;
         };
-        let verdict = d.observe(since, c, t.swap.as_ref());
-        if let Some(reason) = verdict.fired {
-            d.reset();
-            let fired = Fired { verdict, reason };
-            self.thrash_fired(Scope::Cgroup(i), fired, None, Some(*reading), now);
+        let gone: Vec<PathBuf> = t
+            .cgroups
+            .keys()
+            .filter(|d| !self.cgroups.iter().any(|w| &w.dir == *d))
+            .cloned()
+            .collect();
+        for d in gone {
+            if let Some(mut sc) = t.cgroups.remove(&d) {
+                if let Some((change, target)) = sc.active.take() {
+                    log(format_args!(
+                        "thrash: {} is no longer guarded: undoing its step",
+                        change.describe()
+                    ));
+                    t.undo(change, target);
+                }
+            }
         }
     }
 
-    /// After a rescan: drops the state of cgroups no longer guarded.
-    pub(super) fn thrash_retain(&mut self) {
-        if let Some(t) = self.thrash.as_mut() {
-            let dirs: Vec<&Path> = self.cgroups.iter().map(|w| w.dir.as_path()).collect();
-            t.retain(&dirs);
-        }
-    }
-
-    fn thrash_fired(
+    /// Executes the chain's commands for a scope after its reading (or its step's deadline).
+    #[allow(clippy::too_many_arguments)]
+    fn thrash_advance(
         &mut self,
         scope: Scope,
-        fired: Fired,
+        key: PathBuf,
+        input: ChainInput,
+        verdict: ThrashVerdict,
         memory: Option<Sample>,
         cgroup: Option<oomguard_core::decision::CgroupReading>,
         now: Instant,
     ) {
+        let since = now.duration_since(self.started);
         let Some(t) = self.thrash.as_mut() else {
             return;
         };
-        let (key, name) = match scope {
-            Scope::Global => (PathBuf::new(), "machine".to_owned()),
-            Scope::Cgroup(i) => (
-                self.cgroups[i].dir.clone(),
-                format!("cgroup {}", self.cgroups[i].path),
-            ),
-        };
-        let Some((idx, step)) = t.next_step(&key, now) else {
+        let (steps, window) = (t.cfg.actions.clone(), t.cfg.step_window);
+        let Some(sc) = t.scope_mut(&key) else {
             return;
+        };
+        let mut cmd = sc.chain.tick(&steps, window, since, input);
+        while let Some(c) = cmd.take() {
+            match c {
+                Command::Take { idx, step } => {
+                    let refused =
+                        self.thrash_take(scope, &key, idx, step, verdict, memory, cgroup, now);
+                    if refused {
+                        let held = self.kill_held_back(scope, now);
+                        cmd = self
+                            .thrash
+                            .as_mut()
+                            .and_then(|t| t.scope_mut(&key))
+                            .and_then(|sc| sc.chain.refused(&steps, idx, window, since, held));
+                    }
+                }
+                Command::End { idx, step } => self.thrash_end(scope, &key, idx, step),
+                Command::Recovered { idx, step } => {
+                    let name = self.scope_name(scope);
+                    log(format_args!(
+                        "thrash: {name} below the bar after step {}/{} {}: recovered",
+                        idx + 1,
+                        steps.len(),
+                        step.label()
+                    ));
+                    self.step_event(scope, idx, step, "recovered", None, None);
+                }
+            }
+        }
+    }
+
+    fn scope_name(&self, scope: Scope) -> String {
+        match scope {
+            Scope::Global => "machine".to_owned(),
+            Scope::Cgroup(i) => format!("cgroup {}", self.cgroups[i].path),
+        }
+    }
+
+    /// Takes one step; returns whether it was refused (or failed), so the next one follows.
+    #[allow(clippy::too_many_arguments)]
+    fn thrash_take(
+        &mut self,
+        scope: Scope,
+        key: &Path,
+        idx: usize,
+        step: ActionStep,
+        verdict: ThrashVerdict,
+        memory: Option<Sample>,
+        cgroup: Option<oomguard_core::decision::CgroupReading>,
+        now: Instant,
+    ) -> bool {
+        let name = self.scope_name(scope);
+        let Some(t) = self.thrash.as_mut() else {
+            return false;
+        };
+        let of = t.cfg.actions.len();
+        // A step taken on a judgement (not a firing) reports the firing that began the chain,
+        // with the judging window's rates.
+        let fired = match (verdict.fired, t.scope_mut(key).and_then(|sc| sc.fired)) {
+            (Some(reason), _) => Fired { verdict, reason },
+            (None, Some(f)) => Fired {
+                verdict: ThrashVerdict {
+                    rates: verdict.rates.or(f.verdict.rates),
+                    ..f.verdict
+                },
+                reason: f.reason,
+            },
+            (None, None) => Fired {
+                verdict,
+                reason: ThrashReason::ThrashRefault,
+            },
         };
         let detail = describe(
             &name,
             &fired,
             &t.cfg,
             t.page_size,
-            &format!("{}/{} {}", idx + 1, t.cfg.actions.len(), step.label()),
+            &format!("{}/{of} {}", idx + 1, step.label()),
         );
         let memory = memory.or_else(|| self.sample().ok());
         let d = Decision {
@@ -315,18 +542,28 @@ impl Daemon {
             detail,
         };
         match step {
-            ActionStep::Kill => self.act(d),
-            ActionStep::Notify => self.thrash_notify(&d),
+            ActionStep::Kill => {
+                self.act(d);
+                false
+            }
+            ActionStep::Notify => {
+                self.thrash_notify(&d, idx, of);
+                false
+            }
+            ActionStep::Freeze => self.thrash_freeze(&d, key, idx, of, now),
             // Refused by config validation; never reached.
-            other => log(format_args!(
-                "thrash: step {:?} is not implemented; nothing done",
-                other.label()
-            )),
+            other => {
+                log(format_args!(
+                    "thrash: step {:?} is not implemented; refused",
+                    other.label()
+                ));
+                true
+            }
         }
     }
 
     /// The `notify` step: a warning event (log, journal, hooks), nothing changed.
-    fn thrash_notify(&mut self, d: &Decision) {
+    fn thrash_notify(&mut self, d: &Decision, idx: usize, of: usize) {
         self.decisions += 1;
         log(format_args!(
             "decision #{}: {}: {}; notified, nothing changed",
@@ -334,6 +571,20 @@ impl Daemon {
             d.trigger.label(),
             d.detail
         ));
+        self.decision_event(
+            d,
+            StepInfo {
+                action: ActionStep::Notify.label(),
+                index: idx + 1,
+                of,
+                outcome: "done",
+                detail: None,
+            },
+        );
+    }
+
+    /// A warning event for decision `d` with its step.
+    fn decision_event(&mut self, d: &Decision, step: StepInfo) {
         let cgroup_path = match d.scope {
             Scope::Cgroup(i) => Some(self.cgroups[i].path.clone()),
             Scope::Global => None,
@@ -341,6 +592,43 @@ impl Daemon {
         let mut ev = OomEvent::new(EventKind::Warning);
         ev.source = Source::Oomguard;
         ev.trigger = Some(decision::trigger_info(d, cgroup_path.as_deref()));
+        ev.step = Some(step);
         self.tell.record(ev, Instant::now());
+    }
+
+    /// An event for a step's end, recovery or restore (no decision: the trigger names the
+    /// scope only).
+    fn step_event(
+        &mut self,
+        scope: Scope,
+        idx: usize,
+        step: ActionStep,
+        outcome: &'static str,
+        detail: Option<String>,
+        reason: Option<ThrashReason>,
+    ) {
+        let of = self.thrash.as_ref().map_or(0, |t| t.cfg.actions.len());
+        let d = Decision {
+            scope,
+            level: Level::Calm,
+            trigger: reason.unwrap_or(ThrashReason::ThrashRefault).trigger(),
+            snapshot: Snapshot::default(),
+            detail: format!(
+                "{}: step {}/{of} {} {outcome}",
+                self.scope_name(scope),
+                idx + 1,
+                step.label()
+            ),
+        };
+        self.decision_event(
+            &d,
+            StepInfo {
+                action: step.label(),
+                index: idx + 1,
+                of,
+                outcome,
+                detail,
+            },
+        );
     }
 }
