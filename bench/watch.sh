@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-5}
-out=${OUT:-bench/out/watch}   # OUT, RATES, IDLES, IDLE_RUNS: for trying the script out; OG_CONFIG: bench/watch_ns.sh
+out=${OUT:-bench/out/watch}   # OUT, RATES, IDLES, IDLE_RUNS, OG: for trying the script out; OG_CONFIG: bench/watch_ns.sh
 rm -rf "$out"; mkdir -p "$out"
 
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 2; }
@@ -27,8 +27,15 @@ if ! command -v earlyoom > /dev/null; then
   apt-get install -y -qq earlyoom > /dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq earlyoom; }
 fi
 earlyoom_version=$(earlyoom -v 2>&1 | head -1)
-cargo build --release --quiet --bin oomguard
-og=$PWD/target/release/oomguard
+# OG: an already built oomguard to measure instead of this tree's (e.g. an older commit's, for a
+# before/after comparison in one session).
+if [ -n "${OG:-}" ]; then
+  og=$(realpath "$OG")
+else
+  cargo build --release --quiet --bin oomguard
+  og=$PWD/target/release/oomguard
+fi
+mkdir -p bench/out
 gcc -O2 -Wall -o bench/out/hog bench/hog.c
 
 # Our own memory cgroup (v1), from the `memory:` line of /proc/self/cgroup.

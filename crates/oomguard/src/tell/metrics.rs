@@ -357,35 +357,26 @@ impl Metrics {
                 }
             }
         }
-        if !self.cgroups.is_empty() {
-            head(
-                b,
+        type Figure = fn(&CgroupSeries) -> Option<f64>;
+        let per_cgroup: [(&str, &str, Figure); 2] = [
+            (
                 "oomguard_cgroup_memory_usage_bytes",
-                "gauge",
                 "Memory usage of a watched cgroup.",
-            )?;
-            for c in &self.cgroups {
-                if let Some(v) = c.usage_bytes {
-                    writeln!(
-                        b,
-                        "oomguard_cgroup_memory_usage_bytes{{cgroup=\"{}\"}} {v}",
-                        escape_label(&c.label)
-                    )?;
-                }
-            }
-            head(
-                b,
+                |c| c.usage_bytes,
+            ),
+            (
                 "oomguard_cgroup_memory_limit_bytes",
-                "gauge",
                 "Memory limit of a watched cgroup (absent when unlimited).",
-            )?;
-            for c in &self.cgroups {
-                if let Some(v) = c.limit_bytes {
-                    writeln!(
-                        b,
-                        "oomguard_cgroup_memory_limit_bytes{{cgroup=\"{}\"}} {v}",
-                        escape_label(&c.label)
-                    )?;
+                |c| c.limit_bytes,
+            ),
+        ];
+        if !self.cgroups.is_empty() {
+            for (name, help, figure) in per_cgroup {
+                head(b, name, "gauge", help)?;
+                for c in &self.cgroups {
+                    if let Some(v) = figure(c) {
+                        writeln!(b, "{name}{{cgroup=\"{}\"}} {v}", escape_label(&c.label))?;
+                    }
                 }
             }
         }

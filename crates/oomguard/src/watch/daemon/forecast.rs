@@ -7,9 +7,10 @@
 //! scans for the growers (a baseline when the estimate falls to twice the lead, the ranking when
 //! it falls to the lead) happen once per episode. A cgroup's scan reads only its members; the
 //! machine's reads every process, which took up to 0.5 s with 8,000 processes here
-//! (docs/benchmarks.md), time in which the loop reads no memory: so it is made only while the
-//! estimate leaves at least [`MACHINE_SCAN_MIN_S`] (else the growers are the ahead-of-need
-//! ranking's best, when it has any).
+//! (docs/benchmarks.md), time in which the loop reads no memory: so it is made only while both
+//! the estimate and the fill's time to the SIGTERM threshold leave at least
+//! [`MACHINE_SCAN_MIN_S`] (else the growers are the ahead-of-need ranking's best, when it has
+//! any).
 
 use std::time::Instant;
 
@@ -22,7 +23,8 @@ use super::{log, Daemon};
 use crate::host::scan::{ProcSample, ScanStats};
 use crate::watch::cgroups::Reading;
 
-/// The machine's process scan for growers is skipped when fewer seconds than this are left.
+/// The machine's process scan for growers is skipped when fewer seconds than this are left
+/// before the OOM or before the SIGTERM threshold.
 const MACHINE_SCAN_MIN_S: f64 = 5.0;
 
 /// Growers named in an event.
@@ -62,8 +64,17 @@ impl Daemon {
         if step == Step::Nothing {
             return;
         }
+        // What bounds the scan is the kill path, not the OOM: the SIGTERM threshold is met
+        // well before MemAvailable runs out, and a scan under way then delays the signal by
+        // its length (bench/watch.sh, 2,000 idle processes: 130-240 ms instead of 1-4 ms).
+        let rate = self.forecast.rate.rate_bytes_per_s();
+        let to_term_s = if rate > 0.0 {
+            s.mem_available_bytes.saturating_sub(self.th.mem_term_bytes) as f64 / rate
+        } else {
+            f64::INFINITY
+        };
         let mut procs = Vec::new();
-        if tto >= MACHINE_SCAN_MIN_S {
+        if tto.min(to_term_s) >= MACHINE_SCAN_MIN_S {
             let mut stats = ScanStats::default();
             if let Err(e) = self.scanner.scan(&mut procs, &mut stats) {
                 log(format_args!("forecast: listing processes: {e}"));
