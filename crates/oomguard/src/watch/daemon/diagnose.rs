@@ -58,6 +58,8 @@ impl Daemon {
                 runner.expire_all(now);
             }
             runner.on_tick(now, &mut done);
+            // Hooks and kernel events are served meanwhile, as during pre_kill's head start.
+            self.tell.on_ready(now, &mut self.kernel_events);
             if done.is_empty() {
                 std::thread::sleep(Duration::from_millis(2));
             }
