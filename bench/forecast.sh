@@ -2,7 +2,9 @@
 # The time-to-OOM forecast against hogs at known rates (docs/triggers.md, "Time-to-OOM
 # forecast"): runs tests/kernel_forecast.rs RUNS times (default 5) with an optimised hog and
 # prints, per rate, the forecast's estimate at the event against the real time from the event
-# to the kernel's memcg OOM kill at the 256 MiB limit. Needs root and a v1 memory controller.
+# to the kernel's memcg OOM kill at the cgroup's limit (256 MiB; the 1024 MiB/s cell also 1 GiB),
+# and the rate the hog really reached (its own progress lines). Needs root and a v1 memory
+# controller.
 # Usage: bench/forecast.sh [RUNS]
 set -eu
 runs=${1:-5}
@@ -22,14 +24,16 @@ cat "$out"
 awk '
 {
     for (f = 2; f <= NF; f++) { split($f, kv, "="); v[kv[1]] = kv[2] }
-    r = v["rate_mib_s"]; e = v["error_s"] + 0; a = e < 0 ? -e : e
+    r = v["rate_mib_s"] " MiB/s -> " v["limit_mib"] " MiB"; e = v["error_s"] + 0; a = e < 0 ? -e : e
     n[r]++; sum[r] += e; abs[r] += a; est[r] += v["estimate_s"]; real[r] += v["real_s"]
-    ach[r] += v["achieved_mib_s"]
+    ach[r] += v["achieved_mib_s"]; dth[r] += v["to_death_mib_s"]; sm[r] += v["smoothed_mib_s"]
+    if (!(r in alo) || v["achieved_mib_s"] + 0 < alo[r]) alo[r] = v["achieved_mib_s"] + 0
+    if (!(r in ahi) || v["achieved_mib_s"] + 0 > ahi[r]) ahi[r] = v["achieved_mib_s"] + 0
     if (!(r in lo) || e < lo[r]) lo[r] = e
     if (!(r in hi) || e > hi[r]) hi[r] = e
 }
 END {
-    printf "%-10s %4s %12s %10s %10s %12s %12s %12s\n", "rate", "runs", "achieved", "estimate", "real", "mean_err", "mean_|err|", "err_range"
+    printf "%-22s %4s %18s %10s %10s %10s %10s %11s %11s %14s\n", "rate -> limit", "runs", "achieved(range)", "to_death", "smoothed", "estimate", "real", "mean_err", "mean_|err|", "err_range"
     for (r in n)
-        printf "%-10s %4d %9.0f/s %9.3fs %9.3fs %+11.3fs %11.3fs  %+.3f..%+.3f\n", r " MiB/s", n[r], ach[r] / n[r], est[r] / n[r], real[r] / n[r], sum[r] / n[r], abs[r] / n[r], lo[r], hi[r]
+        printf "%-22s %4d %5.0f (%4.0f-%4.0f) %8.0f/s %8.0f/s %9.3fs %9.3fs %+10.3fs %10.3fs  %+.3f..%+.3f\n", r, n[r], ach[r] / n[r], alo[r], ahi[r], dth[r] / n[r], sm[r] / n[r], est[r] / n[r], real[r] / n[r], sum[r] / n[r], abs[r] / n[r], lo[r], hi[r]
 }' "$out" | sort -n

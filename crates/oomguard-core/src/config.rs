@@ -125,7 +125,7 @@ pub fn parse_psi(s: &str) -> Result<PsiSpec, String> {
 }
 
 /// How to kill.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KillConfig {
     /// What one kill takes down.
@@ -144,6 +144,13 @@ pub struct KillConfig {
     /// set, kill that whole cgroup, as the kernel's OOM killer would: its owner said the
     /// workload cannot survive losing one process. `false`: the configured `unit` always.
     pub oom_group: bool,
+    /// Run before each kill, once the victim is pinned, its output attached to the event
+    /// (`crate::diagnose`): argv, `{pid}` as a whole argument; empty: none. A rule's own
+    /// `diagnose` comes first.
+    pub diagnose: Vec<String>,
+    /// The longest a diagnostic may delay the kill (at most 10 s); it is killed then.
+    #[serde(deserialize_with = "de_duration")]
+    pub diagnose_timeout: Duration,
 }
 
 impl Default for KillConfig {
@@ -154,6 +161,8 @@ impl Default for KillConfig {
             recovery_margin: 128 << 20,
             recovery_timeout: Duration::from_secs(10),
             oom_group: true,
+            diagnose: Vec::new(),
+            diagnose_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -251,6 +260,10 @@ pub struct RuleConfig {
     /// Score change for avoid/prefer, in oom_score_adj units (0–1000).
     #[serde(default = "default_adjust")]
     pub adjust: u16,
+    /// Diagnostics before killing a process this rule matched (overrides `[kill] diagnose`;
+    /// `crate::diagnose`). With `action = "prefer"` and `adjust = 0` a rule only diagnoses.
+    #[serde(default)]
+    pub diagnose: Option<Vec<String>>,
 }
 
 fn default_adjust() -> u16 {
@@ -387,6 +400,16 @@ pub fn validate(cfg: &Config) -> Result<(), String> {
     }
     cfg.forecast.validate()?;
     cfg.recorder.validate()?;
+    crate::diagnose::validate_argv("kill.diagnose", &cfg.kill.diagnose)?;
+    if cfg.kill.diagnose_timeout > crate::diagnose::MAX_TIMEOUT
+        || cfg.kill.diagnose_timeout.is_zero()
+    {
+        return Err(format!(
+            "kill.diagnose_timeout: {:?} is not between 0 and {:?} (it delays the kill)",
+            cfg.kill.diagnose_timeout,
+            crate::diagnose::MAX_TIMEOUT
+        ));
+    }
     for (i, r) in cfg.rules.iter().enumerate() {
         let any = r.name.is_some()
             || r.cmdline.is_some()
@@ -411,6 +434,14 @@ pub fn validate(cfg: &Config) -> Result<(), String> {
         }
         if r.adjust > 1000 {
             return Err(format!("rules[{i}].adjust: {} is above 1000", r.adjust));
+        }
+        if let Some(d) = &r.diagnose {
+            crate::diagnose::validate_argv(&format!("rules[{i}].diagnose"), d)?;
+            if r.action == RuleAction::Protect {
+                return Err(format!(
+                    "rules[{i}].diagnose: a protect rule's processes are never killed"
+                ));
+            }
         }
     }
     for (i, h) in cfg.hooks.iter().enumerate() {

@@ -355,6 +355,9 @@ pub struct OomEvent {
     /// events seen live; `crate::recorder`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorder: Option<crate::recorder::Recording>,
+    /// The output of the operator's diagnostic run before the kill (`crate::diagnose`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<crate::diagnose::Diagnostics>,
     /// A step of the thrash rule's chain of actions (`[thrash] actions`) and how it went.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<crate::restrain::StepInfo>,
@@ -588,6 +591,7 @@ impl OomEvent {
             detection: None,
             forecast: None,
             recorder: None,
+            diagnostics: None,
             step: None,
         }
     }

@@ -10,6 +10,7 @@ pub mod breakdown;
 pub mod cgroup_guard;
 pub mod config;
 pub mod decision;
+pub mod diagnose;
 pub mod diagnosis;
 pub mod event;
 pub mod forecast;

@@ -56,6 +56,16 @@ struct Rule {
     label: String,
 }
 
+/// The rule index a judgement's label names (`rules[N] ...`, as [`Policy::compile`] writes it).
+pub fn rule_index(label: &str) -> Option<usize> {
+    label
+        .strip_prefix("rules[")?
+        .split(']')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Compiled rules.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -250,6 +260,7 @@ mod tests {
             cgroup: None,
             user: None,
             adjust,
+            diagnose: None,
         }
     }
 
@@ -294,6 +305,7 @@ mod tests {
             cgroup: None,
             user: Some(user.to_owned()),
             adjust,
+            diagnose: None,
         };
         let p = Policy::compile(
             &[

@@ -109,6 +109,12 @@ pub struct ExplainArgs {
     /// there when the report's cgroup path shows a pod uid. Missing directories are fine.
     #[arg(long, value_name = "DIR", default_value = "/var/log")]
     pub kubelet_logs: PathBuf,
+    /// oomguard's event log (JSON lines): each kernel kill the daemon saw live is joined to
+    /// its record there (same pid and name, same time) to show what led up to it (the flight
+    /// recorder's minute). Default: /var/log/oomguard/events.jsonl when it exists; never
+    /// required.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
     /// Colour the text output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,

@@ -191,6 +191,43 @@ pub fn render_line(v: &Value) -> String {
             line.push_str(&format!("\n    {}", printable(&sum)));
         }
     }
+    // The diagnostic run before the kill: how it ended, then its first lines of output.
+    if let Some(d) = v.get("diagnostics").filter(|d| d.is_object()) {
+        let prog = d
+            .get("argv")
+            .and_then(|a| a.get(0))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let prog = prog.rsplit('/').next().unwrap_or(prog);
+        let status = s(d, "status").unwrap_or("?");
+        let how = match (status, d.get("exit_code").and_then(Value::as_i64)) {
+            ("exited", Some(c)) => format!("exited {c}"),
+            ("signaled", _) => format!(
+                "killed by signal {}",
+                d.get("signal").and_then(Value::as_i64).unwrap_or(0)
+            ),
+            (other, _) => other.replace('_', " "),
+        };
+        let ms = d.get("runtime_ms").and_then(Value::as_f64).unwrap_or(0.0);
+        line.push_str(&format!(
+            "\n    diagnostics: {} {how} in {ms:.0} ms",
+            printable(prog)
+        ));
+        if let Some(n) = s(d, "note") {
+            line.push_str(&format!(" ({})", printable(n)));
+        }
+        let out = s(d, "output").unwrap_or("");
+        const SHOWN_LINES: usize = 5;
+        for l in out.lines().take(SHOWN_LINES) {
+            line.push_str(&format!("\n      | {}", printable(l)));
+        }
+        let more = out.lines().count().saturating_sub(SHOWN_LINES);
+        if more > 0 {
+            line.push_str(&format!(
+                "\n      | ... {more} more lines (--json has them all)"
+            ));
+        }
+    }
     line
 }
 

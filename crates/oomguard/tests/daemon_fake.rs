@@ -37,8 +37,13 @@ struct World {
 }
 
 fn config_text(events: &std::path::Path, term: &str, kill: &str) -> String {
+    config_text_kill(events, term, kill, "")
+}
+
+/// [`config_text`] with `kill_extra` lines in the `[kill]` section.
+fn config_text_kill(events: &std::path::Path, term: &str, kill: &str, kill_extra: &str) -> String {
     format!(
-        "[memory]\nterm_below = \"{term}\"\nkill_below = \"{kill}\"\n\n[kill]\nterm_grace = \"100ms\"\n\n[events]\nlog = \"{}\"\n",
+        "[memory]\nterm_below = \"{term}\"\nkill_below = \"{kill}\"\n\n[kill]\nterm_grace = \"100ms\"\n{kill_extra}\n[events]\nlog = \"{}\"\n",
         events.display()
     )
 }
@@ -52,6 +57,17 @@ fn world(term: &str, kill: &str) -> World {
 /// [`world`] with `extra` config text, and `prepare` run on the tree (given the sleeper's pid)
 /// before the daemon starts.
 fn world_with(term: &str, kill: &str, extra: &str, prepare: impl FnOnce(&FakeHost, i32)) -> World {
+    world_with_kill(term, kill, "", extra, prepare)
+}
+
+/// [`world_with`] with `kill_extra` lines in the `[kill]` section.
+fn world_with_kill(
+    term: &str,
+    kill: &str,
+    kill_extra: &str,
+    extra: &str,
+    prepare: impl FnOnce(&FakeHost, i32),
+) -> World {
     let host = FakeHost::new();
     host.meminfo_kb("MemAvailable", 800 << 10);
     let child = Command::new("sleep").arg("60").spawn().expect("sleep");
@@ -65,7 +81,11 @@ fn world_with(term: &str, kill: &str, extra: &str, prepare: impl FnOnce(&FakeHos
     let events = dir.join("events.jsonl");
     let config = dir.join("oomguard.toml");
     prepare(&host, pid);
-    std::fs::write(&config, config_text(&events, term, kill) + extra).unwrap();
+    std::fs::write(
+        &config,
+        config_text_kill(&events, term, kill, kill_extra) + extra,
+    )
+    .unwrap();
     let args = WatchArgs {
         config: Some(config.clone()),
         ..Default::default()
@@ -528,4 +548,158 @@ fn a_stale_state_file_is_undone_for_guarded_cgroups_only() {
         left.contains(r#"{"change":"freeze_v2","cgroup":"/other"}"#) && !left.contains("/app"),
         "{left}"
     );
+}
+
+/// An executable shell script in `dir`; returns its path.
+fn script(dir: &std::path::Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+/// Diagnostics before a kill: the rule that matched the victim names a script; it runs with the
+/// victim's pid as a whole argument before the signal (it sees the process alive), and the kill
+/// event carries its output, exit status and time; `oomguard events` shows them.
+#[test]
+fn a_rules_diagnostic_runs_before_the_kill_and_its_output_is_on_the_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let diag = script(
+        dir.path(),
+        "diag.sh",
+        &format!(
+            "echo \"pid=$1 arg2=$2\"\ntr '\\0' ' ' < /proc/$1/cmdline; echo\necho to-stderr >&2\necho \"$1\" > {}\nexit 3\n",
+            marker.display()
+        ),
+    );
+    let extra = format!(
+        "\n[[rules]]\naction = \"prefer\"\nname = \"^sleep$\"\nadjust = 0\ndiagnose = [\"{diag}\", \"{{pid}}\", \"x{{pid}}y\"]\n"
+    );
+    // `x{pid}y` is refused: {pid} only as a whole argument.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        config_text(&dir.path().join("ev"), "1G", "256M") + &extra,
+    )
+    .unwrap();
+    let err = watch::effective_config(&WatchArgs {
+        config: Some(bad),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("rules[0].diagnose[2]"),
+        "{err:#}"
+    );
+    let extra = format!(
+        "\n[[rules]]\naction = \"prefer\"\nname = \"^sleep$\"\nadjust = 0\ndiagnose = [\"{diag}\", \"{{pid}}\", \"$(touch /tmp/x)\"]\n"
+    );
+    let mut w = world_with("1G", "256M", &extra, |_, _| {});
+    let pid = w.sleeper.0.id() as i32;
+    w.daemon.step();
+    assert_eq!(w.daemon.counts(), (1, 1));
+    assert_eq!(
+        w.calls.lock().unwrap().first(),
+        Some(&Call::Signal { pid, signo: 15 })
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        pid.to_string()
+    );
+    let evs = events(&w);
+    let kill = evs.iter().find(|e| e["kind"] == "kill").unwrap();
+    let d = &kill["diagnostics"];
+    assert_eq!(d["argv"][0], diag.as_str(), "{d}");
+    assert_eq!(d["argv"][1], pid.to_string());
+    assert_eq!(d["argv"][2], "$(touch /tmp/x)", "passed literally");
+    assert_eq!(d["status"], "exited");
+    assert_eq!(d["exit_code"], 3);
+    assert_eq!(d["output_truncated"], false);
+    let out = d["output"].as_str().unwrap();
+    // The victim was alive when it ran: its real command line.
+    assert!(
+        out.starts_with(&format!("pid={pid} arg2=$(touch /tmp/x)\nsleep 60 \n")),
+        "{out:?}"
+    );
+    assert!(out.contains("to-stderr"), "{out:?}");
+    let line = oomguard::events::render_line(kill);
+    assert!(
+        line.contains("\n    diagnostics: diag.sh exited 3 in "),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("\n      | pid={pid} arg2=")),
+        "{line}"
+    );
+}
+
+/// A diagnostic that hangs is killed at `diagnose_timeout`, with what it started (its process
+/// group), and the kill goes on; at the SIGKILL level the diagnostic is skipped.
+#[test]
+fn a_hanging_diagnostic_is_killed_at_its_timeout_and_skipped_when_memory_is_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let diag = script(
+        dir.path(),
+        "hang.sh",
+        &format!(
+            "echo before-the-hang\nsleep 60 &\necho \"$$ $!\" > {}\nwait\n",
+            pids.display()
+        ),
+    );
+    let kill_extra =
+        format!("diagnose = [\"{diag}\", \"{{pid}}\"]\ndiagnose_timeout = \"300ms\"\n");
+    let mut w = world_with_kill("1G", "256M", &kill_extra, "", |_, _| {});
+    let pid = w.sleeper.0.id() as i32;
+    w.daemon.step();
+    assert_eq!(w.daemon.counts(), (1, 1));
+    assert_eq!(
+        w.calls.lock().unwrap().first(),
+        Some(&Call::Signal { pid, signo: 15 })
+    );
+    let evs = events(&w);
+    let d = &evs.iter().find(|e| e["kind"] == "kill").unwrap()["diagnostics"];
+    assert_eq!(d["status"], "timed_out", "{d}");
+    assert!(
+        d["note"]
+            .as_str()
+            .unwrap()
+            .contains("diagnose_timeout 300ms"),
+        "{d}"
+    );
+    assert_eq!(d["output"], "before-the-hang\n");
+    assert!(d["runtime_ms"].as_f64().unwrap() >= 300.0, "{d}");
+    // The script and the sleep it started are both gone (the group was killed).
+    let text = std::fs::read_to_string(&pids).unwrap();
+    for p in text.split_whitespace() {
+        let stat = format!("/proc/{p}/stat");
+        let gone = (0..250).any(|_| {
+            let alive = std::fs::read_to_string(&stat)
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false);
+            if alive {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            !alive
+        });
+        assert!(gone, "process {p} of the diagnostic still runs");
+    }
+    drop(w);
+
+    // MemAvailable 800 MiB under a SIGKILL level of 900 MiB: no delay, nothing run.
+    std::fs::remove_file(&pids).unwrap();
+    let mut w = world_with_kill("1G", "900M", &kill_extra, "", |_, _| {});
+    let pid = w.sleeper.0.id() as i32;
+    w.daemon.step();
+    assert_eq!(
+        w.calls.lock().unwrap().first(),
+        Some(&Call::Signal { pid, signo: 9 })
+    );
+    let evs = events(&w);
+    let d = &evs.iter().find(|e| e["kind"] == "kill").unwrap()["diagnostics"];
+    assert_eq!(d["status"], "skipped", "{d}");
+    assert_eq!(d["argv"][1], pid.to_string());
+    assert!(!pids.exists(), "the diagnostic ran");
 }

@@ -204,3 +204,68 @@ fn kernel_oom_event_seen_live_carries_the_recorder() {
     let kev = kev.unwrap_or_else(|| panic!("no kernel kill event\n{text}"));
     assert_rising(&kev["recorder"], &cg.rel, &text);
 }
+
+/// `explain` on this machine's kernel log (the /dev/kmsg backlog), given the daemon's real event
+/// log from a real memcg OOM: the report of our hog's kill is joined to the daemon's kernel
+/// event for it, and `--json` and the text carry that event's recorded minute and id.
+#[test]
+fn explain_joins_the_kernel_report_to_the_daemons_recorded_minute() {
+    let Some(cg) = TestCgroup::new("recorderx", LIMIT_BYTES) else {
+        return;
+    };
+    if !Path::new("/dev/kmsg").exists() {
+        common::kernel::skip("recorderx", "no /dev/kmsg");
+        return;
+    }
+    let w = Watch::start(&cg, "0");
+    let mut hog = cg.spawn_hog(&["400", "0.015", "30", "hogger"]);
+    let st = wait_timeout(&mut hog, Duration::from_secs(30)).expect("hog not killed");
+    let ours = |e: &Value| {
+        e["source"] == "kernel"
+            && e["kind"] == "kill"
+            && (e["oom_memcg"] == cg.rel.as_str() || e["task_memcg"] == cg.rel.as_str())
+    };
+    let kev = w.wait_event(ours, Duration::from_secs(10));
+    let events = std::fs::read(&w.events).unwrap();
+    let text = w.stop();
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "hog {st:?}\n{text}");
+    let kev = kev.unwrap_or_else(|| panic!("no kernel kill event\n{text}"));
+    assert!(
+        kev["recorder"]["t_s"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{kev}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    std::fs::write(&log, events).unwrap();
+    let run = |json: bool| {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin("oomguard"));
+        c.args(["explain", "--color", "never", "--events"])
+            .arg(&log);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.stdin(Stdio::null()).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let joined: Vec<Value> = run(true)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["pid"] == kev["pid"] && e["comm"] == kev["comm"])
+        .collect();
+    let e = joined
+        .iter()
+        .find(|e| e.get("recorder").is_some())
+        .unwrap_or_else(|| panic!("no joined report for pid {}: {joined:?}", kev["pid"]));
+    assert_eq!(e["recorder"], kev["recorder"]);
+    assert_eq!(e["id"], kev["id"]);
+    let text = run(false);
+    let id = kev["id"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "Led up to it (oomguard's event log, event {id}): last "
+        )),
+        "{text}"
+    );
+}

@@ -217,6 +217,97 @@ fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
     assert!(fds <= 17, "daemon has {fds} fds open");
 }
 
+/// Diagnostics before a kill on the real kernel: `[kill] diagnose` is a script that prints the
+/// victim's `/proc/PID/status`; it runs after the victim (a memcg hog) is chosen and pinned and
+/// before the signal, so its output shows the hog alive and large, and the kill event carries it.
+#[test]
+fn a_kill_event_carries_the_diagnostic_run_before_the_signal() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(cg) = TestCgroup::new("diagnose", 128 << 20) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("status.sh");
+    std::fs::write(&script, "#!/bin/sh\nexec /bin/cat /proc/\"$1\"/status\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("oomguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kill]\ndiagnose = [\"{}\", \"{{pid}}\"]\ndiagnose_timeout = \"2s\"\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    // A wide headroom and a slow fill (50 MiB/s): the decision is at the SIGTERM level, where
+    // diagnostics run (at the SIGKILL level they are skipped).
+    let mut args = vec![
+        "--config",
+        &config,
+        "--cgroup",
+        &cg.rel,
+        "--cgroup-headroom",
+        "48M",
+        "--term-grace",
+        "500ms",
+    ];
+    args.extend(INERT_SYSTEM);
+    let d = Daemon::start(&args);
+    assert!(
+        d.wait_for("guarding cgroup", Duration::from_secs(5)),
+        "{}",
+        d.text()
+    );
+    let mut hog = cg.spawn_hog(&["400", "0.02", "30", "hogger"]);
+    let hog_pid = hog.id();
+    let st = wait_timeout(&mut hog, Duration::from_secs(30)).expect("hog not killed");
+    assert!(
+        matches!(st.signal(), Some(libc::SIGTERM | libc::SIGKILL)),
+        "hog status {st:?}\n{}",
+        d.text()
+    );
+    let t0 = Instant::now();
+    let mut evs = d.events();
+    while !evs
+        .iter()
+        .any(|e| e["source"] == "oomguard" && e["kind"] == "kill")
+        && t0.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        evs = d.events();
+    }
+    let kill = evs
+        .iter()
+        .find(|e| e["source"] == "oomguard" && e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}\n{}", d.text()));
+    assert_eq!(kill["victim"]["pid"], hog_pid, "{kill}");
+    let diag = &kill["diagnostics"];
+    assert_eq!(diag["argv"][1], hog_pid.to_string(), "{diag}");
+    assert_eq!(diag["status"], "exited", "{diag}\n{}", d.text());
+    assert_eq!(diag["exit_code"], 0, "{diag}");
+    let out = diag["output"].as_str().unwrap();
+    // Read while the hog was alive, not yet signalled, and already large.
+    assert!(out.starts_with("Name:\thogger\n"), "{out}");
+    assert!(out.contains("\nState:\t"), "{out}");
+    assert!(out.contains(&format!("\nPid:\t{hog_pid}\n")), "{out}");
+    let vm_rss_kib: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {out}"));
+    assert!(
+        vm_rss_kib > 64 << 10,
+        "VmRSS {vm_rss_kib} kB at the diagnostic"
+    );
+    let log = d.stop();
+    assert!(log.contains("diagnostics: status.sh exited 0"), "{log}");
+    println!(
+        "DIAGNOSE runtime_ms={} vm_rss_kib={vm_rss_kib}",
+        diag["runtime_ms"]
+    );
+}
+
 /// `--cgroup` given as the cgroup's directory (`/sys/fs/cgroup/memory/...`, as people copy it
 /// from a shell) guards the same cgroup as its hierarchy path: the daemon says how it read the
 /// path, and acts before the kernel's memcg OOM killer (before this was normalised, the daemon

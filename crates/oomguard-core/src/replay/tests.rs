@@ -108,6 +108,7 @@ fn unkillable_missing_and_rules() {
         cgroup: None,
         user: None,
         adjust: 0,
+        diagnose: None,
     }];
     let pol = Policy::compile(&rules, 0).unwrap();
     let ev = memcg_event(

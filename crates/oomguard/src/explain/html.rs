@@ -245,6 +245,8 @@ th{font-weight:600;color:var(--dim);font-size:.85rem}
 .tasks b{color:var(--accent);font-size:.8rem}
 svg.tbar rect{fill:#e5534b}
 svg.tbar{display:block;background:#f0f2f4}
+.spark th{text-align:left;font-weight:500;padding-right:1em}
+svg.sparkline{display:block;color:#1f6feb;background:#f6f8fa}
 details{margin-top:1em}
 summary{cursor:pointer;font-weight:600}
 .params{table-layout:fixed}
@@ -513,6 +515,7 @@ fn section(ev: &OomEvent, n: usize, input: &str) -> String {
             o.push_str(".</p>\n");
         }
     }
+    o.push_str(&super::recorded::html_section(ev));
     o.push_str(&parameters(ev));
     o.push_str("</article>\n");
     o
@@ -565,7 +568,7 @@ fn parameters(ev: &OomEvent) -> String {
     };
     for (k, v) in &top {
         match k.as_str() {
-            "tasks" | "memory" | "reaped" | "workload" => {}
+            "tasks" | "memory" | "reaped" | "workload" | "recorder" => {}
             _ => push_scalar(&mut rows, k, k, v),
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod html;
 pub mod input;
+pub mod recorded;
 pub mod render;
 pub mod scan;
 
@@ -71,6 +72,15 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
     let mut failed = false;
     let mut none_in = Vec::new();
     let pod_logs = crate::host::pods::PodLogs::new(&args.kubelet_logs);
+    // oomguard's own event log: what led up to each kill the daemon saw (never required).
+    let default_log = oomguard_core::config::EventsConfig::default().log;
+    let (daemon_log, note) = match &args.events {
+        Some(p) => recorded::load(p, true),
+        None => recorded::load(Path::new(&default_log), false),
+    };
+    if let Some(n) = note {
+        eprintln!("oomguard: {n}");
+    }
     for input in inputs {
         let input = match input {
             Ok(i) => i,
@@ -88,6 +98,13 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<ExitStatus> {
         let mut parser = Parser::new();
         let mut sink = |mut ev: OomEvent| -> io::Result<()> {
             pod_logs.fill_event(&mut ev);
+            if let Some(r) = daemon_log
+                .as_ref()
+                .and_then(|l| l.find(&ev, recorded::wall_time_s(&ev, boot_epoch_s)))
+            {
+                ev.recorder = Some(r.recording.clone());
+                ev.id = ev.id.take().or_else(|| r.id.clone());
+            }
             count += 1;
             summary.add(&ev);
             if let Some(h) = &mut html {

@@ -232,6 +232,9 @@ pub fn event_at(
     if let Some(b) = breakdown::breakdown(ev) {
         o.push_str(&memory_lines(&b, st));
     }
+    if let Some(l) = super::recorded::text_line(ev) {
+        o.push_str(&l);
+    }
     let findings = diagnosis::findings(ev);
     let causes: Vec<_> = findings
         .iter()

@@ -8,6 +8,18 @@
 use oomguard_core::event::{EventKind, OomEvent, Source};
 use oomguard_core::units::{format_mib_delta, format_mib_per_s, format_mib_whole};
 
+/// The diagnostic's output in a journal field or hook variable: the first 4 KiB.
+pub const DIAGNOSTICS_FIELD_BYTES: usize = 4096;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut_at_char(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// `kill`, `warn`, ... as in the JSON.
 pub fn kind_str(k: EventKind) -> &'static str {
     match k {
@@ -180,6 +192,26 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
             ),
         );
     }
+    if let Some(d) = &ev.diagnostics {
+        put("DIAGNOSTICS", Some(d.summary()));
+        put(
+            "DIAGNOSTICS_STATUS",
+            Some(
+                match d.status {
+                    oomguard_core::diagnose::Status::Exited => "exited",
+                    oomguard_core::diagnose::Status::Signaled => "signaled",
+                    oomguard_core::diagnose::Status::TimedOut => "timed_out",
+                    oomguard_core::diagnose::Status::Failed => "failed",
+                    oomguard_core::diagnose::Status::Skipped => "skipped",
+                }
+                .to_owned(),
+            ),
+        );
+        put(
+            "DIAGNOSTICS_OUTPUT",
+            Some(cut_at_char(&d.output, DIAGNOSTICS_FIELD_BYTES).to_owned()),
+        );
+    }
     if let Some(r) = &ev.recorder {
         // The flight recorder: its one line, and the series people plot (space-separated,
         // oldest first; the JSON on a hook's stdin has them all).
@@ -286,6 +318,11 @@ pub fn summary(ev: &OomEvent) -> (String, String) {
                 oomguard_core::workload::KEPT_RUNNING
             ));
         }
+    }
+    if let Some(d) = &ev.diagnostics {
+        // The diagnostic before the kill: how it ended, and its output cut to
+        // DIAGNOSTICS_FIELD_BYTES (the JSON on a hook's stdin and the event log have it all).
+        body.push_str(&format!(" {}.", printable(&d.summary())));
     }
     if let Some(r) = &ev.run {
         // `oomguard run`'s own sentence: how it died, and what happens next.

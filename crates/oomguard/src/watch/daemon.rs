@@ -16,6 +16,7 @@
 
 mod ahead;
 mod candidates;
+mod diagnose;
 mod forecast;
 mod kill;
 mod record;

@@ -123,6 +123,7 @@ fn apply_flags(cfg: &mut Config, a: &WatchArgs) -> anyhow::Result<()> {
                 cgroup: None,
                 user: None,
                 adjust: 300,
+                diagnose: None,
             });
         }
     }
@@ -288,11 +289,36 @@ pub fn describe(cfg: &Config, origin: Option<&Path>) -> String {
             cfg.recorder.span, cfg.recorder.interval
         ),
     };
+    let rule_diagnoses = cfg.rules.iter().any(|r| r.diagnose.is_some());
+    if cfg.kill.diagnose.is_empty() && !rule_diagnoses {
+        let _ = writeln!(o, "diagnose: none before kills");
+    } else {
+        let _ = writeln!(
+            o,
+            "diagnose: {} before each kill (rules' own first), waiting at most {:?}; skipped at the SIGKILL level",
+            if cfg.kill.diagnose.is_empty() {
+                "only for rules that set one".to_owned()
+            } else {
+                format!("{:?}", cfg.kill.diagnose)
+            },
+            cfg.kill.diagnose_timeout
+        );
+    }
     for (i, r) in cfg.rules.iter().enumerate() {
         let _ = writeln!(
             o,
-            "rule {i}: {:?} name={:?} cmdline={:?} exe={:?} cgroup={:?} user={:?} adjust={}",
-            r.action, r.name, r.cmdline, r.exe, r.cgroup, r.user, r.adjust
+            "rule {i}: {:?} name={:?} cmdline={:?} exe={:?} cgroup={:?} user={:?} adjust={}{}",
+            r.action,
+            r.name,
+            r.cmdline,
+            r.exe,
+            r.cgroup,
+            r.user,
+            r.adjust,
+            r.diagnose
+                .as_ref()
+                .map(|d| format!(" diagnose={d:?}"))
+                .unwrap_or_default()
         );
     }
     if let Some(c) = &cfg.candidates_cgroup {

@@ -86,7 +86,7 @@ impl Daemon {
         d.level = level;
         d.snapshot = fresh;
         let victim = self.samples[vi];
-        let (score, rule) = match &judged[vi] {
+        let (score, rule): (i64, Option<String>) = match &judged[vi] {
             Judgement::Eligible { score, rule } => (*score, rule.clone()),
             Judgement::Excluded(_) => (0, None),
         };
@@ -116,7 +116,7 @@ impl Daemon {
             score,
             format_bytes(rss_bytes),
             victim.oom_score_adj,
-            rule.map(|r| format!(" ({r})")).unwrap_or_default()
+            rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
         );
         test_seam_pause(
             "OOMGUARD_TEST_PAUSE_BEFORE_PIN_MS",
@@ -209,6 +209,9 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
+        // The operator's diagnostic (`[kill] diagnose` or the rule's), bounded, before the
+        // signal; skipped at the SIGKILL level.
+        let diagnostics = self.diagnose(scope, level, rule.as_deref(), pinned.pid());
         let outcome = self.kill(scope, &pinned, &plan, group.as_ref());
         self.kills += 1;
         // The processes changed: a ranking done ahead is not reused for the next decision.
@@ -237,6 +240,7 @@ impl Daemon {
         );
         // The minute before (after the signal: building it never delays the kill).
         done.recorder = self.kill_recording(scope);
+        done.diagnostics = diagnostics;
         self.tell.record(done, Instant::now());
         let value = match scope {
             Scope::Global => after.map_or(0, |s| s.mem_available_bytes),
