@@ -59,6 +59,7 @@ impl Prefilter {
             pf: self,
             hay,
             next: [None; NEEDLES.len()],
+            from: 0,
         }
     }
 
@@ -85,12 +86,18 @@ pub struct Search<'a> {
     /// Per needle: not searched yet (`None`), its first place at or after the last search's
     /// start (`Some(i)`), or nowhere after it (`Some(usize::MAX)`).
     next: [Option<usize>; NEEDLES.len()],
+    /// The last call's start: a call starting before it forgets what was remembered.
+    from: usize,
 }
 
 impl Search<'_> {
     /// Offset in the haystack of the first trigger at or after `from`, which must be the start
-    /// of a line (0 or just past a `\n`) and must not be less than in an earlier call.
+    /// of a line (0 or just past a `\n`). Fast when `from` only grows from call to call.
     pub fn find_from(&mut self, mut from: usize) -> Option<usize> {
+        if from < self.from {
+            self.next = [None; NEEDLES.len()];
+        }
+        self.from = from;
         let hay = self.hay;
         loop {
             let mut cand = usize::MAX;
@@ -172,6 +179,8 @@ mod tests {
         }
         assert_eq!(got, want);
         assert!(!want.is_empty());
+        // Going back to an earlier start finds the same first trigger again.
+        assert_eq!(search.find_from(0), want.first().copied());
         assert_eq!(pf.find(b"zoom\nprocess\nmemory\n"), None);
     }
 }
