@@ -46,6 +46,7 @@ mod journal;
 pub mod lines;
 pub mod meminfo;
 mod order;
+mod prefilter;
 pub mod prefix;
 
 use std::borrow::Cow;
@@ -55,6 +56,7 @@ use crate::event::OomEvent;
 use assemble::Report;
 use lines::Line;
 use order::{Order, Probe};
+pub use prefilter::{Prefilter, Search, TRIGGERS};
 use prefix::{Meta, Stripped};
 
 /// Longest physical line read; the rest of a longer line is ignored (no kernel record is longer
@@ -78,61 +80,6 @@ const CHUNK_MAX: usize = MAX_TASK_ROWS + 1024;
 /// duplicate right after the original (or interleaves two copies line by line), while the
 /// kernel itself prints a memory.oom.group victim a second time a few kill lines later.
 const RECENT: usize = 3;
-
-/// Substrings of which a line must contain one to open or close a report. Any other line matters
-/// only while a report is open ([`Parser::wants_every_line`]). Kept short and distinctive so the
-/// byte scan over a large log is fast; checked against every format in `kernel-oom-formats.md`.
-pub const TRIGGERS: [&str; 10] = [
-    "oom-",
-    "oom_",
-    "oom.",
-    // "Kill process"/"kill process" (≤5.0 selection) and "Killed process": the latter does not
-    // contain the former ("Kill-ed process").
-    "ill process",
-    "illed process",
-    "ut of memory",
-    "ut of Memory",
-    "No available memory",
-    // memcg report lines that may stand alone in an excerpt (no header, no kill line).
-    "s a result of limit of",
-    "emory cgroup stats for",
-];
-
-/// Finds the next line worth pushing while no report is open: a SIMD multi-substring search
-/// (aho-corasick's Teddy) over a whole buffer, so unrelated lines cost a few bytes' scan each.
-#[derive(Debug)]
-pub struct Prefilter {
-    ac: Option<aho_corasick::AhoCorasick>,
-}
-
-impl Prefilter {
-    pub fn new() -> Self {
-        // Leftmost-first, not the default standard semantics: only leftmost match kinds get
-        // aho-corasick's SIMD "Teddy" searcher; with standard semantics it fell back to a scan
-        // 14x slower here (0.78 s vs 11 s over the 1 GiB bench log, same hits). Which pattern
-        // matches does not matter to us, only where the first one starts. Building from a few
-        // literals cannot fail; if it ever did, every line is checked.
-        let ac = aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-            .build(TRIGGERS)
-            .ok();
-        Prefilter { ac }
-    }
-
-    /// Offset of the first trigger in `hay`, if any.
-    pub fn find(&self, hay: &[u8]) -> Option<usize> {
-        match &self.ac {
-            Some(ac) => ac.find(hay).map(|m| m.start()),
-            None => (!hay.is_empty()).then_some(0),
-        }
-    }
-}
-
-impl Default for Prefilter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// The owned form of [`Meta`], for records held across lines.
 #[derive(Debug, Clone, Default)]

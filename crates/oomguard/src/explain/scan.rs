@@ -100,15 +100,15 @@ fn read_some<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Pushes the interesting lines of `region[pos..]` (complete lines, or the final one at EOF).
 fn process(region: &[u8], mut pos: usize, line_no: &mut u64, parser: &mut Parser, pf: &Prefilter) {
+    let mut search = pf.search(region);
     while pos < region.len() {
         if !parser.wants_every_line() {
-            match pf.find(&region[pos..]) {
+            match search.find_from(pos) {
                 None => {
                     *line_no += count_lines(&region[pos..]);
                     return;
                 }
                 Some(hit) => {
-                    let hit = pos + hit;
                     let start =
                         memchr::memrchr(b'\n', &region[pos..hit]).map_or(pos, |i| pos + i + 1);
                     *line_no += count_newlines(&region[pos..start]);
