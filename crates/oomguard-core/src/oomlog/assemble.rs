@@ -356,26 +356,14 @@ impl Parser {
                 ev.oom_score_adj = k
                     .oom_score_adj
                     .or_else(|| row.and_then(|t| t.oom_score_adj));
-                ev.host = meta.host.clone();
-                ev.time = meta.time.clone();
-                ev.kernel_time_s = meta.kernel_time_s;
-                ev.line = Some(line_no);
-                ev.memory = r.mem.finish(crate::diagnosis::page_bytes_inferred(&ev));
-                fix_constraint(&mut ev);
-                r.killed_any = true;
+                let ev = finish_event(r, ev, meta, line_no);
                 self.push_event(ev);
             }
             Line::NoKillable(text) => {
                 let mut ev = r.ctx.clone();
                 ev.kind = EventKind::NoKillable;
                 ev.message = Some(text.to_owned());
-                ev.host = meta.host.clone();
-                ev.time = meta.time.clone();
-                ev.kernel_time_s = meta.kernel_time_s;
-                ev.line = Some(line_no);
-                ev.memory = r.mem.finish(crate::diagnosis::page_bytes_inferred(&ev));
-                fix_constraint(&mut ev);
-                r.killed_any = true;
+                let ev = finish_event(r, ev, meta, line_no);
                 self.push_event(ev);
             }
             Line::Panic(reason) => {
@@ -391,13 +379,7 @@ impl Parser {
                 let mut ev = r.ctx.clone();
                 ev.kind = EventKind::Panic;
                 ev.message = Some(reason.to_owned());
-                ev.host = host;
-                ev.time = meta.time.clone();
-                ev.kernel_time_s = meta.kernel_time_s;
-                ev.line = Some(line_no);
-                ev.memory = r.mem.finish(crate::diagnosis::page_bytes_inferred(&ev));
-                fix_constraint(&mut ev);
-                r.killed_any = true;
+                let ev = finish_event(r, ev, meta, line_no);
                 self.push_event(ev);
             }
             Line::Reaped(_) | Line::InitPanic(_) => {}
@@ -569,6 +551,19 @@ fn push_task(ev: &mut OomEvent, task: TaskRow) {
 
 /// The constraint as the schema defines it: printed, corrected for the early-5.0 bug, or
 /// inferred as memcg from the memcg-only lines.
+/// The event that report `r` comes to at `line_no` (a kill, no killable process, a panic):
+/// stamped with that line's host and times, with the report's memory breakdown.
+fn finish_event(r: &mut Report, mut ev: OomEvent, meta: &OwnedMeta, line_no: u64) -> OomEvent {
+    ev.host = meta.host.clone();
+    ev.time = meta.time.clone();
+    ev.kernel_time_s = meta.kernel_time_s;
+    ev.line = Some(line_no);
+    ev.memory = r.mem.finish(crate::diagnosis::page_bytes_inferred(&ev));
+    fix_constraint(&mut ev);
+    r.killed_any = true;
+    ev
+}
+
 fn fix_constraint(ev: &mut OomEvent) {
     let memcg_evidence = ev.oom_memcg.is_some()
         || ev
