@@ -334,6 +334,38 @@ fn check_prints_the_thrash_rule_and_names_a_bad_key() {
         out.contains("actions notify -> freeze -> kill (5s each); changes recorded in /run/oomguard/restrain.json"),
         "{out}"
     );
+    // throttle and reclaim are accepted; on a host without a v2 memory controller (this one:
+    // v1) --check warns that they will be refused at run time.
+    let v2 = [
+        "/sys/fs/cgroup/cgroup.controllers",
+        "/sys/fs/cgroup/unified/cgroup.controllers",
+    ]
+    .iter()
+    .any(|p| std::fs::read_to_string(p).is_ok_and(|c| c.split_whitespace().any(|w| w == "memory")));
+    let thr = run(
+        "[thrash]\nenable = true\nactions = [\"reclaim\", \"throttle\", \"restart\", \"kill\"]\n",
+    );
+    let out = String::from_utf8_lossy(&thr.stdout);
+    assert_eq!(thr.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("actions reclaim -> throttle -> restart -> kill"),
+        "{out}"
+    );
+    for step in [
+        "\"throttle\" needs cgroup v2 (memory.high)",
+        "\"reclaim\" needs cgroup v2 (memory.reclaim)",
+    ] {
+        assert_eq!(
+            out.contains(step),
+            !v2,
+            "v2 memory controller {v2}: {step}: {out}"
+        );
+    }
+    assert_eq!(
+        out.contains("\"restart\" needs systemd as PID 1"),
+        !Path::new("/run/systemd/system").is_dir(),
+        "{out}"
+    );
     let off = run("");
     assert!(String::from_utf8_lossy(&off.stdout).contains("thrash: off"));
     for (text, key) in [
@@ -344,8 +376,8 @@ fn check_prints_the_thrash_rule_and_names_a_bad_key() {
         ("[thrash]\nthreshold = -5\n", "thrash.threshold"),
         ("[thrash]\nduration = \"soon\"\n", "line 2"),
         (
-            "[thrash]\nactions = [\"throttle\", \"kill\"]\n",
-            "not implemented yet",
+            "[thrash]\nactions = [\"reclaim\", \"kill\"]\nreclaim = \"0\"\n",
+            "thrash.reclaim",
         ),
         (
             "[thrash]\nactions = [\"freeze\", \"kill\"]\nstate_file = \"rel.json\"\n",
