@@ -673,3 +673,66 @@ fn freeze_stops_a_one_process_scope_without_a_freezer_cgroup() {
     );
     assert!(!state.exists());
 }
+
+/// On v1 (this machine) `throttle` and `reclaim` cannot work (no `memory.high`, no
+/// `memory.reclaim`): each is refused at run time with the reason in its event and the chain
+/// goes on at once, here to `notify` and then the kill step, whose event carries `step`.
+#[test]
+fn throttle_and_reclaim_are_refused_on_v1_and_the_chain_escalates() {
+    let test = "throttle_and_reclaim_are_refused_on_v1_and_the_chain_escalates";
+    let Some(cg) = TestCgroup::new("thrash-v1-refuse", LIMIT) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let d = Daemon::start_with(
+        &cg,
+        true,
+        "step_window = \"2s\"\nactions = [\"throttle\", \"reclaim\", \"notify\", \"kill\"]\n",
+    );
+    let _reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "0", "60", "thrasher"]);
+    let fired = d.wait_for("kill #1 (dry run): thrash-refault", Duration::from_secs(40));
+    let text = d.text();
+    assert!(fired, "no kill step\n{text}");
+    let evs = d.events();
+    let step = |action: &str| {
+        evs.iter()
+            .find(|e| e["step"]["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} step: {evs:?}\n{text}"))
+            .clone()
+    };
+    let (thr, rec, not) = (step("throttle"), step("reclaim"), step("notify"));
+    for (e, file) in [(&thr, "memory.high"), (&rec, "memory.reclaim")] {
+        assert_eq!(e["step"]["outcome"], "refused", "{e}");
+        let detail = e["step"]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("needs cgroup v2 ({file})")) && detail.contains("is v1"),
+            "{detail}"
+        );
+    }
+    assert_eq!(not["step"]["outcome"], "done", "{not}");
+    assert_eq!(
+        (
+            thr["step"]["index"].as_u64(),
+            rec["step"]["index"].as_u64(),
+            not["step"]["index"].as_u64()
+        ),
+        (Some(1), Some(2), Some(3))
+    );
+    let k = evs
+        .iter()
+        .find(|e| e["kind"] == "kill" && e["source"] == "oomguard")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}\n{text}"));
+    assert_eq!(k["step"]["action"], "kill", "{k}");
+    assert_eq!(k["step"]["index"], 4);
+    assert_eq!(k["step"]["outcome"], "dry_run", "{k}");
+    // The memory limit was never touched (v1 has no memory.high; the soft limit stays).
+    assert!(
+        cg.read("memory.soft_limit_in_bytes")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            > LIMIT
+    );
+}
