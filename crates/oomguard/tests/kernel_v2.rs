@@ -1022,6 +1022,24 @@ state_file = "{state}"
     p
 }
 
+/// Appends one line of figures to `$OOMGUARD_VM_OUT/thrash-steps.txt` (the VM lab copies it
+/// to its cache; libtest hides a passing test's output), prefixed with the kernel release.
+fn record_figure(line: &str) {
+    use std::io::Write as _;
+    eprintln!("{line}");
+    let Some(out) = std::env::var_os("OOMGUARD_VM_OUT") else {
+        return;
+    };
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(Path::new(&out).join("thrash-steps.txt"))
+    {
+        let _ = writeln!(f, "{}: {line}", rel.trim());
+    }
+}
+
 /// Waits until `f` says yes (polling every 20 ms) or `limit` passes.
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + limit;
@@ -1061,6 +1079,7 @@ fn thrash_freeze_on_v2_freezes_thaws_then_kills() {
     );
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     let mut listed = String::new();
+    let t0 = Instant::now();
     let frozen = wait_until(Duration::from_secs(120), || {
         let yes = cg.read("cgroup.events").contains("frozen 1");
         if yes {
@@ -1069,6 +1088,7 @@ fn thrash_freeze_on_v2_freezes_thaws_then_kills() {
         yes
     });
     assert!(frozen, "never frozen:\n{}", d.text());
+    let (fired_s, frozen_at) = (t0.elapsed().as_secs_f64(), Instant::now());
     assert!(
         listed.contains(&format!(
             r#"{{"change":"freeze_v2","cgroup":"{}"}}"#,
@@ -1084,7 +1104,12 @@ fn thrash_freeze_on_v2_freezes_thaws_then_kills() {
         d.text()
     );
     assert_eq!(cg.read("cgroup.freeze").trim(), "0");
+    let thawed_s = frozen_at.elapsed().as_secs_f64();
     let k = d.kill_event();
+    record_figure(&format!(
+        "freeze: frozen {fired_s:.1} s after the daemon started, thawed {thawed_s:.2} s later (step_window 3s), then the kill step (victim {} pid {})",
+        k["victim"]["name"], k["victim"]["pid"]
+    ));
     assert_eq!(k["trigger"]["reason"], "thrash-refault", "{k}");
     assert_eq!(k["trigger"]["cgroup"], cg.rel.as_str());
     assert_eq!(k["step"]["action"], "kill", "{k}");
@@ -1151,6 +1176,11 @@ fn thrash_throttle_on_v2_lowers_memory_high_and_restores_it_after_sigkill() {
         )),
         "state file while throttled: {listed:?}"
     );
+    record_figure(&format!(
+        "throttle: memory.high max -> {high} ({} MiB) with memory.max {THRASH_LIMIT}, usage then {} MiB",
+        high >> 20,
+        cg.read("memory.current").trim().parse::<u64>().unwrap_or(0) >> 20
+    ));
     // SIGKILL: nothing restores; the state file stays.
     d.child.kill().unwrap();
     d.child.wait().unwrap();
@@ -1248,7 +1278,7 @@ fn thrash_reclaim_on_v2_reduces_the_usage_of_a_cgroup_holding_page_cache() {
             detail.contains("asked 64 MiB") && reclaimed != "0 B",
             "{detail}"
         );
-        eprintln!("thrash reclaim on {maj}.{min}: {detail}");
+        record_figure(&format!("reclaim: {detail}"));
     } else {
         assert_eq!(r["step"]["outcome"], "refused", "{r}");
         assert!(
