@@ -691,8 +691,11 @@ fn throttle_and_reclaim_are_refused_on_v1_and_the_chain_escalates() {
         true,
         "step_window = \"2s\"\nactions = [\"throttle\", \"reclaim\", \"notify\", \"kill\"]\n",
     );
-    let _reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "0", "60", "thrasher"]);
+    let mut reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "0", "60", "thrasher"]);
     let fired = d.wait_for("kill #1 (dry run): thrash-refault", Duration::from_secs(40));
+    // Ours: ended and reaped (the dry run signalled nothing).
+    let _ = reader.kill();
+    let _ = reader.wait();
     let text = d.text();
     assert!(fired, "no kill step\n{text}");
     let evs = d.events();

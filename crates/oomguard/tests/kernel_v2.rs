@@ -961,8 +961,18 @@ fn thrash_file(name: &str) -> PathBuf {
     path
 }
 
-/// A shell in `cg` (oom_score_adj 1000) that re-reads `file` with busybox `cat` forever.
-fn thrash_reader(cg: &Cg, file: &Path) -> Child {
+/// A shell in `cg` (oom_score_adj 1000) that re-reads `file` with busybox `cat` forever;
+/// killed and reaped on drop (the cgroup's drop kills what it forked).
+struct Reader(Child);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn thrash_reader(cg: &Cg, file: &Path) -> Reader {
     let sh = format!(
         "echo $$ > {}/cgroup.procs && echo 1000 > /proc/self/oom_score_adj && while :; do cat {} > /dev/null; done",
         cg.dir.display(),
@@ -982,7 +992,7 @@ fn thrash_reader(cg: &Cg, file: &Path) -> Child {
         assert!(Instant::now() < end, "the reader did not join {}", cg.rel);
         std::thread::sleep(Duration::from_millis(20));
     }
-    c
+    Reader(c)
 }
 
 /// A config guarding `cg` (headroom 0: the memory rule only watches) with the cgroup thrash
@@ -1204,6 +1214,7 @@ fn thrash_throttle_on_v2_lowers_memory_high_and_restores_it_after_sigkill() {
         "{}",
         d2.text()
     );
+    let refaults_at_restart = cg.key("memory.stat", "workingset_refault_file");
     let mut seen = vec![cg.read("memory.high").trim().to_owned()];
     let cycled = wait_until(Duration::from_secs(120), || {
         let v = cg.read("memory.high").trim().to_owned();
@@ -1216,7 +1227,10 @@ fn thrash_throttle_on_v2_lowers_memory_high_and_restores_it_after_sigkill() {
     });
     assert!(
         cycled,
-        "no throttle ended; memory.high went {seen:?}\n{}",
+        "no throttle ended; memory.high went {seen:?}; cgroup refaulted {} pages since the restart, procs {:?}\n{}",
+        cg.key("memory.stat", "workingset_refault_file")
+            .saturating_sub(refaults_at_restart),
+        cg.read("cgroup.procs"),
         d2.text()
     );
     assert_eq!(seen[0], "max", "not restored at start: {seen:?}");
