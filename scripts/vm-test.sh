@@ -223,7 +223,9 @@ run_kernel_suite() {
     # Reports the guest's kernel wrote (tests/fixtures/explain/vm is made from these).
     if [ -d "$share/out/reports" ]; then mkdir -p "$cache/reports"; cp -r "$share/out/reports/." "$cache/reports/"; fi
     [ -f "$share/out/rank-equality.txt" ] && cat "$share/out/rank-equality.txt" >> "$cache/rank-equality.txt"
-    [ -f "$share/out/thrash-steps.txt" ] && cat "$share/out/thrash-steps.txt" >> "$cache/thrash-steps.txt"
+    if [ -f "$share/out/thrash-steps.txt" ]; then
+      cat "$share/out/thrash-steps.txt" >> "$cache/thrash-steps.txt"; rm -f "$share/out/thrash-steps.txt"
+    fi
     grep -E '^(test |vm-|SKIP|---- |thread )' "$suite_log" | grep -v ' ok$' | head -100 >&2 || true
     grep -q 'vm-result:' "$suite_log" || { echo "vm: $rel: the suite did not finish" >&2; tail -40 "$suite_log" >&2; failed=$((failed + 1)); }
     tally "$suite_log"

@@ -1299,6 +1299,7 @@ fn thrash_reclaim_on_v2_reduces_the_usage_of_a_cgroup_holding_page_cache() {
             detail.contains("no memory.reclaim (kernel before 5.19)"),
             "{detail}"
         );
+        record_figure(&format!("reclaim: refused: {detail}"));
         assert!(
             wait_until(Duration::from_secs(10), || !step_events(&d, "notify")
                 .is_empty()),
