@@ -201,14 +201,20 @@ run_kernel_suite() {
     local t0=$SECONDS
     local suite_log=$share/out/kernel-suite.sh.$rel.log try
     rm -f "$suite_log"
+    # A scratch ext4 disk for the thrash tests (page cache that can be evicted and re-read:
+    # the guest's tmpfs cannot); made fresh for each boot, removed after.
+    local disk=$cache/disk-$rel.img
     for try in 1 2 3; do
-      qemu "$rel" "$initrd" kernel kernel-suite.sh "${VM_KERNEL_TIMEOUT:-1500}" > "$logf" 2>&1 || true
+      rm -f "$disk"; truncate -s 1G "$disk"; mke2fs -q -t ext4 -F "$disk"
+      qemu "$rel" "$initrd" kernel kernel-suite.sh "${VM_KERNEL_TIMEOUT:-1500}" \
+        -drive "file=$disk,if=virtio,format=raw,cache=unsafe" > "$logf" 2>&1 || true
       [ -f "$suite_log" ] && break
       # Multi-threaded TCG now and then oopses in early boot while the kernel patches its own
       # text (int3 in sched_clock_cpu, seen with 6.12): a boot that never reached the suite is
       # tried again, and said so; a suite that ran is never re-run.
       echo "vm: the $rel guest did not reach the suite (try $try): $(grep -m1 -E 'Kernel panic|Oops' "$logf" || tail -1 "$logf")" >&2
     done
+    rm -f "$disk"
     if [ ! -f "$suite_log" ]; then
       echo "vm: the $rel guest wrote no suite log; console:" >&2; tail -30 "$logf" >&2
       failed=$((failed + 1)); continue
@@ -217,6 +223,9 @@ run_kernel_suite() {
     # Reports the guest's kernel wrote (tests/fixtures/explain/vm is made from these).
     if [ -d "$share/out/reports" ]; then mkdir -p "$cache/reports"; cp -r "$share/out/reports/." "$cache/reports/"; fi
     [ -f "$share/out/rank-equality.txt" ] && cat "$share/out/rank-equality.txt" >> "$cache/rank-equality.txt"
+    if [ -f "$share/out/thrash-steps.txt" ]; then
+      cat "$share/out/thrash-steps.txt" >> "$cache/thrash-steps.txt"; rm -f "$share/out/thrash-steps.txt"
+    fi
     grep -E '^(test |vm-|SKIP|---- |thread )' "$suite_log" | grep -v ' ok$' | head -100 >&2 || true
     grep -q 'vm-result:' "$suite_log" || { echo "vm: $rel: the suite did not finish" >&2; tail -40 "$suite_log" >&2; failed=$((failed + 1)); }
     tally "$suite_log"

@@ -5,6 +5,9 @@
 export OOMGUARD_BIN=/share/bin/oomguard OOMGUARD_HOG=/share/bin/hog OOMGUARD_VM_OUT=/share/out
 export OOMGUARD_REQUIRE_KERNEL=1 RUST_BACKTRACE=1 HOME=/tmp PATH=/bin:/sbin:/usr/bin:/usr/sbin
 cd /tmp || exit 1
+# The scratch ext4 disk scripts/vm-test.sh attaches (the thrash tests re-read a file on it).
+mkdir -p /disk
+if mount -t ext4 /dev/vda /disk; then export OOMGUARD_VM_DISK=/disk; else echo "vm-guest: no scratch disk at /dev/vda"; fi
 echo "vm-guest: $(uname -r), $(cat /sys/fs/cgroup/cgroup.controllers)"
 filter=$(for a in $(cat /proc/cmdline); do case "$a" in oomguard.filter=*) echo "${a#*=}";; esac; done)
 /share/bin/kernel_v2 --test-threads=1 $filter > /tmp/tests.out 2>&1

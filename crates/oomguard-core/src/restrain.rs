@@ -247,6 +247,109 @@ impl Change {
     }
 }
 
+/// The lowest `memory.high` the `throttle` step ever sets: below a few tens of MiB a cgroup
+/// spends its time in reclaim whatever it runs (the kernel's own tests keep `memory.high` at
+/// 30 MiB or more), so a smaller bound only turns a throttle into a hang.
+pub const THROTTLE_FLOOR_BYTES: u64 = 32 << 20;
+
+/// `memory.high` / `memory.max` text: `Some(None)` for `max`, `Some(Some(bytes))`, `None` when
+/// it is neither.
+pub fn parse_limit_text(text: &str) -> Option<Option<u64>> {
+    let t = text.trim();
+    if t == "max" {
+        return Some(None);
+    }
+    t.parse::<u64>().ok().map(Some)
+}
+
+/// The `memory.high` the `throttle` step sets: `throttle_to_pct` of the usage when it fired,
+/// rounded down to a page, never below the floor: the larger of [`THROTTLE_FLOOR_BYTES`] and
+/// the cgroup's protection (`memory.min`, `memory.low`: a `memory.high` below the memory the
+/// cgroup is promised contradicts it). `Err`: why the step is refused (the limit is already
+/// at or below the bound: the throttle only ever lowers it).
+pub fn throttle_high_bytes(
+    usage_bytes: u64,
+    throttle_to_pct: f64,
+    current_high: Option<u64>,
+    protected_bytes: u64,
+    page_size: u64,
+) -> Result<u64, String> {
+    let page = page_size.max(1);
+    let want = (usage_bytes as f64 * throttle_to_pct / 100.0) as u64 / page * page;
+    let floor = THROTTLE_FLOOR_BYTES.max(protected_bytes);
+    let bound = want.max(floor);
+    if let Some(h) = current_high {
+        if h <= bound {
+            return Err(format!(
+                "memory.high is already {h} bytes, at or below the throttle bound {bound} bytes ({throttle_to_pct}% of usage {usage_bytes} bytes, floor {floor} bytes)"
+            ));
+        }
+    }
+    if bound >= usage_bytes {
+        return Err(format!(
+            "the throttle bound {bound} bytes (floor {floor} bytes) is not below the usage {usage_bytes} bytes: nothing to throttle"
+        ));
+    }
+    Ok(bound)
+}
+
+/// Whether `name` is a systemd unit name (systemd's `unit_name_is_valid`): at most 255
+/// bytes, `[A-Za-z0-9:_.\-]` with at most one `@` (a template instance, never empty), a
+/// known type suffix, a non-empty prefix. A leading `-` is refused too (never an option).
+pub fn valid_unit_name(name: &str) -> bool {
+    const SUFFIXES: [&str; 11] = [
+        ".service",
+        ".socket",
+        ".device",
+        ".mount",
+        ".automount",
+        ".swap",
+        ".target",
+        ".path",
+        ".timer",
+        ".slice",
+        ".scope",
+    ];
+    if name.is_empty() || name.len() > 255 || name.starts_with('-') {
+        return false;
+    }
+    let Some(suffix) = SUFFIXES.iter().find(|s| name.ends_with(*s)) else {
+        return false;
+    };
+    let stem = &name[..name.len() - suffix.len()];
+    if stem.is_empty()
+        || !stem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":_.\\-@".contains(&b))
+    {
+        return false;
+    }
+    match stem.split_once('@') {
+        None => true,
+        Some((prefix, instance)) => {
+            !prefix.is_empty() && !instance.is_empty() && !instance.contains('@')
+        }
+    }
+}
+
+/// The systemd service that the `restart` step restarts for a guarded cgroup path: the
+/// path's innermost unit (`crate::workload`), which must be a valid `.service` name (a scope
+/// or a slice cannot be restarted by systemd). `Err`: why not.
+pub fn restart_unit(cgroup_path: &str) -> Result<String, String> {
+    let unit = crate::workload::parse_cgroup(cgroup_path)
+        .and_then(|w| w.unit)
+        .ok_or_else(|| format!("cgroup {cgroup_path} is not a systemd unit's cgroup"))?;
+    if !valid_unit_name(&unit) {
+        return Err(format!("{unit:?} is not a valid systemd unit name"));
+    }
+    if !unit.ends_with(".service") {
+        return Err(format!(
+            "the cgroup's unit {unit} is not a service (only a .service can be restarted)"
+        ));
+    }
+    Ok(unit)
+}
+
 /// A cgroup path fit to be joined below a mount: absolute, no `.`/`..`/empty components, no
 /// NUL, not the root (the root is never a guarded scope to freeze).
 pub fn sane_cgroup_path(p: &str) -> bool {
@@ -290,6 +393,11 @@ pub fn parse_state(text: &str) -> (Vec<(usize, Change)>, Vec<String>) {
             continue;
         }
         match serde_json::from_str::<Change>(l) {
+            Ok(Change::MemoryHigh { previous, .. }) if parse_limit_text(&previous).is_none() => {
+                warnings.push(format!(
+                    "line {line_no}: memory.high {previous:?} to restore is not bytes or max: ignored"
+                ))
+            }
             Ok(c) if sane_cgroup_path(c.cgroup()) => changes.push((line_no, c)),
             Ok(c) => warnings.push(format!(
                 "line {line_no}: cgroup {:?} is not a cgroup path (absolute, no . or ..): ignored",
@@ -511,5 +619,101 @@ mod tests {
         // Binary junk: warnings, no panic.
         let (got, w) = parse_state("\u{0}\u{1}{{{\n]]]\n");
         assert!(got.is_empty() && w.len() == 2);
+    }
+
+    #[test]
+    fn throttle_bound_is_a_share_of_usage_above_the_floor_and_only_lowers() {
+        const P: u64 = 4096;
+        // 80% of 200 MiB, page-aligned, from max.
+        assert_eq!(
+            throttle_high_bytes(200 << 20, 80.0, None, 0, P),
+            Ok(160 << 20)
+        );
+        // An odd usage is rounded down to a page.
+        assert_eq!(
+            throttle_high_bytes((200 << 20) + 5000, 50.0, None, 0, P),
+            Ok(((((200u64 << 20) + 5000) / 2) / P) * P)
+        );
+        // Never below the floor, nor below memory.min/low.
+        assert_eq!(
+            throttle_high_bytes(48 << 20, 10.0, None, 0, P),
+            Ok(THROTTLE_FLOOR_BYTES)
+        );
+        assert_eq!(
+            throttle_high_bytes(200 << 20, 10.0, None, 100 << 20, P),
+            Ok(100 << 20)
+        );
+        // Usage at or below the floor: nothing to throttle.
+        let e = throttle_high_bytes(20 << 20, 80.0, None, 0, P).unwrap_err();
+        assert!(e.contains("not below the usage"), "{e}");
+        // A memory.high already at or below the bound is never raised.
+        let e = throttle_high_bytes(200 << 20, 80.0, Some(150 << 20), 0, P).unwrap_err();
+        assert!(e.contains("already"), "{e}");
+        assert_eq!(
+            throttle_high_bytes(200 << 20, 80.0, Some(180 << 20), 0, P),
+            Ok(160 << 20)
+        );
+        assert_eq!(parse_limit_text("max\n"), Some(None));
+        assert_eq!(parse_limit_text("1048576\n"), Some(Some(1 << 20)));
+        assert_eq!(parse_limit_text("1M"), None);
+    }
+
+    #[test]
+    fn unit_names_follow_systemds_rules_and_only_services_restart() {
+        for ok in [
+            "nginx.service",
+            "getty@tty1.service",
+            "systemd-nspawn@puppet001.service",
+            "a:b_c-d.e\\x2d.service",
+            "docker-ab12.scope",
+        ] {
+            assert!(valid_unit_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".service",
+            "nginx",
+            "nginx.servic",
+            "-x.service",
+            "a b.service",
+            "a;rm -rf.service",
+            "a$(x).service",
+            "getty@.service",
+            "@x.service",
+            "a@b@c.service",
+            "é.service",
+        ] {
+            assert!(!valid_unit_name(bad), "{bad:?}");
+        }
+        assert!(!valid_unit_name(&format!("{}.service", "a".repeat(250))));
+        assert_eq!(
+            restart_unit("/system.slice/nginx.service"),
+            Ok("nginx.service".to_owned())
+        );
+        assert_eq!(
+            restart_unit("/system.slice/system-getty.slice/getty@tty1.service"),
+            Ok("getty@tty1.service".to_owned())
+        );
+        let scope = restart_unit("/system.slice/docker-ab12cd.scope").unwrap_err();
+        assert!(scope.contains("not a service"), "{scope}");
+        let none = restart_unit("/oomguard/test").unwrap_err();
+        assert!(none.contains("not a systemd unit"), "{none}");
+    }
+
+    #[test]
+    fn a_memory_high_to_restore_must_be_bytes_or_max() {
+        let text = format!(
+            "{STATE_HEADER}\n{{\"change\":\"memory_high\",\"cgroup\":\"/a\",\"previous\":\"max\"}}\n{{\"change\":\"memory_high\",\"cgroup\":\"/b\",\"previous\":\"1 2\"}}\n{{\"change\":\"memory_high\",\"cgroup\":\"/c\",\"previous\":\"268435456\"}}\n"
+        );
+        let (got, w) = parse_state(&text);
+        assert_eq!(
+            got.iter().map(|(_, c)| c.cgroup()).collect::<Vec<_>>(),
+            ["/a", "/c"]
+        );
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("line 3:") && w[0].contains("memory.high"),
+            "{w:?}"
+        );
     }
 }

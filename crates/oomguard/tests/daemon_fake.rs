@@ -703,3 +703,290 @@ fn a_hanging_diagnostic_is_killed_at_its_timeout_and_skipped_when_memory_is_crit
     assert_eq!(d["argv"][1], pid.to_string());
     assert!(!pids.exists(), "the diagnostic ran");
 }
+
+/// A thrashing `memory.stat` for the fake v2 cgroup at `dir` (step `i`): 56 MiB of file LRU,
+/// 20,000 pages refaulted every step (~1,100 %/s).
+fn thrash_stat(h: &FakeHost, dir: &str, i: u64) {
+    h.write(
+        &format!("cgroup/{dir}/memory.stat"),
+        &format!(
+            "anon 4194304\nfile 58720256\nshmem 0\ninactive_anon 4194304\nactive_anon 0\ninactive_file 50331648\nactive_file 8388608\nworkingset_refault_anon 0\nworkingset_refault_file {}\npgmajfault 0\n",
+            (i + 1) * 20_000
+        ),
+    )
+}
+
+/// A world guarding the fake v2 cgroup `path` (holding the sleeper) with the cgroup thrash
+/// rule, `actions`, and a state file in `state`.
+fn thrash_world(path: &str, actions: &str, state: &std::path::Path, extra: &str) -> World {
+    let p = path.to_owned();
+    world_with(
+        "1M",
+        "512K",
+        &format!(
+            "\n[[cgroups]]\npath = \"{path}\"\nheadroom = \"0\"\n{}machine = false\nstate_file = \"{}\"\n{extra}",
+            THRASH_FAST.replace("[\"notify\", \"kill\"]", actions),
+            state.display()
+        ),
+        move |host, pid| {
+            host.write(&format!("proc/{pid}/cgroup"), &format!("0::{p}\n"));
+            host.add_memcg_v2(&p, 60 << 20, Some(64 << 20), 0, &[pid]);
+        },
+    )
+}
+
+fn step_outcomes(ev: &[Value], action: &str) -> Vec<String> {
+    ev.iter()
+        .filter(|e| e["step"]["action"] == action)
+        .map(|e| e["step"]["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `["throttle", "kill"]`: `memory.high` goes from `max` to 80 % of the usage (60 MiB -> 48
+/// MiB), recorded in the state file first, back to `max` when the step's window is over; the
+/// scope, still thrashing, gets the kill, whose event carries `step` too.
+#[test]
+fn v2_cgroup_thrash_throttles_then_restores_then_kills() {
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("restrain.json");
+    let mut w = thrash_world("/app", "[\"throttle\", \"kill\"]", &state_file, "");
+    let high = w.host.root().join("cgroup/app/memory.high");
+    let mut seen: Vec<String> = Vec::new();
+    let mut listed = String::new();
+    step_slowly(&mut w, 16, |h, i| {
+        let v = std::fs::read_to_string(&high).unwrap();
+        if seen.last() != Some(&v) {
+            seen.push(v.clone());
+        }
+        if v == "50331648" && listed.is_empty() {
+            listed = std::fs::read_to_string(&state_file).unwrap_or_default();
+        }
+        thrash_stat(h, "app", i)
+    });
+    let ev = events(&w);
+    assert!(
+        seen.windows(2).any(|p| p[0] == "50331648" && p[1] == "max"),
+        "memory.high went {seen:?}; {ev:?}"
+    );
+    assert_eq!(seen[0], "max\n");
+    assert!(
+        listed.contains(r#"{"change":"memory_high","cgroup":"/app","previous":"max"}"#),
+        "state file while throttled: {listed:?}"
+    );
+    assert!(!state_file.exists(), "cleared after the restore");
+    let outcomes = step_outcomes(&ev, "throttle");
+    assert_eq!(&outcomes[..2], ["done", "ended"], "{ev:?}");
+    let done = ev
+        .iter()
+        .find(|e| e["step"]["action"] == "throttle")
+        .unwrap();
+    assert!(
+        done["step"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("to 50331648 bytes"),
+        "{done}"
+    );
+    let kill = ev
+        .iter()
+        .find(|e| e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill after the restore: {ev:?}"));
+    assert_eq!(kill["step"]["action"], "kill", "{kill}");
+    assert_eq!(kill["step"]["index"], 2);
+    assert_eq!(kill["step"]["of"], 2);
+    assert_eq!(kill["step"]["outcome"], "done");
+}
+
+/// A `memory.high` lowered by a daemon killed with SIGKILL (its state file left behind) is
+/// written back at the next start; a `previous` that is not bytes or max is never written.
+#[test]
+fn a_stale_throttle_is_restored_at_start() {
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("restrain.json");
+    std::fs::write(
+        &state_file,
+        "{\"change\":\"memory_high\",\"cgroup\":\"/app\",\"previous\":\"268435456\"}\n{\"change\":\"memory_high\",\"cgroup\":\"/app\",\"previous\":\"0; rm\"}\n",
+    )
+    .unwrap();
+    let mut w = thrash_world("/app", "[\"throttle\", \"kill\"]", &state_file, "");
+    w.host.write("cgroup/app/memory.high", "50331648\n");
+    w.daemon.step();
+    assert_eq!(
+        std::fs::read_to_string(w.host.root().join("cgroup/app/memory.high")).unwrap(),
+        "268435456"
+    );
+    assert!(!state_file.exists());
+}
+
+/// `["reclaim", "kill"]`: the configured amount is written to `memory.reclaim` and the event
+/// says how usage moved; without the file (a kernel before 5.19) the step is refused with that
+/// reason and the kill follows at once.
+#[test]
+fn v2_cgroup_thrash_reclaims_or_is_refused_without_memory_reclaim() {
+    let state = tempfile::tempdir().unwrap();
+    let mut w = thrash_world(
+        "/app",
+        "[\"reclaim\", \"kill\"]",
+        &state.path().join("r.json"),
+        "reclaim = \"16M\"\n",
+    );
+    w.host.write("cgroup/app/memory.reclaim", "");
+    step_slowly(&mut w, 6, |h, i| thrash_stat(h, "app", i));
+    assert_eq!(
+        std::fs::read_to_string(w.host.root().join("cgroup/app/memory.reclaim")).unwrap(),
+        "16777216"
+    );
+    let ev = events(&w);
+    let r = ev
+        .iter()
+        .find(|e| e["step"]["action"] == "reclaim")
+        .unwrap_or_else(|| panic!("no reclaim step: {ev:?}"));
+    assert_eq!(r["step"]["outcome"], "done", "{r}");
+    let detail = r["step"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("asked 16 MiB of cgroup /app") && detail.contains("usage 60 MiB -> 60 MiB"),
+        "{detail}"
+    );
+    assert!(
+        !state.path().join("r.json").exists(),
+        "nothing to restore, nothing recorded"
+    );
+
+    let mut w = thrash_world(
+        "/app",
+        "[\"reclaim\", \"kill\"]",
+        &state.path().join("r.json"),
+        "",
+    );
+    step_slowly(&mut w, 6, |h, i| thrash_stat(h, "app", i));
+    let ev = events(&w);
+    let r = ev
+        .iter()
+        .find(|e| e["step"]["action"] == "reclaim")
+        .unwrap_or_else(|| panic!("no reclaim step: {ev:?}"));
+    assert_eq!(r["step"]["outcome"], "refused", "{r}");
+    assert!(
+        r["step"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no memory.reclaim (kernel before 5.19)"),
+        "{r}"
+    );
+    let ri = ev
+        .iter()
+        .position(|e| e["step"]["action"] == "reclaim")
+        .unwrap();
+    let ki = ev
+        .iter()
+        .position(|e| e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill after the refusal: {ev:?}"));
+    assert!(ri < ki);
+}
+
+/// A fake `systemctl` (a script) that appends its argv, one per line, to `argv`.
+fn fake_systemctl(dir: &std::path::Path, argv: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("systemctl");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\" >> {}; done\n",
+            argv.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// `["restart", "kill"]` on a service's cgroup: the fake systemctl is run once with
+/// `restart --no-block -- app.service` as its argv; a cgroup that is no unit's is refused with
+/// the reason, and the kill follows at once.
+#[test]
+fn thrash_restart_runs_systemctl_with_the_units_name_or_is_refused() {
+    use oomguard::act::restart::SystemctlRestarter;
+    let t = tempfile::tempdir().unwrap();
+    let argv = t.path().join("argv");
+    let booted = t.path().join("run/systemd/system");
+    std::fs::create_dir_all(&booted).unwrap();
+    let restarter = || SystemctlRestarter {
+        systemctl: Some(fake_systemctl(t.path(), &argv)),
+        booted_marker: booted.clone(),
+        timeout: std::time::Duration::from_secs(5),
+    };
+    let mut w = thrash_world(
+        "/system.slice/app.service",
+        "[\"restart\", \"kill\"]",
+        &t.path().join("r.json"),
+        "",
+    );
+    w.daemon.set_unit_restarter(Box::new(restarter()));
+    step_slowly(&mut w, 5, |h, i| {
+        thrash_stat(h, "system.slice/app.service", i)
+    });
+    assert_eq!(
+        std::fs::read_to_string(&argv).unwrap_or_default(),
+        "restart\n--no-block\n--\napp.service\n"
+    );
+    let ev = events(&w);
+    assert_eq!(
+        step_outcomes(&ev, "restart").first().map(String::as_str),
+        Some("done"),
+        "{ev:?}"
+    );
+
+    // No unit in the path: refused, systemctl never run, the kill at once.
+    std::fs::remove_file(&argv).unwrap();
+    let mut w = thrash_world(
+        "/app",
+        "[\"restart\", \"kill\"]",
+        &t.path().join("r.json"),
+        "",
+    );
+    w.daemon.set_unit_restarter(Box::new(restarter()));
+    step_slowly(&mut w, 6, |h, i| thrash_stat(h, "app", i));
+    assert!(
+        !argv.exists(),
+        "systemctl was run for a cgroup with no unit"
+    );
+    let ev = events(&w);
+    let r = ev
+        .iter()
+        .find(|e| e["step"]["action"] == "restart")
+        .unwrap_or_else(|| panic!("no restart step: {ev:?}"));
+    assert_eq!(r["step"]["outcome"], "refused");
+    assert!(
+        r["step"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a systemd unit"),
+        "{r}"
+    );
+    assert!(ev.iter().any(|e| e["kind"] == "kill"), "{ev:?}");
+
+    // systemd not PID 1: refused with that reason.
+    std::fs::remove_dir(&booted).unwrap();
+    let mut w = thrash_world(
+        "/system.slice/app.service",
+        "[\"restart\"]",
+        &t.path().join("r.json"),
+        "",
+    );
+    w.daemon.set_unit_restarter(Box::new(restarter()));
+    step_slowly(&mut w, 5, |h, i| {
+        thrash_stat(h, "system.slice/app.service", i)
+    });
+    assert!(!argv.exists());
+    let ev = events(&w);
+    let r = ev
+        .iter()
+        .find(|e| e["step"]["action"] == "restart")
+        .unwrap_or_else(|| panic!("no restart step: {ev:?}"));
+    assert!(
+        r["step"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("systemd is not PID 1"),
+        "{r}"
+    );
+}

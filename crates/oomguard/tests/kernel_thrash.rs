@@ -334,6 +334,38 @@ fn check_prints_the_thrash_rule_and_names_a_bad_key() {
         out.contains("actions notify -> freeze -> kill (5s each); changes recorded in /run/oomguard/restrain.json"),
         "{out}"
     );
+    // throttle and reclaim are accepted; on a host without a v2 memory controller (this one:
+    // v1) --check warns that they will be refused at run time.
+    let v2 = [
+        "/sys/fs/cgroup/cgroup.controllers",
+        "/sys/fs/cgroup/unified/cgroup.controllers",
+    ]
+    .iter()
+    .any(|p| std::fs::read_to_string(p).is_ok_and(|c| c.split_whitespace().any(|w| w == "memory")));
+    let thr = run(
+        "[thrash]\nenable = true\nactions = [\"reclaim\", \"throttle\", \"restart\", \"kill\"]\n",
+    );
+    let out = String::from_utf8_lossy(&thr.stdout);
+    assert_eq!(thr.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("actions reclaim -> throttle -> restart -> kill"),
+        "{out}"
+    );
+    for step in [
+        "\"throttle\" needs cgroup v2 (memory.high)",
+        "\"reclaim\" needs cgroup v2 (memory.reclaim)",
+    ] {
+        assert_eq!(
+            out.contains(step),
+            !v2,
+            "v2 memory controller {v2}: {step}: {out}"
+        );
+    }
+    assert_eq!(
+        out.contains("\"restart\" needs systemd as PID 1"),
+        !Path::new("/run/systemd/system").is_dir(),
+        "{out}"
+    );
     let off = run("");
     assert!(String::from_utf8_lossy(&off.stdout).contains("thrash: off"));
     for (text, key) in [
@@ -344,8 +376,8 @@ fn check_prints_the_thrash_rule_and_names_a_bad_key() {
         ("[thrash]\nthreshold = -5\n", "thrash.threshold"),
         ("[thrash]\nduration = \"soon\"\n", "line 2"),
         (
-            "[thrash]\nactions = [\"throttle\", \"kill\"]\n",
-            "not implemented yet",
+            "[thrash]\nactions = [\"reclaim\", \"kill\"]\nreclaim = \"0\"\n",
+            "thrash.reclaim",
         ),
         (
             "[thrash]\nactions = [\"freeze\", \"kill\"]\nstate_file = \"rel.json\"\n",
@@ -640,4 +672,70 @@ fn freeze_stops_a_one_process_scope_without_a_freezer_cgroup() {
         "{text}"
     );
     assert!(!state.exists());
+}
+
+/// On v1 (this machine) `throttle` and `reclaim` cannot work (no `memory.high`, no
+/// `memory.reclaim`): each is refused at run time with the reason in its event and the chain
+/// goes on at once, here to `notify` and then the kill step, whose event carries `step`.
+#[test]
+fn throttle_and_reclaim_are_refused_on_v1_and_the_chain_escalates() {
+    let test = "throttle_and_reclaim_are_refused_on_v1_and_the_chain_escalates";
+    let Some(cg) = TestCgroup::new("thrash-v1-refuse", LIMIT) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let d = Daemon::start_with(
+        &cg,
+        true,
+        "step_window = \"2s\"\nactions = [\"throttle\", \"reclaim\", \"notify\", \"kill\"]\n",
+    );
+    let mut reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "0", "60", "thrasher"]);
+    let fired = d.wait_for("kill #1 (dry run): thrash-refault", Duration::from_secs(40));
+    // Ours: ended and reaped (the dry run signalled nothing).
+    let _ = reader.kill();
+    let _ = reader.wait();
+    let text = d.text();
+    assert!(fired, "no kill step\n{text}");
+    let evs = d.events();
+    let step = |action: &str| {
+        evs.iter()
+            .find(|e| e["step"]["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} step: {evs:?}\n{text}"))
+            .clone()
+    };
+    let (thr, rec, not) = (step("throttle"), step("reclaim"), step("notify"));
+    for (e, file) in [(&thr, "memory.high"), (&rec, "memory.reclaim")] {
+        assert_eq!(e["step"]["outcome"], "refused", "{e}");
+        let detail = e["step"]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("needs cgroup v2 ({file})")) && detail.contains("is v1"),
+            "{detail}"
+        );
+    }
+    assert_eq!(not["step"]["outcome"], "done", "{not}");
+    assert_eq!(
+        (
+            thr["step"]["index"].as_u64(),
+            rec["step"]["index"].as_u64(),
+            not["step"]["index"].as_u64()
+        ),
+        (Some(1), Some(2), Some(3))
+    );
+    let k = evs
+        .iter()
+        .find(|e| e["kind"] == "kill" && e["source"] == "oomguard")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}\n{text}"));
+    assert_eq!(k["step"]["action"], "kill", "{k}");
+    assert_eq!(k["step"]["index"], 4);
+    assert_eq!(k["step"]["outcome"], "dry_run", "{k}");
+    // The memory limit was never touched (v1 has no memory.high; the soft limit stays).
+    assert!(
+        cg.read("memory.soft_limit_in_bytes")
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            > LIMIT
+    );
 }

@@ -931,3 +931,381 @@ fn z_global_oom_report_with_mem_info_is_explained() {
     assert!(mi.is_object(), "no Mem-Info block parsed: {k}");
     assert!(k["anon_rss_kb"].as_u64().unwrap() > (total_kib / 2), "{k}");
 }
+
+// ------------------------------------------------------------------ thrash steps on v2
+// A cgroup with `memory.max` 96 MiB whose process re-reads a 256 MiB file on the guest's
+// ext4 disk (scripts/vm-test.sh attaches one, kernel-suite.sh mounts it and names it in
+// OOMGUARD_VM_DISK: tmpfs pages cannot be evicted and re-read), so it thrashes while the
+// guest's MemAvailable is high; the daemon's cgroup thrash rule takes the step under test.
+
+const THRASH_LIMIT: &str = "96M";
+const THRASH_FILE_MIB: usize = 256;
+
+/// A file of `THRASH_FILE_MIB` MiB on the guest's disk, synced and dropped from the cache.
+fn thrash_file(name: &str) -> PathBuf {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd;
+    let disk = std::env::var_os("OOMGUARD_VM_DISK")
+        .map(PathBuf::from)
+        .expect("OOMGUARD_VM_DISK (the guest's ext4 disk; scripts/vm/kernel-suite.sh mounts it)");
+    let path = disk.join(format!("{name}.bin"));
+    let mut f = std::fs::File::create(&path).unwrap();
+    let mut chunk = vec![0u8; 1 << 20];
+    for i in 0..THRASH_FILE_MIB {
+        chunk.fill((i % 251) as u8 + 1);
+        f.write_all(&chunk).unwrap();
+    }
+    f.sync_all().unwrap();
+    // SAFETY: fadvise on an open fd.
+    unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    path
+}
+
+/// A shell in `cg` (oom_score_adj 1000) that re-reads `file` with busybox `cat` forever;
+/// killed and reaped on drop (the cgroup's drop kills what it forked).
+struct Reader(Child);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn thrash_reader(cg: &Cg, file: &Path) -> Reader {
+    let sh = format!(
+        "echo $$ > {}/cgroup.procs && echo 1000 > /proc/self/oom_score_adj && while :; do cat {} > /dev/null; done",
+        cg.dir.display(),
+        file.display()
+    );
+    let c = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(sh)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while !cg.read("cgroup.procs").contains(&c.id().to_string()) {
+        assert!(Instant::now() < end, "the reader did not join {}", cg.rel);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Reader(c)
+}
+
+/// A config guarding `cg` (headroom 0: the memory rule only watches) with the cgroup thrash
+/// rule on, the machine scope off, candidates limited to `cg`, and `thrash` lines added; the
+/// state file is `state`. Thresholds lowered for TCG's slow disk (a 20 %/s refault rate of
+/// the working set, at least 1 MiB/s, for 2 s).
+fn thrash_config(dir: &Path, cg: &Cg, state: &Path, thrash: &str) -> PathBuf {
+    let p = dir.join("oomguard.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"candidates_cgroup = "{rel}"
+[memory]
+term_below = "1M"
+kill_below = "512K"
+[kill]
+term_grace = "200ms"
+[events]
+journal = false
+[[cgroups]]
+path = "{rel}"
+headroom = "0"
+[thrash]
+enable = true
+machine = false
+threshold = 20
+min_refault_rate = "1M"
+duration = "2s"
+state_file = "{state}"
+{thrash}
+"#,
+            rel = cg.rel,
+            state = state.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Appends one line of figures to `$OOMGUARD_VM_OUT/thrash-steps.txt` (the VM lab copies it
+/// to its cache; libtest hides a passing test's output), prefixed with the kernel release.
+fn record_figure(line: &str) {
+    use std::io::Write as _;
+    eprintln!("{line}");
+    let Some(out) = std::env::var_os("OOMGUARD_VM_OUT") else {
+        return;
+    };
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(Path::new(&out).join("thrash-steps.txt"))
+    {
+        let _ = writeln!(f, "{}: {line}", rel.trim());
+    }
+}
+
+/// Waits until `f` says yes (polling every 20 ms) or `limit` passes.
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn step_events(d: &Daemon, action: &str) -> Vec<Value> {
+    d.events()
+        .into_iter()
+        .filter(|e| e["step"]["action"] == action)
+        .collect()
+}
+
+/// `["freeze", "kill"]`: the thrashing cgroup is frozen through `cgroup.freeze` (the kernel
+/// says `frozen 1` in `cgroup.events`), recorded in the state file while frozen, thawed when
+/// the step's window is over, and, still thrashing, gets the kill step, within the cgroup.
+#[test]
+fn thrash_freeze_on_v2_freezes_thaws_then_kills() {
+    in_lab_guest();
+    let cg = Cg::new("thrash-freeze");
+    cg.set("memory.max", THRASH_LIMIT);
+    let file = thrash_file("freeze");
+    let _reader = thrash_reader(&cg, &file);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("restrain.json");
+    let cfg = thrash_config(
+        tmp.path(),
+        &cg,
+        &state,
+        "step_window = \"3s\"\nactions = [\"freeze\", \"kill\"]\n",
+    );
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let mut listed = String::new();
+    let t0 = Instant::now();
+    let frozen = wait_until(Duration::from_secs(120), || {
+        let yes = cg.read("cgroup.events").contains("frozen 1");
+        if yes {
+            listed = std::fs::read_to_string(&state).unwrap_or_default();
+        }
+        yes
+    });
+    assert!(frozen, "never frozen:\n{}", d.text());
+    let (fired_s, frozen_at) = (t0.elapsed().as_secs_f64(), Instant::now());
+    assert!(
+        listed.contains(&format!(
+            r#"{{"change":"freeze_v2","cgroup":"{}"}}"#,
+            cg.rel
+        )),
+        "state file while frozen: {listed:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || cg
+            .read("cgroup.events")
+            .contains("frozen 0")),
+        "never thawed:\n{}",
+        d.text()
+    );
+    assert_eq!(cg.read("cgroup.freeze").trim(), "0");
+    let thawed_s = frozen_at.elapsed().as_secs_f64();
+    let k = d.kill_event();
+    record_figure(&format!(
+        "freeze: frozen {fired_s:.1} s after the daemon started, thawed {thawed_s:.2} s later (step_window 3s), then the kill step (victim {} pid {})",
+        k["victim"]["name"], k["victim"]["pid"]
+    ));
+    assert_eq!(k["trigger"]["reason"], "thrash-refault", "{k}");
+    assert_eq!(k["trigger"]["cgroup"], cg.rel.as_str());
+    assert_eq!(k["step"]["action"], "kill", "{k}");
+    assert_eq!(k["victim"]["cgroup"], cg.rel.as_str(), "{k}");
+    let outcomes: Vec<String> = step_events(&d, "freeze")
+        .iter()
+        .map(|e| e["step"]["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        &outcomes[..2],
+        ["done", "ended"],
+        "{outcomes:?}\n{}",
+        d.text()
+    );
+    let text = d.stop();
+    assert!(!state.exists(), "state file left after exit:\n{text}");
+    assert_eq!(cg.read("cgroup.freeze").trim(), "0");
+}
+
+/// `["throttle", "notify"]`: `memory.high` is lowered from `max` to 80 % of the usage (and
+/// at least 32 MiB), recorded in the state file before the write; the daemon is then killed
+/// with SIGKILL while it is lowered, and the next daemon (same state file) writes `max` back
+/// at its start. That daemon throttles again, restores `max` when the step's window is over,
+/// and leaves nothing lowered when it stops.
+#[test]
+fn thrash_throttle_on_v2_lowers_memory_high_and_restores_it_after_sigkill() {
+    in_lab_guest();
+    let cg = Cg::new("thrash-throttle");
+    cg.set("memory.max", THRASH_LIMIT);
+    assert_eq!(cg.read("memory.high").trim(), "max");
+    let file = thrash_file("throttle");
+    let _reader = thrash_reader(&cg, &file);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("restrain.json");
+    let cfg = thrash_config(
+        tmp.path(),
+        &cg,
+        &state,
+        "step_window = \"60s\"\nactions = [\"throttle\", \"notify\"]\n",
+    );
+    let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let mut listed = String::new();
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            let lowered = cg.read("memory.high").trim() != "max";
+            if lowered {
+                listed = std::fs::read_to_string(&state).unwrap_or_default();
+            }
+            lowered
+        }),
+        "memory.high never lowered:\n{}",
+        d.text()
+    );
+    let high: u64 = cg.read("memory.high").trim().parse().unwrap();
+    assert!(
+        (32 << 20..=96 << 20).contains(&high),
+        "memory.high {high}:\n{}",
+        d.text()
+    );
+    assert!(
+        listed.contains(&format!(
+            r#"{{"change":"memory_high","cgroup":"{}","previous":"max"}}"#,
+            cg.rel
+        )),
+        "state file while throttled: {listed:?}"
+    );
+    record_figure(&format!(
+        "throttle: memory.high max -> {high} ({} MiB) with memory.max {THRASH_LIMIT}, usage then {} MiB",
+        high >> 20,
+        cg.read("memory.current").trim().parse::<u64>().unwrap_or(0) >> 20
+    ));
+    // SIGKILL: nothing restores; the state file stays.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cg.read("memory.high").trim(), high.to_string());
+    assert!(state.exists());
+    // The next daemon restores it at start; with a short window it throttles again and
+    // restores at the step's end.
+    let cfg = thrash_config(
+        tmp.path(),
+        &cg,
+        &state,
+        "step_window = \"3s\"\nactions = [\"throttle\", \"notify\"]\n",
+    );
+    let d2 = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    assert!(
+        d2.wait_for(
+            "restored what an earlier daemon left: memory.high of cgroup",
+            Duration::from_secs(20)
+        ),
+        "{}",
+        d2.text()
+    );
+    let refaults_at_restart = cg.key("memory.stat", "workingset_refault_file");
+    let mut seen = vec![cg.read("memory.high").trim().to_owned()];
+    let cycled = wait_until(Duration::from_secs(120), || {
+        let v = cg.read("memory.high").trim().to_owned();
+        if seen.last() != Some(&v) {
+            seen.push(v);
+        }
+        step_events(&d2, "throttle")
+            .iter()
+            .any(|e| e["step"]["outcome"] == "ended")
+    });
+    assert!(
+        cycled,
+        "no throttle ended; memory.high went {seen:?}; cgroup refaulted {} pages since the restart, procs {:?}\n{}",
+        cg.key("memory.stat", "workingset_refault_file")
+            .saturating_sub(refaults_at_restart),
+        cg.read("cgroup.procs"),
+        d2.text()
+    );
+    assert_eq!(seen[0], "max", "not restored at start: {seen:?}");
+    let ended = step_events(&d2, "throttle");
+    assert_eq!(ended[0]["step"]["outcome"], "done", "{ended:?}");
+    let text = d2.stop();
+    assert_eq!(cg.read("memory.high").trim(), "max", "{text}");
+    assert!(!state.exists(), "{text}");
+}
+
+/// The guest kernel's release as (major, minor).
+fn kernel_version() -> (u32, u32) {
+    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut it = r.trim().split(['.', '-']).map(|p| p.parse().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+/// `["reclaim", "notify"]` asking 64 MiB: on 5.19+ the daemon writes `memory.reclaim` and the
+/// step's event says the usage of the cgroup (its page cache) went down; before 5.19 the step
+/// is refused with that reason and the chain goes on to `notify` at once. Anything else fails.
+#[test]
+fn thrash_reclaim_on_v2_reduces_the_usage_of_a_cgroup_holding_page_cache() {
+    in_lab_guest();
+    let cg = Cg::new("thrash-reclaim");
+    cg.set("memory.max", THRASH_LIMIT);
+    let has_file = cg.dir.join("memory.reclaim").exists();
+    let (maj, min) = kernel_version();
+    assert_eq!(
+        has_file,
+        (maj, min) >= (5, 19),
+        "kernel {maj}.{min}: memory.reclaim present {has_file}"
+    );
+    let file = thrash_file("reclaim");
+    let _reader = thrash_reader(&cg, &file);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = thrash_config(
+        tmp.path(),
+        &cg,
+        &tmp.path().join("restrain.json"),
+        "step_window = \"3s\"\nactions = [\"reclaim\", \"notify\"]\nreclaim = \"64M\"\n",
+    );
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    assert!(
+        wait_until(Duration::from_secs(120), || !step_events(&d, "reclaim")
+            .is_empty()),
+        "no reclaim step:\n{}",
+        d.text()
+    );
+    let r = step_events(&d, "reclaim").remove(0);
+    let detail = r["step"]["detail"].as_str().unwrap().to_owned();
+    if has_file {
+        assert_eq!(r["step"]["outcome"], "done", "{r}");
+        // "asked 64 MiB of cgroup /x: usage A -> B (C reclaimed)"
+        let reclaimed = detail
+            .rsplit_once('(')
+            .and_then(|(_, t)| t.strip_suffix(" reclaimed)"))
+            .unwrap_or_else(|| panic!("{detail}"));
+        assert!(
+            detail.contains("asked 64 MiB") && reclaimed != "0 B",
+            "{detail}"
+        );
+        record_figure(&format!("reclaim: {detail}"));
+    } else {
+        assert_eq!(r["step"]["outcome"], "refused", "{r}");
+        assert!(
+            detail.contains("no memory.reclaim (kernel before 5.19)"),
+            "{detail}"
+        );
+        record_figure(&format!("reclaim: refused: {detail}"));
+        assert!(
+            wait_until(Duration::from_secs(10), || !step_events(&d, "notify")
+                .is_empty()),
+            "no notify after the refusal:\n{}",
+            d.text()
+        );
+    }
+    d.stop();
+}

@@ -16,15 +16,18 @@ use crate::thrash::{self, ThrashRule};
 pub enum ActionStep {
     /// Only tell (event, log, hooks): nothing is changed.
     Notify,
-    /// v2 `memory.reclaim` of `reclaim` bytes from the scope (v2 only).
+    /// v2 `memory.reclaim` of `reclaim` bytes from the scope (v2, kernel 5.19+; refused
+    /// elsewhere and for the machine).
     Reclaim,
-    /// Lower the scope's limit (v2 `memory.high`, v1 `memory.soft_limit_in_bytes`) to
-    /// `throttle_to` of its usage, restored when the step ends.
+    /// Lower the scope's v2 `memory.high` to `throttle_to_pct` of its usage (never below
+    /// `restrain::THROTTLE_FLOOR_BYTES`), restored when the step ends (v2 only; refused on v1
+    /// and for the machine).
     Throttle,
     /// Freeze the scope (v2 `cgroup.freeze`, v1 freezer; SIGSTOP for a single process) for at
     /// most the step's window, thawed when it ends.
     Freeze,
-    /// Restart the victim's systemd unit (`systemctl restart UNIT`, an argv, no shell).
+    /// Restart the guarded cgroup's systemd service (`systemctl restart --no-block -- UNIT`, an
+    /// argv, no shell); refused without a unit in the path, systemctl, or systemd as PID 1.
     Restart,
     /// The victim is killed as the memory rules kill.
     Kill,
@@ -198,17 +201,6 @@ pub fn validate(t: &ThrashConfig) -> Result<(), String> {
                 a.label()
             ));
         }
-        // The steps not wired to an actuator yet are refused rather than accepted as a key
-        // that does nothing.
-        if !matches!(
-            a,
-            ActionStep::Notify | ActionStep::Freeze | ActionStep::Kill
-        ) {
-            return Err(format!(
-                "thrash.actions[{i}]: {:?} is not implemented yet (only \"notify\", \"freeze\" and \"kill\" are)",
-                a.label()
-            ));
-        }
         if *a == ActionStep::Kill && i + 1 != t.actions.len() {
             return Err(format!(
                 "thrash.actions[{i}]: \"kill\" must be the last step (nothing escalates past it)"
@@ -217,6 +209,9 @@ pub fn validate(t: &ThrashConfig) -> Result<(), String> {
     }
     if t.step_window.is_zero() {
         return Err("thrash.step_window: must be above 0".to_owned());
+    }
+    if t.actions.contains(&ActionStep::Reclaim) && t.reclaim == 0 {
+        return Err("thrash.reclaim: must be above 0 bytes for the \"reclaim\" step".to_owned());
     }
     if t.changes_workloads() && !t.state_file.starts_with('/') {
         return Err(format!(
@@ -260,8 +255,25 @@ mod tests {
         assert!(e("[thrash]\nzram_full_pct = 101.0\n").contains("thrash.zram_full_pct"));
         assert!(e("[thrash]\nthrottle_to_pct = 100.0\n").contains("thrash.throttle_to_pct"));
         assert!(e("[thrash]\nfreq = 1\n").contains("freq"));
-        assert!(e("[thrash]\nactions = [\"throttle\", \"kill\"]\n").contains("not implemented yet"));
-        assert!(e("[thrash]\nactions = [\"restart\"]\n").contains("thrash.actions[0]"));
+        assert!(
+            e("[thrash]\nactions = [\"reclaim\"]\nreclaim = \"0\"\n").contains("thrash.reclaim")
+        );
+        assert!(
+            e("[thrash]\nactions = [\"throttle\"]\nstate_file = \"x\"\n")
+                .contains("thrash.state_file")
+        );
+        let all = parse(
+            "[thrash]\nenable = true\nactions = [\"notify\", \"reclaim\", \"throttle\", \"freeze\", \"restart\", \"kill\"]\nreclaim = \"32M\"\nthrottle_to_pct = 50\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(all.thrash.actions.len(), 6);
+        assert_eq!(all.thrash.reclaim, 32 << 20);
+        assert!(all.thrash.changes_workloads());
+        assert!(all
+            .thrash
+            .describe()
+            .contains("notify -> reclaim -> throttle -> freeze -> restart -> kill"));
         let c = parse(
             "[thrash]\nenable = true\nactions = [\"notify\", \"freeze\", \"kill\"]\n",
             "f",

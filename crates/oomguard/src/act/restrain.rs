@@ -27,6 +27,15 @@ pub enum Target {
     FreezeV2 { dir: PathBuf },
     /// One process, by pid and start time (a pid reused by a stranger is never signalled).
     Stop { pid: i32, start_time_ticks: u64 },
+    /// A v2 cgroup's `memory.high`: `set_bytes` written by the throttle, `previous` (the text
+    /// read before, bytes or `max`) written back by the undo.
+    MemoryHigh {
+        dir: PathBuf,
+        set_bytes: u64,
+        previous: String,
+    },
+    /// A v2 cgroup's `memory.reclaim` (5.19+): `bytes` asked; nothing to undo.
+    Reclaim { dir: PathBuf, bytes: u64 },
 }
 
 impl Target {
@@ -38,6 +47,29 @@ impl Target {
                 pid,
                 start_time_ticks,
             } => format!("pid {pid} (start {start_time_ticks} ticks)"),
+            Target::MemoryHigh {
+                dir,
+                set_bytes,
+                previous,
+            } => format!(
+                "{}/memory.high ({set_bytes}; was {previous})",
+                dir.display()
+            ),
+            Target::Reclaim { dir, bytes } => {
+                format!("{}/memory.reclaim ({bytes} bytes)", dir.display())
+            }
+        }
+    }
+
+    /// What applying it does, for a dry run's log: `freeze`, `throttle`, `reclaim from`.
+    fn verb(&self, apply: bool) -> &'static str {
+        match (self, apply) {
+            (Target::MemoryHigh { .. }, true) => "throttle",
+            (Target::MemoryHigh { .. }, false) => "restore",
+            (Target::Reclaim { .. }, true) => "reclaim",
+            (Target::Reclaim { .. }, false) => "leave (nothing to undo)",
+            (_, true) => "freeze",
+            (_, false) => "thaw",
         }
     }
 }
@@ -57,11 +89,11 @@ pub enum RestrainError {
     Gone { pid: i32 },
 }
 
-/// The side effects of the freeze step.
+/// The side effects of the freeze, throttle and reclaim steps.
 pub trait Restrainer {
-    /// Freezes (stops) the target.
+    /// Freezes (stops), throttles or reclaims from the target.
     fn apply(&mut self, target: &Target) -> Result<(), RestrainError>;
-    /// Thaws (continues) it.
+    /// Thaws (continues) it, restores its `memory.high` (a reclaim has nothing to undo).
     fn undo(&mut self, target: &Target) -> Result<(), RestrainError>;
     /// Whether this restrainer changes anything (a dry run does not, and keeps no state).
     fn changes(&self) -> bool {
@@ -110,6 +142,13 @@ impl Restrainer for RealRestrainer {
                 pid,
                 start_time_ticks,
             } => signal(*pid, *start_time_ticks, rustix::process::Signal::STOP),
+            Target::MemoryHigh { dir, set_bytes, .. } => {
+                write_existing(&dir.join("memory.high"), &set_bytes.to_string())
+            }
+            // EAGAIN: the kernel reclaimed less than asked (the caller says so; not a failure).
+            Target::Reclaim { dir, bytes } => {
+                write_existing(&dir.join("memory.reclaim"), &bytes.to_string())
+            }
         }
     }
 
@@ -128,13 +167,29 @@ impl Restrainer for RealRestrainer {
                 }
                 r => r,
             },
+            Target::MemoryHigh { dir, previous, .. } => {
+                write_existing(&dir.join("memory.high"), previous)
+            }
+            Target::Reclaim { .. } => Ok(()),
         }
     }
 }
 
-fn dry_log(what: &str, target: &Target) {
+fn dry_log(apply: bool, target: &Target) {
     let mut e = io::stderr().lock();
-    let _ = writeln!(e, "oomguard: dry run: would {what} {}", target.describe());
+    let _ = writeln!(
+        e,
+        "oomguard: dry run: would {} {}",
+        target.verb(apply),
+        target.describe()
+    );
+}
+
+impl RestrainError {
+    /// The write was refused with EAGAIN (`memory.reclaim`: less reclaimed than asked).
+    pub fn is_again(&self) -> bool {
+        matches!(self, RestrainError::Io { source, .. } if source.raw_os_error() == Some(libc::EAGAIN))
+    }
 }
 
 /// `dry_run = true`: logs what it would do, changes nothing.
@@ -143,12 +198,12 @@ pub struct DryRunRestrainer;
 
 impl Restrainer for DryRunRestrainer {
     fn apply(&mut self, target: &Target) -> Result<(), RestrainError> {
-        dry_log("freeze", target);
+        dry_log(true, target);
         Ok(())
     }
 
     fn undo(&mut self, target: &Target) -> Result<(), RestrainError> {
-        dry_log("thaw", target);
+        dry_log(false, target);
         Ok(())
     }
 
@@ -267,6 +322,52 @@ mod tests {
             })
             .unwrap_err();
         assert!(matches!(e, RestrainError::Pin(_)), "{e}");
+    }
+
+    #[test]
+    fn real_restrainer_throttles_restores_and_reclaims() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("app");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("memory.high"), "max\n").unwrap();
+        std::fs::write(dir.join("memory.reclaim"), "").unwrap();
+        let mut r = RealRestrainer;
+        let high = Target::MemoryHigh {
+            dir: dir.clone(),
+            set_bytes: 167_772_160,
+            previous: "max".into(),
+        };
+        r.apply(&high).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("memory.high")).unwrap(),
+            "167772160"
+        );
+        r.undo(&high).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("memory.high")).unwrap(),
+            "max"
+        );
+        let reclaim = Target::Reclaim {
+            dir: dir.clone(),
+            bytes: 1 << 20,
+        };
+        r.apply(&reclaim).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("memory.reclaim")).unwrap(),
+            "1048576"
+        );
+        r.undo(&reclaim).unwrap();
+        // No memory.reclaim (before 5.19): an error naming the file, none made.
+        std::fs::remove_file(dir.join("memory.reclaim")).unwrap();
+        let e = r.apply(&reclaim).unwrap_err();
+        assert!(e.to_string().contains("app/memory.reclaim"), "{e}");
+        assert!(!e.is_again());
+        assert!(!dir.join("memory.reclaim").exists());
+        let again = RestrainError::Io {
+            path: dir.clone(),
+            source: io::Error::from_raw_os_error(libc::EAGAIN),
+        };
+        assert!(again.is_again());
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct Watched {
     /// A PSI trigger on that file: wakes the daemon when stalls begin, so the rule's count starts
     /// without waiting for the next reading.
     pub psi_trigger: Option<PsiTrigger>,
+    /// The `memory.high` the thrash rule's `throttle` step set (while it runs): a
+    /// `memory.high` of exactly this value is not the guarded limit, so the throttle does not
+    /// make the headroom rule kill what it is slowing down.
+    pub throttle_high_bytes: Option<u64>,
 }
 
 /// One reading of a guarded cgroup (the decision's type, from `oomguard_core::decision`).
@@ -236,6 +240,7 @@ pub fn resolve(cgfs: &CgroupFs, patterns: &[(String, Amount)]) -> anyhow::Result
                     psi: None,
                     pressure: PressureState::default(),
                     psi_trigger: None,
+                    throttle_high_bytes: None,
                 });
             }
         }
@@ -269,7 +274,10 @@ pub fn read(cgfs: &CgroupFs, w: &Watched) -> Result<Reading, ReadError> {
         }
         Memcg::V2(m) => {
             let max = m.max.bytes();
-            let high = m.high.and_then(|h| h.bytes());
+            let high = m
+                .high
+                .and_then(|h| h.bytes())
+                .filter(|h| Some(*h) != w.throttle_high_bytes);
             let limit = match (max, high) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -409,6 +417,7 @@ impl Watched {
                 parse_v2_limit("memory.high", buf)
                     .map_err(|e| io_err(&self.dir, h, e))?
                     .bytes()
+                    .filter(|b| Some(*b) != self.throttle_high_bytes)
             }
             None => None,
         };

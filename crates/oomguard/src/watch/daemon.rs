@@ -148,6 +148,8 @@ pub struct Daemon {
     pollfds: Vec<libc::pollfd>,
     /// The thrash rule (`daemon/thrash.rs`); `None` when off.
     thrash: Option<thrash::ThrashWatch>,
+    /// The thrash rule's `restart` step runs systemctl through this (a dry run never calls it).
+    restarter: Box<dyn crate::act::restart::UnitRestarter>,
     /// The `[recorder]` the ring (in `tell`) was built for (`daemon/record.rs`).
     recorder_cfg: Option<oomguard_core::recorder::RecorderConfig>,
 }
@@ -474,6 +476,7 @@ impl Daemon {
             cgbuf: Vec::with_capacity(16 * 1024),
             pollfds: Vec::with_capacity(64),
             thrash,
+            restarter: Box::new(crate::act::restart::SystemctlRestarter::default()),
             recorder_cfg: None,
         };
         d.open_recorder();
@@ -529,6 +532,11 @@ impl Daemon {
             timeout = Duration::ZERO;
         }
         timeout
+    }
+
+    /// Replaces how the `restart` step restarts units (tests: a fake systemctl).
+    pub fn set_unit_restarter(&mut self, r: Box<dyn crate::act::restart::UnitRestarter>) {
+        self.restarter = r;
     }
 
     /// Decisions made and kills done so far.

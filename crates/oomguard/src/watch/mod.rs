@@ -177,12 +177,57 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<i32> {
         }
         out.push_str(&describe(&cfg, origin.as_deref()));
         out.push_str(&cfg.thrash.describe());
+        out.push_str(&check_thrash_steps(
+            &cgfs,
+            &cfg,
+            Path::new("/run/systemd/system"),
+        ));
         out.push_str(&check_cgroups(&cgfs, &cfg));
         print!("{out}");
         return Ok(0);
     }
     let mut d = Daemon::start(cfg, origin, args.clone(), report)?;
     d.run()
+}
+
+/// `--check`'s notes on `[thrash] actions` steps this host cannot take: `throttle` and
+/// `reclaim` need cgroup v2, `restart` needs systemd as PID 1 (`booted`: its marker
+/// directory). Each is refused at run time with the same reason, and the chain escalates.
+fn check_thrash_steps(cgfs: &crate::host::CgroupFs, cfg: &Config, booted: &Path) -> String {
+    use oomguard_core::config::ActionStep;
+    use std::fmt::Write as _;
+    let t = &cfg.thrash;
+    let mut o = String::new();
+    if !t.enable {
+        return o;
+    }
+    let v2 = cgfs.layout().v2_memory_controller;
+    for a in &t.actions {
+        let why = match a {
+            ActionStep::Throttle | ActionStep::Reclaim if !v2 => format!(
+                "needs cgroup v2 ({}); {} has no v2 memory controller",
+                if *a == ActionStep::Throttle {
+                    "memory.high"
+                } else {
+                    "memory.reclaim"
+                },
+                cgfs.root().display()
+            ),
+            ActionStep::Throttle | ActionStep::Reclaim if t.machine && !t.cgroups => {
+                "applies to guarded cgroups only, and thrash.cgroups is off".to_owned()
+            }
+            ActionStep::Restart if !booted.is_dir() => {
+                format!("needs systemd as PID 1 ({} is missing)", booted.display())
+            }
+            _ => continue,
+        };
+        let _ = writeln!(
+            o,
+            "warning: thrash.actions: {:?} {why}: it will be refused at run time and the chain escalates to the next step",
+            a.label()
+        );
+    }
+    o
 }
 
 /// `--check`'s report of the guarded cgroups on this host: the ones each path matches now, and a

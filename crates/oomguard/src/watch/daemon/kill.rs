@@ -11,6 +11,7 @@ use oomguard_core::decision::{self, Decision, KillReport, Scope, Snapshot};
 use oomguard_core::event::Victim;
 use oomguard_core::host::process::CgroupVersion;
 use oomguard_core::policy::{self, Judgement};
+use oomguard_core::restrain::StepInfo;
 use oomguard_core::size::format_bytes;
 use oomguard_core::trigger::Level;
 
@@ -35,7 +36,13 @@ impl Daemon {
     }
 
     /// Executes one decision: the whole kill step.
-    pub(super) fn act(&mut self, mut d: Decision) {
+    pub(super) fn act(&mut self, d: Decision) {
+        self.act_step(d, None);
+    }
+
+    /// [`Daemon::act`] for the thrash rule's `kill` step: its event carries `step` (outcome
+    /// `done`, or `dry_run`; how the kill went is the event's `action`).
+    pub(super) fn act_step(&mut self, mut d: Decision, step: Option<StepInfo>) {
         self.decisions += 1;
         self.record_trigger();
         let t0 = Instant::now();
@@ -241,6 +248,10 @@ impl Daemon {
         // The minute before (after the signal: building it never delays the kill).
         done.recorder = self.kill_recording(scope);
         done.diagnostics = diagnostics;
+        done.step = step.map(|s| StepInfo {
+            outcome: if dry_run { "dry_run" } else { "done" },
+            ..s
+        });
         self.tell.record(done, Instant::now());
         let value = match scope {
             Scope::Global => after.map_or(0, |s| s.mem_available_bytes),

@@ -3,8 +3,10 @@
 //! through the cgroup's kept directory fd), sampled at most every [`SAMPLE_EVERY`], go to one
 //! [`ThrashDetector`] per scope (`oomguard_core::thrash`, pure). Its verdicts drive the scope's
 //! escalation [`Chain`] (`oomguard_core::restrain`, pure), whose commands are executed here and
-//! in `steps.rs`: `notify` records an event and changes nothing; `freeze` freezes the cgroup
-//! (behind `act::restrain::Restrainer`) and thaws it when its `step_window` is over; `kill` is
+//! in `steps.rs` and `more_steps.rs`: `notify` records an event and changes nothing; `freeze`
+//! freezes the cgroup (behind `act::restrain::Restrainer`) and thaws it when its `step_window`
+//! is over; `throttle` lowers its v2 `memory.high` and restores it then; `reclaim` writes its
+//! v2 `memory.reclaim`; `restart` restarts its systemd service (`act::restart`); `kill` is
 //! a [`Decision`] with the thrash reason as its trigger, executed by the kill step (`kill.rs`)
 //! within the scope (a cgroup's firing chooses among that cgroup's processes only). Every step
 //! is an event with a `step` field saying how it went.
@@ -12,6 +14,7 @@
 //! Swap state (SwapFree from the tick's `/proc/meminfo`, zram devices re-read every 10 s)
 //! lowers the bar as `oomguard_core::thrash` describes.
 
+mod more_steps;
 mod steps;
 
 use std::collections::HashMap;
@@ -543,7 +546,14 @@ impl Daemon {
         };
         match step {
             ActionStep::Kill => {
-                self.act(d);
+                let step = StepInfo {
+                    action: ActionStep::Kill.label(),
+                    index: idx + 1,
+                    of,
+                    outcome: "done",
+                    detail: None,
+                };
+                self.act_step(d, Some(step));
                 false
             }
             ActionStep::Notify => {
@@ -551,14 +561,9 @@ impl Daemon {
                 false
             }
             ActionStep::Freeze => self.thrash_freeze(&d, key, idx, of, now),
-            // Refused by config validation; never reached.
-            other => {
-                log(format_args!(
-                    "thrash: step {:?} is not implemented; refused",
-                    other.label()
-                ));
-                true
-            }
+            ActionStep::Throttle => self.thrash_throttle(&d, key, idx, of),
+            ActionStep::Reclaim => self.thrash_reclaim(&d, idx, of),
+            ActionStep::Restart => self.thrash_restart(&d, idx, of),
         }
     }
 

@@ -1,4 +1,5 @@
-//! The steps that change a workload (`freeze`), their end, and the undo of everything they
+//! The steps that change a workload (`freeze`; `throttle` in `more_steps.rs` shares
+//! [`Daemon::apply_recorded`]), their end, and the undo of everything they
 //! changed: at the end of the step's window, when a cgroup stops being guarded, at daemon exit
 //! and reload, and at start-up for what a crashed (or SIGKILLed) daemon left in the state file.
 //!
@@ -138,26 +139,42 @@ impl Daemon {
         of: usize,
         _now: Instant,
     ) -> bool {
-        self.decisions += 1;
-        let n = self.decisions;
-        let step = |outcome, detail| StepInfo {
-            action: ActionStep::Freeze.label(),
-            index: idx + 1,
-            of,
-            outcome,
-            detail: Some(detail),
-        };
         let resolved = match d.scope {
             Scope::Global => {
                 Err("freeze applies to a guarded cgroup, not the whole machine".to_owned())
             }
             Scope::Cgroup(i) => self.freeze_target(i),
         };
+        self.apply_recorded(d, key, idx, of, ActionStep::Freeze, resolved)
+    }
+
+    /// A step that changes a workload until its window is over (`freeze`, `throttle`): the
+    /// change (or why not) resolved by the caller is recorded in the state file, then made,
+    /// and kept as the scope's running change. Returns whether it was refused or failed.
+    pub(super) fn apply_recorded(
+        &mut self,
+        d: &Decision,
+        key: &Path,
+        idx: usize,
+        of: usize,
+        action: ActionStep,
+        resolved: Result<(Change, Target), String>,
+    ) -> bool {
+        self.decisions += 1;
+        let n = self.decisions;
+        let label = action.label();
+        let step = |outcome, detail| StepInfo {
+            action: label,
+            index: idx + 1,
+            of,
+            outcome,
+            detail: Some(detail),
+        };
         let (change, target) = match resolved {
             Ok(r) => r,
             Err(why) => {
                 log(format_args!(
-                    "decision #{n}: {}: {}; freeze refused: {why}; escalating",
+                    "decision #{n}: {}: {}; {label} refused: {why}; escalating",
                     d.trigger.label(),
                     d.detail
                 ));
@@ -178,7 +195,7 @@ impl Daemon {
                     t.state.path.display()
                 );
                 log(format_args!(
-                    "decision #{n}: {}: {}; freeze refused: {why}; escalating",
+                    "decision #{n}: {}: {}; {label} refused: {why}; escalating",
                     d.trigger.label(),
                     d.detail
                 ));
@@ -188,7 +205,12 @@ impl Daemon {
         }
         match t.restrainer.apply(&target) {
             Ok(()) => {
-                let what = change.describe();
+                let what = match &target {
+                    Target::MemoryHigh { set_bytes, .. } => {
+                        format!("{} to {set_bytes} bytes", change.describe())
+                    }
+                    _ => change.describe(),
+                };
                 if let Some(sc) = t.scope_mut(key) {
                     sc.active = Some((change, target));
                 }
@@ -209,7 +231,7 @@ impl Daemon {
                 t.save_state();
                 let why = format!("{}: {e}", change.describe());
                 log(format_args!(
-                    "decision #{n}: {}: {}; freeze failed: {why}; escalating",
+                    "decision #{n}: {}: {}; {label} failed: {why}; escalating",
                     d.trigger.label(),
                     d.detail
                 ));
@@ -232,6 +254,11 @@ impl Daemon {
         let Some((change, target)) = sc.active.take() else {
             return;
         };
+        if matches!(target, Target::MemoryHigh { .. }) {
+            for w in self.cgroups.iter_mut().filter(|w| w.dir == key) {
+                w.throttle_high_bytes = None;
+            }
+        }
         let what = change.describe();
         let (outcome, detail) = match t.undo(change, target) {
             None => ("ended", what.clone()),
@@ -276,6 +303,9 @@ impl Daemon {
             sc.chain = Default::default();
         }
         active.append(&mut t.undo_failed);
+        for w in &mut self.cgroups {
+            w.throttle_high_bytes = None;
+        }
         for (change, target) in active {
             let what = change.describe();
             match t.undo(change, target) {
@@ -355,6 +385,11 @@ fn stale_target(d: &Daemon, c: &Change) -> Result<Target, String> {
             dir: freezer_dir(&d.cgfs, &w.path),
         }),
         (Change::FreezeV2 { .. }, CgroupVersion::V2) => Ok(Target::FreezeV2 { dir: w.dir.clone() }),
+        (Change::MemoryHigh { previous, .. }, CgroupVersion::V2) => Ok(Target::MemoryHigh {
+            dir: w.dir.clone(),
+            set_bytes: 0,
+            previous: previous.clone(),
+        }),
         (
             Change::Stop {
                 pid,
