@@ -1142,8 +1142,9 @@ fn thrash_freeze_on_v2_freezes_thaws_then_kills() {
 /// `["throttle", "notify"]`: `memory.high` is lowered from `max` to 80 % of the usage (and
 /// at least 32 MiB), recorded in the state file before the write; the daemon is then killed
 /// with SIGKILL while it is lowered, and the next daemon (same state file) writes `max` back
-/// at its start. That daemon throttles again, restores `max` when the step's window is over,
-/// and leaves nothing lowered when it stops.
+/// at its start. (The restore at the step's end is the next test: each needs only the first
+/// firing of a fresh daemon on a fresh cgroup. A second firing by the restarted daemon, once
+/// asked here, did not come within 120 s in 1 of 4 runs on 5.10.)
 #[test]
 fn thrash_throttle_on_v2_lowers_memory_high_and_restores_it_after_sigkill() {
     in_lab_guest();
@@ -1197,8 +1198,8 @@ fn thrash_throttle_on_v2_lowers_memory_high_and_restores_it_after_sigkill() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(cg.read("memory.high").trim(), high.to_string());
     assert!(state.exists());
-    // The next daemon restores it at start; with a short window it throttles again and
-    // restores at the step's end.
+    // The next daemon restores it at start (its rule needs a whole `duration` of thrashing
+    // measured after the start before it could throttle again).
     let cfg = thrash_config(
         tmp.path(),
         &cg,
@@ -1214,29 +1215,68 @@ fn thrash_throttle_on_v2_lowers_memory_high_and_restores_it_after_sigkill() {
         "{}",
         d2.text()
     );
-    let refaults_at_restart = cg.key("memory.stat", "workingset_refault_file");
+    assert_eq!(cg.read("memory.high").trim(), "max", "{}", d2.text());
+    let text = d2.stop();
+    assert_eq!(cg.read("memory.high").trim(), "max", "{text}");
+    assert!(!state.exists(), "{text}");
+}
+
+/// `["throttle", "notify"]` with a 3 s window: `memory.high` is lowered, then written back to
+/// `max` when the step's window is over (its event says `ended`), and nothing is left lowered
+/// or recorded when the daemon stops.
+#[test]
+fn thrash_throttle_on_v2_restores_memory_high_at_the_step_end() {
+    in_lab_guest();
+    let cg = Cg::new("thrash-throttle-end");
+    cg.set("memory.max", THRASH_LIMIT);
+    assert_eq!(cg.read("memory.high").trim(), "max");
+    let file = thrash_file("throttle-end");
+    let _reader = thrash_reader(&cg, &file);
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("restrain.json");
+    let cfg = thrash_config(
+        tmp.path(),
+        &cg,
+        &state,
+        "step_window = \"3s\"\nactions = [\"throttle\", \"notify\"]\n",
+    );
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     let mut seen = vec![cg.read("memory.high").trim().to_owned()];
     let cycled = wait_until(Duration::from_secs(120), || {
         let v = cg.read("memory.high").trim().to_owned();
         if seen.last() != Some(&v) {
             seen.push(v);
         }
-        step_events(&d2, "throttle")
+        step_events(&d, "throttle")
             .iter()
             .any(|e| e["step"]["outcome"] == "ended")
     });
     assert!(
         cycled,
-        "no throttle ended; memory.high went {seen:?}; cgroup refaulted {} pages since the restart, procs {:?}\n{}",
-        cg.key("memory.stat", "workingset_refault_file")
-            .saturating_sub(refaults_at_restart),
+        "no throttle ended; memory.high went {seen:?}; procs {:?}\n{}",
         cg.read("cgroup.procs"),
-        d2.text()
+        d.text()
     );
-    assert_eq!(seen[0], "max", "not restored at start: {seen:?}");
-    let ended = step_events(&d2, "throttle");
-    assert_eq!(ended[0]["step"]["outcome"], "done", "{ended:?}");
-    let text = d2.stop();
+    let steps = step_events(&d, "throttle");
+    assert_eq!(steps[0]["step"]["outcome"], "done", "{steps:?}");
+    let ended = steps
+        .iter()
+        .find(|e| e["step"]["outcome"] == "ended")
+        .unwrap();
+    assert!(
+        ended["step"]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("max"),
+        "{ended}"
+    );
+    assert_eq!(
+        cg.read("memory.high").trim(),
+        "max",
+        "{seen:?}\n{}",
+        d.text()
+    );
+    let text = d.stop();
     assert_eq!(cg.read("memory.high").trim(), "max", "{text}");
     assert!(!state.exists(), "{text}");
 }

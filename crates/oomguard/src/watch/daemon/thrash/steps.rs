@@ -170,17 +170,18 @@ impl Daemon {
             outcome,
             detail: Some(detail),
         };
+        let refuse = |this: &mut Self, why: String| {
+            log(format_args!(
+                "decision #{n}: {}: {}; {label} refused: {why}; escalating",
+                d.trigger.label(),
+                d.detail
+            ));
+            this.decision_event(d, step("refused", why));
+            true
+        };
         let (change, target) = match resolved {
             Ok(r) => r,
-            Err(why) => {
-                log(format_args!(
-                    "decision #{n}: {}: {}; {label} refused: {why}; escalating",
-                    d.trigger.label(),
-                    d.detail
-                ));
-                self.decision_event(d, step("refused", why));
-                return true;
-            }
+            Err(why) => return refuse(self, why),
         };
         let Some(t) = self.thrash.as_mut() else {
             return true;
@@ -194,13 +195,7 @@ impl Daemon {
                     "the change could not be recorded in {} first",
                     t.state.path.display()
                 );
-                log(format_args!(
-                    "decision #{n}: {}: {}; {label} refused: {why}; escalating",
-                    d.trigger.label(),
-                    d.detail
-                ));
-                self.decision_event(d, step("refused", why));
-                return true;
+                return refuse(self, why);
             }
         }
         match t.restrainer.apply(&target) {
