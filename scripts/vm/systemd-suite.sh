@@ -105,7 +105,7 @@ systemctl reload oomguard
 # A service (MemoryMax=96M) re-reads a 256 MiB file on the guest's rootfs (a disk image, not
 # tmpfs: its page cache is evicted and read again), so its cgroup refaults; the rule's first
 # step restarts it with `systemctl restart --no-block`, run by the daemon inside the unit's
-# sandbox. Thresholds as kernel_v2's thrash_config (lowered for TCG's slow disk).
+# sandbox. Thresholds as kernel_v2's thrash_config (lowered for TCG's slow disk), but 10 %.
 dd if=/dev/zero of=/var/tmp/og-thrash.bin bs=1M count=256 status=none && sync
 echo 1 > /proc/sys/vm/drop_caches
 cat > /etc/systemd/system/og-thrash.service <<'EOF'
@@ -134,7 +134,7 @@ headroom = "0"
 [thrash]
 enable = true
 machine = false
-threshold = 20
+threshold = 10
 min_refault_rate = "1M"
 duration = "2s"
 actions = ["restart", "notify"]
@@ -142,7 +142,9 @@ EOF
 since=$(date '+%Y-%m-%d %H:%M:%S')
 t0=$SECONDS
 systemctl reload oomguard
-until_ok 120 sh -c "test \"\$(systemctl show -p InvocationID --value og-thrash)\" != '$inv0'"
+# Up to 5 min (TCG): with kernel_v2's 20 % the rule fired 3.7 min after the reload (the reader
+# refaulted 23 MiB/s, 25 % of its working set: near the bar); with 10 %, 23 s.
+while [ $((SECONDS - t0)) -lt 300 ] && [ "$(prop og-thrash InvocationID)" = "$inv0" ]; do sleep 1; done
 t1=$((SECONDS - t0))
 inv1=$(prop og-thrash InvocationID) tpid1=$(prop og-thrash ExecMainPID)
 said=$(journalctl -u oomguard --since "$since" -o cat --no-pager)
