@@ -27,6 +27,13 @@ check "apt install ./oomguard_*.deb (exit $rc)" test $rc = 0
 # ------------------------------------------------------------------ Type=notify, READY, watchdog
 until_ok 30 test "$(systemctl is-active oomguard)" = active
 check "the unit is active after install (enabled and started by the package)" test "$(systemctl is-active oomguard)" = active
+# The thrash rule's state file (/run/oomguard/restrain.json) must be writable inside the unit's
+# sandbox (ProtectSystem=strict leaves /run read-only but for RuntimeDirectory=): checked in the
+# daemon's own mount namespace.
+check "/run/oomguard is writable inside the unit's sandbox (RuntimeDirectory=)" \
+  nsenter -t "$(prop oomguard MainPID)" -m sh -c 'touch /run/oomguard/.probe && rm /run/oomguard/.probe'
+check "...and /run outside it is not (ProtectSystem=strict is in force)" \
+  nsenter -t "$(prop oomguard MainPID)" -m sh -c '! touch /run/oomguard-probe 2>/dev/null'
 check "Type=notify" test "$(prop oomguard Type)" = notify
 # A Type=notify unit is active only after READY=1; the status text is the daemon's.
 status=$(prop oomguard StatusText)
