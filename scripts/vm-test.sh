@@ -205,7 +205,7 @@ run_kernel_suite() {
     # the guest's tmpfs cannot); made fresh for each boot, removed after.
     local disk=$cache/disk-$rel.img
     for try in 1 2 3; do
-      rm -f "$disk"; truncate -s 1G "$disk"; mke2fs -q -t ext4 -F "$disk"
+      rm -f "$disk"; truncate -s 2G "$disk"; mke2fs -q -t ext4 -F "$disk"
       qemu "$rel" "$initrd" kernel kernel-suite.sh "${VM_KERNEL_TIMEOUT:-1500}" \
         -drive "file=$disk,if=virtio,format=raw,cache=unsafe" > "$logf" 2>&1 || true
       [ -f "$suite_log" ] && break

@@ -941,8 +941,24 @@ fn z_global_oom_report_with_mem_info_is_explained() {
 const THRASH_LIMIT: &str = "96M";
 const THRASH_FILE_MIB: usize = 256;
 
-/// A file of `THRASH_FILE_MIB` MiB on the guest's disk, synced and dropped from the cache.
-fn thrash_file(name: &str) -> PathBuf {
+/// A file of `THRASH_FILE_MIB` MiB on the guest's disk, synced and dropped from the cache;
+/// removed on drop, so the tests' files never add up past the scratch disk.
+struct ThrashFile(PathBuf);
+
+impl std::ops::Deref for ThrashFile {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ThrashFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn thrash_file(name: &str) -> ThrashFile {
     use std::io::Write as _;
     use std::os::fd::AsRawFd;
     let disk = std::env::var_os("OOMGUARD_VM_DISK")
@@ -958,7 +974,7 @@ fn thrash_file(name: &str) -> PathBuf {
     f.sync_all().unwrap();
     // SAFETY: fadvise on an open fd.
     unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    path
+    ThrashFile(path)
 }
 
 /// A shell in `cg` (oom_score_adj 1000) that re-reads `file` with busybox `cat` forever;
