@@ -255,11 +255,10 @@ pub const THROTTLE_FLOOR_BYTES: u64 = 32 << 20;
 /// `memory.high` / `memory.max` text: `Some(None)` for `max`, `Some(Some(bytes))`, `None` when
 /// it is neither.
 pub fn parse_limit_text(text: &str) -> Option<Option<u64>> {
-    let t = text.trim();
-    if t == "max" {
-        return Some(None);
-    }
-    t.parse::<u64>().ok().map(Some)
+    // The one v2 limit parser (`memory.max`, `memory.high`); this is its view for the state file.
+    crate::host::cgroup::parse_v2_limit("memory.high", text.as_bytes())
+        .ok()
+        .map(crate::host::cgroup::Limit::bytes)
 }
 
 /// The `memory.high` the `throttle` step sets: `throttle_to_pct` of the usage when it fired,
