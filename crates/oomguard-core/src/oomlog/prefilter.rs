@@ -40,16 +40,35 @@ const NEEDLES: [(&str, &[(&str, &str)]); 4] = [
     ("limit of", &[("s a result of ", "")]),
 ];
 
+/// Three bytes of each needle (in the order of [`NEEDLES`]) and where they sit in it: the one
+/// pass over the haystack ([`wide`]) looks for all four at once and checks a needle only where
+/// its three bytes are. Picked among each needle's byte triples as the rarest in ordinary
+/// syslog text ("oce" rather than "pro", "ory" rather than "mem", "mit" rather than "lim").
+const TRIPLES: [(usize, [u8; 3]); NEEDLES.len()] =
+    [(0, *b"oom"), (2, *b"oce"), (2, *b"ory"), (2, *b"mit")];
+
 /// Finds the lines worth pushing while no report is open.
 #[derive(Debug)]
 pub struct Prefilter {
     needles: [memchr::memmem::Finder<'static>; NEEDLES.len()],
+    /// The one-pass AVX2 search can run on this CPU.
+    wide: bool,
 }
 
 impl Prefilter {
     pub fn new() -> Self {
         Prefilter {
             needles: NEEDLES.map(|(n, _)| memchr::memmem::Finder::new(n)),
+            wide: wide::available(),
+        }
+    }
+
+    /// The same search without the one-pass scan: one memchr search per needle (for tests and
+    /// the fuzz target, which check that both find the same lines).
+    pub fn without_wide_scan() -> Self {
+        Prefilter {
+            wide: false,
+            ..Self::new()
         }
     }
 
@@ -102,7 +121,27 @@ pub struct Search<'a> {
 impl Search<'_> {
     /// Offset in the haystack of the first trigger at or after `from`, which must be the start
     /// of a line (0 or just past a `\n`). Fast when `from` only grows from call to call.
-    pub fn find_from(&mut self, mut from: usize) -> Option<usize> {
+    pub fn find_from(&mut self, from: usize) -> Option<usize> {
+        if !self.pf.wide {
+            return self.find_by_needles(from);
+        }
+        // One pass finds the first line holding a trigger; the needle search then runs on that
+        // line alone, so the offset returned is the one it would have given from `from`.
+        let hit = wide::first_trigger(self.hay, from)?;
+        let hay = self.hay;
+        let line_start = memchr::memrchr(b'\n', &hay[from..hit]).map_or(from, |i| from + i + 1);
+        let line_end = memchr::memchr(b'\n', &hay[hit..]).map_or(hay.len(), |i| hit + i);
+        let mut line = Search {
+            pf: self.pf,
+            hay: &hay[..line_end],
+            next: [None; NEEDLES.len()],
+            from: line_start,
+        };
+        Some(line.find_by_needles(line_start).unwrap_or(hit))
+    }
+
+    /// [`Self::find_from`] by one memchr search per needle, each place remembered.
+    fn find_by_needles(&mut self, mut from: usize) -> Option<usize> {
         if from < self.from {
             self.next = [None; NEEDLES.len()];
         }
@@ -141,9 +180,160 @@ impl Search<'_> {
     }
 }
 
+/// The one-pass trigger search: AVX2 compares 32 places at a time with the first, second and
+/// third byte of each of the four [`TRIPLES`], and only where one matches is its needle and then
+/// its triggers compared. The needle searches it replaces each pass over the whole buffer; this
+/// is one pass (measured in docs/benchmarks.md).
+mod wide {
+    use super::{trigger_at, NEEDLES, TRIPLES};
+
+    pub fn available() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    /// Is a trigger's needle at `pos` (for triple `k`) part of a trigger that starts at or
+    /// after `from`? Returns where that trigger starts.
+    fn check(hay: &[u8], from: usize, pos: usize, k: usize) -> Option<usize> {
+        let (off, triple) = TRIPLES[k];
+        if hay.get(pos..pos + 3)? != triple {
+            return None;
+        }
+        let at = pos.checked_sub(off)?;
+        if at < from || !hay[at..].starts_with(NEEDLES[k].0.as_bytes()) {
+            return None;
+        }
+        trigger_at(hay, at, k).filter(|&start| start >= from)
+    }
+
+    fn check_any(hay: &[u8], from: usize, pos: usize) -> Option<usize> {
+        (0..TRIPLES.len()).find_map(|k| check(hay, from, pos, k))
+    }
+
+    /// Where some trigger starts in the first line at or after `from` that holds one (not
+    /// always that line's first trigger). Only called where [`available`] said yes.
+    pub fn first_trigger(hay: &[u8], from: usize) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `Prefilter::new` enabled the wide search only where AVX2 was detected.
+            unsafe { first_trigger_avx2(hay, from) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            (from..hay.len()).find_map(|pos| check_any(hay, from, pos))
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn first_trigger_avx2(hay: &[u8], from: usize) -> Option<usize> {
+        use std::arch::x86_64::*;
+        let splat = |i: usize| TRIPLES.map(|(_, t)| _mm256_set1_epi8(t[i] as i8));
+        let (c0, c1, c2) = (splat(0), splat(1), splat(2));
+        let mut pos = from;
+        // Each block reads bytes pos..pos + 34.
+        while pos + 34 <= hay.len() {
+            // SAFETY: pos + 34 <= hay.len(), so the three unaligned 32-byte loads at pos, pos + 1
+            // and pos + 2 are inside `hay`.
+            let (b0, b1, b2) = unsafe {
+                let p = hay.as_ptr().add(pos);
+                (
+                    _mm256_loadu_si256(p.cast()),
+                    _mm256_loadu_si256(p.add(1).cast()),
+                    _mm256_loadu_si256(p.add(2).cast()),
+                )
+            };
+            let mut any = _mm256_setzero_si256();
+            for k in 0..TRIPLES.len() {
+                let m = _mm256_and_si256(
+                    _mm256_and_si256(_mm256_cmpeq_epi8(b0, c0[k]), _mm256_cmpeq_epi8(b1, c1[k])),
+                    _mm256_cmpeq_epi8(b2, c2[k]),
+                );
+                any = _mm256_or_si256(any, m);
+            }
+            let mut mask = _mm256_movemask_epi8(any) as u32;
+            while mask != 0 {
+                let at = pos + mask.trailing_zeros() as usize;
+                if let Some(start) = check_any(hay, from, at) {
+                    return Some(start);
+                }
+                mask &= mask - 1;
+            }
+            pos += 32;
+        }
+        (pos..hay.len()).find_map(|at| check_any(hay, from, at))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn triples_are_in_their_needles() {
+        for ((needle, _), (off, triple)) in NEEDLES.iter().zip(TRIPLES) {
+            assert_eq!(&needle.as_bytes()[off..off + 3], &triple, "{needle}");
+        }
+    }
+
+    /// The one-pass search and the per-needle search find the same offsets, over haystacks of
+    /// every length around the 32-byte blocks and with triggers across block edges.
+    #[test]
+    fn wide_and_needle_searches_agree() {
+        let pieces = [
+            "x",
+            "oom-",
+            "zoom",
+            "ill process",
+            "Killed process 7",
+            "ut of memory",
+            "process",
+            "\n",
+            "s a result of limit of",
+            "limit",
+            "emory cgroup stats for",
+            "memory",
+            "oce",
+            "ory",
+            "mit",
+            "oom_",
+            "oom.",
+            "No available memory",
+            "ut of Memory",
+            "  ",
+        ];
+        let wide = Prefilter::new();
+        let narrow = Prefilter::without_wide_scan();
+        let mut state = 0x2545_f491_u32;
+        for round in 0..3000 {
+            let mut hay = String::new();
+            for _ in 0..(round % 23) {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                hay.push_str(pieces[state as usize % pieces.len()]);
+            }
+            let hay = hay.as_bytes();
+            let lines: Vec<usize> = std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', hay).map(|i| i + 1))
+                .collect();
+            let (mut a, mut b) = (wide.search(hay), narrow.search(hay));
+            for &from in &lines {
+                assert_eq!(
+                    a.find_from(from),
+                    b.find_from(from),
+                    "{:?} from {from}",
+                    String::from_utf8_lossy(hay)
+                );
+            }
+        }
+    }
 
     /// The needles with their context are exactly the triggers: none missed, none added.
     #[test]
