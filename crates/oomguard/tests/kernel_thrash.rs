@@ -167,6 +167,23 @@ duration = "3s"
         false
     }
 
+    /// The events once one of them matches `f` (a kill's event is written after its log line,
+    /// so a test that saw the line may be early), or whatever there is after `timeout`.
+    fn wait_events(
+        &self,
+        f: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let evs = self.events();
+            if evs.iter().any(&f) || Instant::now() >= deadline {
+                return evs;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn events(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.path().join("events.jsonl"))
             .unwrap_or_default()
@@ -220,7 +237,10 @@ fn rereading_a_file_larger_than_the_limit_fires_within_the_cgroup() {
         notify < kill && text.contains("step 1/2 notify") && text.contains("step 2/2 kill"),
         "{text}"
     );
-    let evs = d.events();
+    let evs = d.wait_events(
+        |e| e["kind"] == "kill" && e["source"] == "oomguard",
+        Duration::from_secs(10),
+    );
     let warn = evs
         .iter()
         .find(|e| e["kind"] == "warning" && e["trigger"]["reason"] == "thrash-refault")
@@ -547,7 +567,10 @@ fn freeze_then_kill_on_the_real_freezer() {
         text.contains("step 1/2 freeze") && text.contains("step 2/2 kill"),
         "{text}"
     );
-    let evs = d.events();
+    let evs = d.wait_events(
+        |e| e["kind"] == "kill" && e["source"] == "oomguard",
+        Duration::from_secs(10),
+    );
     let step = |outcome: &str| {
         evs.iter()
             .find(|e| e["step"]["action"] == "freeze" && e["step"]["outcome"] == outcome)
@@ -698,7 +721,10 @@ fn throttle_and_reclaim_are_refused_on_v1_and_the_chain_escalates() {
     let _ = reader.wait();
     let text = d.text();
     assert!(fired, "no kill step\n{text}");
-    let evs = d.events();
+    let evs = d.wait_events(
+        |e| e["kind"] == "kill" && e["source"] == "oomguard",
+        Duration::from_secs(10),
+    );
     let step = |action: &str| {
         evs.iter()
             .find(|e| e["step"]["action"] == action)

@@ -85,6 +85,24 @@ impl Daemon {
             .collect()
     }
 
+    /// The events once one of them matches `f` (the daemon writes a kill's event after the
+    /// victim is gone and after its log line, so a test that saw either may be early), or
+    /// whatever there is after `timeout`.
+    fn wait_events(
+        &self,
+        f: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let evs = self.events();
+            if evs.iter().any(&f) || Instant::now() >= deadline {
+                return evs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -188,16 +206,10 @@ fn cgroup_hog_is_killed_before_the_kernels_memcg_oom() {
     let (rss_kib, fds) = d.footprint();
     // The kill is one event in the log, with trigger, victim and outcome. The daemon writes it
     // after it saw the victim exit, which may be after this test did: wait for it.
-    let t0 = Instant::now();
-    let mut evs = d.events();
-    while !evs
-        .iter()
-        .any(|e| e["source"] == "oomguard" && e["kind"] == "kill")
-        && t0.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-        evs = d.events();
-    }
+    let evs = d.wait_events(
+        |e| e["source"] == "oomguard" && e["kind"] == "kill",
+        Duration::from_secs(10),
+    );
     let kill = evs
         .iter()
         .find(|e| e["source"] == "oomguard" && e["kind"] == "kill")
@@ -267,16 +279,10 @@ fn a_kill_event_carries_the_diagnostic_run_before_the_signal() {
         "hog status {st:?}\n{}",
         d.text()
     );
-    let t0 = Instant::now();
-    let mut evs = d.events();
-    while !evs
-        .iter()
-        .any(|e| e["source"] == "oomguard" && e["kind"] == "kill")
-        && t0.elapsed() < Duration::from_secs(5)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-        evs = d.events();
-    }
+    let evs = d.wait_events(
+        |e| e["source"] == "oomguard" && e["kind"] == "kill",
+        Duration::from_secs(10),
+    );
     let kill = evs
         .iter()
         .find(|e| e["source"] == "oomguard" && e["kind"] == "kill")
@@ -354,7 +360,10 @@ fn cgroup_given_as_its_directory_is_guarded() {
         "the kernel's memcg OOM killer fired first\n{}",
         d.text()
     );
-    let evs = d.events();
+    let evs = d.wait_events(
+        |e| e["source"] == "oomguard" && e["kind"] == "kill",
+        Duration::from_secs(10),
+    );
     let kill = evs
         .iter()
         .find(|e| e["source"] == "oomguard" && e["kind"] == "kill")
