@@ -16,6 +16,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use common::{kernel, mem_available_kib, wait_timeout, TestCgroup};
@@ -86,7 +87,13 @@ struct Daemon {
     child: Child,
     log: PathBuf,
     dir: tempfile::TempDir,
+    /// Held while the daemon runs, so no test's zram device is full meanwhile (see [`ZRAM`]).
+    _zram: Option<RwLockReadGuard<'static, ()>>,
 }
+
+/// The zram test fills a real device, which every daemon on the machine sees (and counts as
+/// swap exhausted): it takes this for writing, every other daemon here for reading.
+static ZRAM: RwLock<()> = RwLock::new(());
 
 impl Daemon {
     /// A dry-run daemon guarding `cg` (headroom 0: the headroom rule only watches) with the
@@ -104,6 +111,17 @@ impl Daemon {
     /// false; candidates are limited to `cg` either way (`candidates_cgroup`), so even the
     /// machine-wide memory rule could only choose the test's own processes.
     fn start_with(cg: &TestCgroup, dry_run: bool, thrash: &str) -> Daemon {
+        let guard = ZRAM.read().unwrap_or_else(|e| e.into_inner());
+        Daemon::start_locked(cg, dry_run, thrash, Some(guard))
+    }
+
+    /// [`Daemon::start_with`] for a caller that holds [`ZRAM`] itself.
+    fn start_locked(
+        cg: &TestCgroup,
+        dry_run: bool,
+        thrash: &str,
+        zram: Option<RwLockReadGuard<'static, ()>>,
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("oomguard.toml");
         std::fs::write(
@@ -143,7 +161,12 @@ duration = "3s"
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
             .unwrap();
-        let d = Daemon { child, log, dir };
+        let d = Daemon {
+            child,
+            log,
+            dir,
+            _zram: zram,
+        };
         assert!(
             d.wait_for("guarding cgroup", Duration::from_secs(10)),
             "{}",
@@ -322,6 +345,189 @@ fn one_pass_sequential_reader_never_fires() {
         "reader output {out:?}"
     );
     let _ = Path::new(&file);
+}
+
+/// A zram device this test hot-added (`/sys/class/zram-control/hot_add`), reset and removed
+/// (`hot_remove`) when dropped.
+struct TestZram {
+    id: u32,
+    sys: PathBuf,
+}
+
+impl TestZram {
+    /// A new device of `disksize_bytes`; `None` (skipped) where the kernel has no zram.
+    fn new(test: &str, disksize_bytes: u64) -> Option<TestZram> {
+        let ctl = Path::new("/sys/class/zram-control/hot_add");
+        let id: u32 = match std::fs::read_to_string(ctl) {
+            Ok(t) => t.trim().parse().unwrap(),
+            Err(e) => {
+                kernel::skip(test, &format!("no zram here: {}: {e}", ctl.display()));
+                return None;
+            }
+        };
+        let z = TestZram {
+            id,
+            sys: PathBuf::from(format!("/sys/block/zram{id}")),
+        };
+        std::fs::write(z.sys.join("disksize"), disksize_bytes.to_string()).unwrap();
+        Some(z)
+    }
+
+    fn name(&self) -> String {
+        format!("zram{}", self.id)
+    }
+
+    /// Writes `bytes` of incompressible data (xorshift) to the device and syncs it, so zram
+    /// stores every page (`orig_data_size` grows by `bytes`, RAM by about as much).
+    fn fill(&self, bytes: usize) {
+        let node = PathBuf::from(format!("/dev/{}", self.name()));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !node.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut f = std::fs::OpenOptions::new().write(true).open(&node).unwrap();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(self.id);
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            for w in chunk.chunks_exact_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w.copy_from_slice(&x.to_le_bytes());
+            }
+            let n = left.min(chunk.len());
+            f.write_all(&chunk[..n]).unwrap();
+            left -= n;
+        }
+        f.sync_all().unwrap();
+    }
+
+    /// `mm_stat`'s first column: the data stored.
+    fn orig_data_bytes(&self) -> u64 {
+        std::fs::read_to_string(self.sys.join("mm_stat"))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// A sysfs root whose `block/` holds only this device (a symlink to the kernel's
+    /// directory), so `doctor` judges this device and none of the machine's.
+    fn sys_root(&self) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("block")).unwrap();
+        std::os::unix::fs::symlink(&self.sys, t.path().join("block").join(self.name())).unwrap();
+        t
+    }
+}
+
+impl Drop for TestZram {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.sys.join("reset"), "1");
+        if let Err(e) = std::fs::write("/sys/class/zram-control/hot_remove", self.id.to_string()) {
+            eprintln!("note: zram{} not removed: {e}", self.id);
+        }
+    }
+}
+
+/// The zram finding of `doctor --json` for `dev`, read through `sys_root`.
+fn doctor_zram(sys_root: &Path, dev: &str) -> serde_json::Value {
+    let out = Command::new(bin())
+        .args(["doctor", "--json", "--kernel-log", "none", "--sys-root"])
+        .arg(sys_root)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["id"] == "zram"
+                && f["title"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with(&format!("{dev} "))
+        })
+        .unwrap_or_else(|| panic!("no zram finding for {dev}: {v}"))
+        .clone()
+}
+
+/// A real zram device, nearly full of incompressible data, is swap exhausted: `doctor` says
+/// so (critical, naming the device) where it said "has room" while the device was empty, and
+/// the thrash rule, with its refault threshold out of reach, fires with reason `zram-full` on
+/// a thrashing cgroup only once the device is full (the lowered bar of lmkd's `swap_is_low`).
+/// The device holds at most 32 MiB of RAM and is removed at the end; every other daemon in this
+/// file waits on [`ZRAM`] meanwhile.
+#[test]
+fn a_full_zram_device_is_swap_exhausted_for_doctor_and_the_thrash_rule() {
+    let test = "a_full_zram_device_is_swap_exhausted_for_doctor_and_the_thrash_rule";
+    let _only = ZRAM.write().unwrap_or_else(|e| e.into_inner());
+    let Some(cg) = TestCgroup::new("thrash-zram", LIMIT) else {
+        return;
+    };
+    let Some((_keep, file)) = big_file(test) else {
+        return;
+    };
+    let Some(z) = TestZram::new(test, 32 << 20) else {
+        return;
+    };
+    let root = z.sys_root();
+    let empty = doctor_zram(root.path(), &z.name());
+    assert_eq!(empty["severity"], "ok", "{empty}");
+    // Only the lowered bar can fire: refaults above 1e6 % of the working set per second never
+    // happen.
+    let cfg = "threshold = 1000000.0\nstep_window = \"2s\"\nactions = [\"notify\", \"kill\"]\n";
+    let mut reader = cg.spawn_py(READER, &[file.to_str().unwrap(), "0", "90", "thrasher"]);
+    {
+        let d = Daemon::start_locked(&cg, true, cfg, None);
+        never_fires(&d, 8);
+    }
+    z.fill(31 << 20);
+    let stored = z.orig_data_bytes();
+    assert!(stored >= 31 << 20, "mm_stat orig_data_size {stored}");
+    let full = doctor_zram(root.path(), &z.name());
+    assert_eq!(full["severity"], "critical", "{full}");
+    assert!(
+        full["title"]
+            .as_str()
+            .unwrap()
+            .contains("% full (of its disksize): swap is exhausted"),
+        "{full}"
+    );
+    let d = Daemon::start_locked(&cg, true, cfg, None);
+    let fired = d.wait_for("kill #1 (dry run): zram-full", Duration::from_secs(40));
+    let text = d.text();
+    assert!(fired, "no zram-full decision\n{text}");
+    let evs = d.wait_events(
+        |e| e["kind"] == "kill" && e["source"] == "oomguard",
+        Duration::from_secs(10),
+    );
+    let k = evs
+        .iter()
+        .find(|e| e["kind"] == "kill" && e["source"] == "oomguard")
+        .unwrap_or_else(|| panic!("no kill event: {evs:?}\n{text}"));
+    assert_eq!(k["trigger"]["reason"], "zram-full", "{k}");
+    assert_eq!(k["trigger"]["cgroup"], cg.rel.as_str(), "{k}");
+    assert_eq!(k["victim"]["name"], "thrasher", "{k}");
+    drop(d);
+    let _ = reader.kill();
+    let _ = reader.wait();
+    eprintln!(
+        "zram: {} stored {} MiB of {} MiB; doctor: {}",
+        z.name(),
+        stored >> 20,
+        32,
+        full["title"]
+    );
 }
 
 /// `watch --check` validates the `[thrash]` keys (no kernel needed): a good section is printed
