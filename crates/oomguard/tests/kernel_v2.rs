@@ -895,6 +895,35 @@ fn rank_scores_equal_the_kernels_oom_score_for_every_process() {
 
 /// A *global* OOM (only in a guest): the kernel's report with its full Mem-Info block is read
 /// back by explain, with the memory breakdown. Runs last (`z`): nothing else may be running.
+/// This process and its ancestors (below pid 1) at `oom_score_adj` -1000; restored on drop.
+struct Unkillable(Vec<(PathBuf, String)>);
+
+impl Unkillable {
+    fn self_and_ancestors() -> Unkillable {
+        let mut saved = Vec::new();
+        let mut pid = std::process::id();
+        while pid > 1 {
+            let adj = PathBuf::from(format!("/proc/{pid}/oom_score_adj"));
+            let old = std::fs::read_to_string(&adj).unwrap();
+            std::fs::write(&adj, "-1000").unwrap();
+            saved.push((adj, old));
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            // The field after `(comm)` is the state, then the parent's pid.
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            pid = after.split(' ').nth(1).unwrap().parse().unwrap();
+        }
+        Unkillable(saved)
+    }
+}
+
+impl Drop for Unkillable {
+    fn drop(&mut self) {
+        for (adj, old) in &self.0 {
+            let _ = std::fs::write(adj, old.trim());
+        }
+    }
+}
+
 #[test]
 fn z_global_oom_report_with_mem_info_is_explained() {
     in_lab_guest();
@@ -911,6 +940,19 @@ fn z_global_oom_report_with_mem_info_is_explained() {
         })
         .unwrap();
     let mib = (total_kib >> 10) + 512;
+    // The kernel must pick the hog, and only the hog: under TCG the 6.12 guest once killed the
+    // hog and, 15 ms later (before the hog's memory was reaped), this harness at adj 0. The
+    // harness and the shell that started it are taken out of the kernel's choice for the
+    // length of this test (root in the guest has CAP_SYS_RESOURCE; the hog sets its own 1000).
+    // A small decoy at 1000 stays killable, so a second OOM before the reap still finds a
+    // victim instead of the kernel's "no killable processes" panic.
+    let _unkillable = Unkillable::self_and_ancestors();
+    let mut decoy = Command::new("sleep")
+        .arg("300")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(format!("/proc/{}/oom_score_adj", decoy.id()), "1000").unwrap();
     // No cgroup limit: the hog is in its own unlimited cgroup, so the whole guest runs out.
     let cg = Cg::new("global");
     let from = kmsg_next_seq();
@@ -930,6 +972,8 @@ fn z_global_oom_report_with_mem_info_is_explained() {
     let mi = &k["memory"]["mem_info"];
     assert!(mi.is_object(), "no Mem-Info block parsed: {k}");
     assert!(k["anon_rss_kb"].as_u64().unwrap() > (total_kib / 2), "{k}");
+    let _ = decoy.kill();
+    let _ = decoy.wait();
 }
 
 // ------------------------------------------------------------------ thrash steps on v2
