@@ -173,6 +173,16 @@ pub fn pairs(ev: &OomEvent) -> Vec<(&'static str, String)> {
             Some(if a.dry_run { "1" } else { "0" }.to_owned()),
         );
     }
+    // A step of a rule's chain of actions (`[thrash] actions`): which, where in the chain, and
+    // what became of it, so a journal query or a hook can follow an escalation without reading
+    // the message (`OOMGUARD_STEP=throttle OOMGUARD_STEP_OUTCOME=ended`).
+    if let Some(s) = &ev.step {
+        put("STEP", Some(s.action.to_owned()));
+        put("STEP_INDEX", Some(s.index.to_string()));
+        put("STEP_OF", Some(s.of.to_string()));
+        put("STEP_OUTCOME", Some(s.outcome.to_owned()));
+        put("STEP_DETAIL", s.detail.clone());
+    }
     if let Some(f) = &ev.forecast {
         put("SCOPE", Some(f.scope.clone()));
         put("SECONDS_TO_OOM", Some(format!("{:.3}", f.seconds_to_oom)));

@@ -282,7 +282,29 @@ mod tests {
             Some(&b"CONSTRAINT_MEMCG"[..])
         );
         assert_eq!(get(&f, "OOMGUARD_TRIGGER"), Some(&b"kernel"[..]));
+        assert_eq!(get(&f, "OOMGUARD_STEP"), None);
         assert_eq!(j.stats().sent, 2);
+
+        // A step of a thrash chain carries its action, place and outcome as fields.
+        let mut st = OomEvent::new(EventKind::Warning);
+        st.source = Source::Oomguard;
+        st.step = Some(oomguard_core::restrain::StepInfo {
+            action: "throttle",
+            index: 2,
+            of: 3,
+            outcome: "refused",
+            detail: Some("cgroup v1 has no memory.high".to_owned()),
+        });
+        j.event(&st);
+        let f = recv_fields(&server);
+        assert_eq!(get(&f, "OOMGUARD_STEP"), Some(&b"throttle"[..]));
+        assert_eq!(get(&f, "OOMGUARD_STEP_INDEX"), Some(&b"2"[..]));
+        assert_eq!(get(&f, "OOMGUARD_STEP_OF"), Some(&b"3"[..]));
+        assert_eq!(get(&f, "OOMGUARD_STEP_OUTCOME"), Some(&b"refused"[..]));
+        assert_eq!(
+            get(&f, "OOMGUARD_STEP_DETAIL"),
+            Some(&b"cgroup v1 has no memory.high"[..])
+        );
     }
 
     #[test]
