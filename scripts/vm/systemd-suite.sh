@@ -79,6 +79,8 @@ check "journal: OOMGUARD_TRIGGER=cgroup" test "$(jq -r .OOMGUARD_TRIGGER <<<"$ev
 check "journal: OOMGUARD_CGROUP is the service's" test "$(jq -r .OOMGUARD_CGROUP <<<"$ev")" = /system.slice/og-hog.service
 check "journal: OOMGUARD_COMM=hog" test "$(jq -r .OOMGUARD_COMM <<<"$ev")" = hog
 check "journal: PRIORITY 4 for an oomguard kill" test "$(jq -r .PRIORITY <<<"$ev")" = 4
+check "journal: OOMGUARD_UNIT=og-hog.service (the workload, from the cgroup path)" \
+  test "$(jq -r .OOMGUARD_UNIT <<<"$ev")" = og-hog.service
 check "event log written under LogsDirectory= (/var/log/oomguard/events.jsonl)" \
   grep -q "\"pid\":$hogpid" /var/log/oomguard/events.jsonl
 systemctl reset-failed og-hog 2>/dev/null
@@ -95,6 +97,38 @@ check "...read from /dev/kmsg under the unit's hardening (OOMGUARD_DETECTED_VIA=
   grep -q kmsg <<<"$(jq -r .OOMGUARD_DETECTED_VIA <<<"$kev")"
 check "...with the victim's name and cgroup" test "$(jq -r .OOMGUARD_COMM <<<"$kev")" = hog -a "$(jq -r .OOMGUARD_CGROUP <<<"$kev")" = /system.slice/og-kern.service
 systemctl reset-failed og-kern 2>/dev/null
+
+# ------------------------------------------------------------------ a kernel kill in a Kubernetes-shaped cgroup
+# What the kubelet's systemd cgroup driver makes for a burstable pod's containerd container: a
+# scope under kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_>.slice, and
+# the pod's log directory /var/log/pods/<namespace>_<name>_<uid>/<container>/. Made here by
+# systemd itself (systemd-run --scope --slice), so the path is one a real systemd builds; the
+# kernel's memcg OOM kill is read from /dev/kmsg by the packaged unit and must reach the real
+# journald with the workload's fields.
+poduid=7f0c2a9e-4b1d-4e8a-9c3f-5d6e7a8b9c0d
+cid=4f1e3c2b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f
+mkdir -p "/var/log/pods/shop_web-7d9f_$poduid/web"
+timeout 90 systemd-run -q --scope --slice="kubepods-burstable-pod${poduid//-/_}.slice" \
+  --unit="cri-containerd-$cid" -p MemoryMax=48M -p MemorySwapMax=0 \
+  "$hog" --mib 200 --hold 60 >/dev/null 2>&1
+podcg="/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${poduid//-/_}.slice/cri-containerd-$cid.scope"
+sel="select(.OOMGUARD_SOURCE == \"kernel\" and .OOMGUARD_KIND == \"kill\" and .OOMGUARD_CGROUP == \"$podcg\")"
+pev=$(until_ok 20 sh -c "journalctl -u oomguard -o json --no-pager | jq -ce '$sel' | grep -q ." \
+      && jq_journal | jq -c "$sel" | head -1)
+echo "pod kill event: $pev"
+check "a kernel kill in a pod's containerd scope reaches the journal" test -n "$pev"
+for kv in OOMGUARD_POD_NAMESPACE=shop OOMGUARD_POD_NAME=web-7d9f OOMGUARD_POD_UID=$poduid \
+          OOMGUARD_CONTAINER_NAME=web OOMGUARD_CONTAINER_ID=$cid OOMGUARD_POD_QOS=burstable \
+          OOMGUARD_CONTAINER_RUNTIME=containerd; do
+  f=${kv%%=*}
+  check "journal: $kv ($(jq -r ".$f // empty" <<<"$pev"))" test "$(jq -r ".$f // empty" <<<"$pev")" = "${kv#*=}"
+done
+check "journal: the message names the workload" \
+  grep -q "container web of pod shop/web-7d9f" <<<"$(jq -r .MESSAGE <<<"$pev")"
+pj=$(oomguard events --json 2>/dev/null | jq -c "select(.kind == \"kill\" and .workload.container_id == \"$cid\")" | head -1)
+check "oomguard events --json: the kill's workload ($(jq -c .workload <<<"$pj" 2>/dev/null))" \
+  test "$(jq -r '.workload.pod_name + "/" + .workload.container_name' <<<"$pj" 2>/dev/null)" = web-7d9f/web
+rm -rf "/var/log/pods/shop_web-7d9f_$poduid"
 
 # ------------------------------------------------------------------ reload with a broken config
 printf '[memory]\nterm_below = "12 parsecs"\n' > /etc/oomguard/oomguard.toml
@@ -163,6 +197,9 @@ check "thrash restart: the journal says the restart step was done for og-thrash.
   grep -q 'restart done: systemctl restart --no-block -- og-thrash.service' <<<"$said"
 check "...and the event log's restart step has outcome done ($(jq -r '.step.outcome // empty' <<<"$sev"))" \
   test "$(jq -r '.step.outcome // empty' <<<"$sev")" = done
+jstep=$(jq_journal --since "$since" | jq -c 'select(.OOMGUARD_STEP == "restart")' | tail -1)
+check "...and the journal's entry has the step's fields (OOMGUARD_STEP=restart, STEP_OUTCOME=$(jq -r '.OOMGUARD_STEP_OUTCOME // empty' <<<"$jstep"), TRIGGER=$(jq -r '.OOMGUARD_TRIGGER // empty' <<<"$jstep"))" \
+  test "$(jq -r '.OOMGUARD_STEP_OUTCOME // empty' <<<"$jstep")" = done -a "$(jq -r '.OOMGUARD_STEP_INDEX + "/" + .OOMGUARD_STEP_OF' <<<"$jstep")" = 1/2
 check "...and systemd really restarted the service (InvocationID and ExecMainPID changed)" \
   test -n "$inv0" -a -n "$inv1" -a "$inv1" != "$inv0" -a "$tpid1" != "$tpid0" -a "$tpid1" != 0
 check "...and oomguard is still active, same pid" test "$(systemctl is-active oomguard)" = active -a "$(prop oomguard MainPID)" = "$pid0"
