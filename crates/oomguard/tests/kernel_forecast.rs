@@ -131,11 +131,7 @@ fn run(rate_mib_s: u32, limit_mib: u64, lead: &str) -> Option<(f64, f64)> {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGKILL), "hog {st:?}\n{text}");
-    let evs: Vec<serde_json::Value> = std::fs::read_to_string(&events)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let evs = common::read_events(&events);
     let fc: Vec<&serde_json::Value> = evs.iter().filter(|e| e["kind"] == "forecast").collect();
     assert_eq!(
         fc.len(),

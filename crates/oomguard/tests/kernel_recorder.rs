@@ -75,24 +75,11 @@ impl Watch {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.events)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
     /// Waits until an event matching `f` is logged.
     fn wait_event(&self, f: impl Fn(&Value) -> bool, timeout: Duration) -> Option<Value> {
-        let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if let Some(e) = self.events().into_iter().find(&f) {
-                return Some(e);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        common::wait_events(&self.events, &f, timeout)
+            .into_iter()
+            .find(&f)
     }
 
     fn stop(mut self) -> String {

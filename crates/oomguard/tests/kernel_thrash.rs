@@ -190,29 +190,13 @@ duration = "3s"
         false
     }
 
-    /// The events once one of them matches `f` (a kill's event is written after its log line,
-    /// so a test that saw the line may be early), or whatever there is after `timeout`.
+    /// The events once one of them matches `f` (common::wait_events), or all after `timeout`.
     fn wait_events(
         &self,
         f: impl Fn(&serde_json::Value) -> bool,
         timeout: Duration,
     ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let evs = self.events();
-            if evs.iter().any(&f) || Instant::now() >= deadline {
-                return evs;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn events(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        common::wait_events(&self.dir.path().join("events.jsonl"), f, timeout)
     }
 }
 

@@ -201,11 +201,7 @@ impl Daemon {
         false
     }
     fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        common::read_events(&self.dir.path().join("events.jsonl"))
     }
     /// The first kill event (the log line can come before the event is written: waits 10 s).
     fn kill_event(&self) -> Value {
@@ -587,10 +583,7 @@ fn explain_json(text: &str) -> Vec<Value> {
         c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
     let out = c.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    common::json_lines(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// The kernel's own memcg v2 report, read back by `explain`: victim, cgroup, limit.
@@ -706,11 +699,7 @@ fn run_on_v2_makes_its_group_names_the_oom_restarts_and_cleans_up() {
         "{}",
         deaths[0]
     );
-    let evs: Vec<Value> = std::fs::read_to_string(&events)
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let evs = common::json_lines(&std::fs::read_to_string(&events).unwrap());
     assert_eq!(evs.len(), 2, "{evs:?}");
     for e in &evs {
         assert_eq!(e["run"]["cause"], "kernel_oom");

@@ -76,31 +76,13 @@ impl Daemon {
     }
 
     /// The JSON events the daemon logged.
-    fn events(&self) -> Vec<serde_json::Value> {
-        let p = self.log.with_file_name("events.jsonl");
-        std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// The events once one of them matches `f` (the daemon writes a kill's event after the
-    /// victim is gone and after its log line, so a test that saw either may be early), or
-    /// whatever there is after `timeout`.
+    /// The events once one of them matches `f` (common::wait_events), or all after `timeout`.
     fn wait_events(
         &self,
         f: impl Fn(&serde_json::Value) -> bool,
         timeout: Duration,
     ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let evs = self.events();
-            if evs.iter().any(&f) || Instant::now() >= deadline {
-                return evs;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_events(&self.log.with_file_name("events.jsonl"), f, timeout)
     }
 
     fn pid(&self) -> i32 {

@@ -221,11 +221,7 @@ fn wait_text(p: &Path, needle: &str, timeout: Duration) -> bool {
     false
 }
 
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
+use common::json_lines;
 
 fn check(ev: &Value, s: &Shape, full: &str, victim: i64, via: &str) {
     let w = &ev["workload"];

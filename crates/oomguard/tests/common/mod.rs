@@ -611,6 +611,37 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<std::process
     }
 }
 
+/// The JSON lines of a text (an event log, `explain --json`'s output); lines that do not parse
+/// (a line being written) are left out.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The events of a daemon's event log (`[events] log`), none while it does not exist yet.
+pub fn read_events(path: &Path) -> Vec<serde_json::Value> {
+    json_lines(&std::fs::read_to_string(path).unwrap_or_default())
+}
+
+/// The events of the log at `path` once one of them matches `f`, or whatever there is after
+/// `timeout`. The daemon writes a kill's event after its log line and after the victim is
+/// gone, so a test that saw either may be early.
+pub fn wait_events(
+    path: &Path,
+    f: impl Fn(&serde_json::Value) -> bool,
+    timeout: Duration,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let evs = read_events(path);
+        if evs.iter().any(&f) || Instant::now() >= deadline {
+            return evs;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Reads the first line of a child's piped stdout (a hog's "allocated", a family's pids).
 pub fn first_line(child: &mut Child) -> String {
     let out = child.stdout.as_mut().expect("stdout piped");
