@@ -85,6 +85,12 @@ pub fn strip(record: &str) -> Stripped<'_> {
             s = rest.strip_prefix("kernel: ").unwrap_or(rest);
         }
     }
+    // A receiver's or tool's label in front of a record as it came over the wire
+    // (`Received message  <6>Jun  8 11:15:26 host kernel: ...`).
+    if let Some(rest) = labelled_record(s) {
+        meta.prefixed = true;
+        s = rest;
+    }
     // "<6>" console level.
     if let Some(rest) = level(s) {
         meta.prefixed = true;
@@ -114,6 +120,11 @@ pub fn strip(record: &str) -> Stripped<'_> {
                 meta.time = Some(time);
                 meta.prefixed = true;
                 s = rest;
+                // A hypervisor's or console server's log of a guest's console: its own columns
+                // and a tag between the time and the kernel's line (`In(05) vcpu-5 - Guest: `).
+                if let Some(rest) = console_tag(s) {
+                    s = level(rest).unwrap_or(rest);
+                }
             }
         }
     }
@@ -176,6 +187,48 @@ fn level_word(s: &str) -> Option<&str> {
     }
     inner[n..].strip_prefix("] ")
 }
+
+/// After a log's own timestamp: `words: ` (at most [`CONSOLE_TAG_MAX`] bytes, no bracket or
+/// colon inside) followed by what only a kernel console line starts with, a `<N>` level glued to
+/// a `[seconds]` stamp or a `[seconds]` stamp alone; returns the text from the level or stamp on.
+/// A program's syslog tag (`name[pid]: `) has a bracket, so never matches.
+fn console_tag(s: &str) -> Option<&str> {
+    let colon = find!(s.get(..s.len().min(CONSOLE_TAG_MAX))?, ": ")?;
+    let tag = &s[..colon];
+    if tag.is_empty() || tag.contains(['[', ']', ':', '<']) {
+        return None;
+    }
+    let rest = &s[colon + 2..];
+    let stamp = level(rest).unwrap_or(rest);
+    bracket_seconds(stamp).filter(|(secs, _)| secs.is_some())?;
+    Some(rest)
+}
+
+/// `label <N>record`: words of at most [`CONSOLE_TAG_MAX`] bytes (no bracket or angle bracket
+/// inside) before a console or syslog-wire level that is followed by a whole record prefix, a
+/// syslog header or a `[seconds]` stamp; returns the text from the level on. A kernel message
+/// never starts that way, and the level must be followed by a prefix, so message text with a
+/// `<` in it is left alone.
+fn labelled_record(s: &str) -> Option<&str> {
+    let head = s.get(..s.len().min(CONSOLE_TAG_MAX))?;
+    let lt = memchr::memchr(b'<', head.as_bytes())?;
+    // A log's own time first is not a label: [`console_tag`] reads what follows it.
+    if iso_len(s).is_some() || month_day_clock_len(s).is_some() {
+        return None;
+    }
+    let label = s[..lt].trim_end_matches(' ');
+    if label.len() == lt || label.is_empty() || label.contains(['[', ']', '>']) {
+        return None;
+    }
+    let rest = &s[lt..];
+    let after = level(rest)?;
+    let prefix_follows = syslog_header(after).is_some()
+        || bracket_seconds(after).is_some_and(|(secs, _)| secs.is_some());
+    prefix_follows.then_some(rest)
+}
+
+/// Longest tag [`console_tag`] skips (with its `: `).
+const CONSOLE_TAG_MAX: usize = 64;
 
 /// `> ` and `> > ` mail quoting (also `>>`).
 fn strip_quotes(mut s: &str) -> &str {
@@ -606,7 +659,11 @@ pub fn split_points(line: &str) -> Vec<usize> {
         let pos = from + off;
         if bracket_seconds(&line[pos..]).is_some_and(|(s, _)| s.is_some()) {
             let before = line[..pos].trim_end_matches(' ');
-            let follows_header = before.ends_with("kernel:") || before.ends_with(']');
+            // A console level between a tag and the stamp (`Guest: <3>[...]`) is one record.
+            let before_level = level_suffix(before).map(|b| b.trim_end_matches(' '));
+            let follows_header = before.ends_with("kernel:")
+                || before.ends_with(']')
+                || before_level.is_some_and(|b| b.ends_with(':'));
             if !follows_header && !points.contains(&pos) {
                 points.push(pos);
             }
@@ -627,6 +684,16 @@ pub fn split_points(line: &str) -> Vec<usize> {
     points.sort_unstable();
     points.dedup();
     points
+}
+
+/// `text<6>` → `text`: what is before a console level at the end.
+fn level_suffix(s: &str) -> Option<&str> {
+    let body = s.strip_suffix('>')?;
+    let n = body.bytes().rev().take_while(u8::is_ascii_digit).count();
+    if n == 0 || n > 3 {
+        return None;
+    }
+    body[..body.len() - n].strip_suffix('<')
 }
 
 const MESSAGE_STARTS: [&str; 7] = [
@@ -745,6 +812,50 @@ mod tests {
         assert_eq!(t, "Killed process 5 (a b)");
         assert_eq!(m.kernel_time_s, None);
         assert_eq!(m.host, Some("zeno"));
+    }
+
+    #[test]
+    fn guest_console_tag_after_a_log_time() {
+        // A hypervisor's log of a guest's serial console (VMware vmware.log).
+        let line = "2023-12-04T10:49:30.125Z In(05) vcpu-5 - Guest: <3>[39290745.072599] Killed process 2625 (node) total-vm:1kB";
+        assert!(split_points(line).is_empty());
+        let (m, t) = kernel(line);
+        assert_eq!(t, "Killed process 2625 (node) total-vm:1kB");
+        assert_eq!(m.time, Some("2023-12-04T10:49:30.125Z"));
+        assert_eq!(m.kernel_time_s, Some(39290745.072599));
+        assert_eq!(m.host, None);
+        // Without a level, and a stamp alone.
+        let (_, t) = kernel("2023-12-04T10:49:30Z console: [  12.5] Out of memory: x");
+        assert_eq!(t, "Out of memory: x");
+        // Not a console tag: no stamp after it, a bracket in it, or too long.
+        let (_, t) = kernel("2024-01-01T00:00:00Z note: Out of memory: x");
+        assert_eq!(t, "note: Out of memory: x");
+        let (_, t) = kernel("2024-01-01T00:00:00Z app[12]: [ 1.5] Out of memory: x");
+        assert_eq!(t, "app[12]: [ 1.5] Out of memory: x");
+        let long = format!("2024-01-01T00:00:00Z {}: [ 1.5] x", "w ".repeat(40));
+        assert!(kernel(&long).1.ends_with(": [ 1.5] x"));
+    }
+
+    #[test]
+    fn receiver_label_before_a_wire_record() {
+        // A syslog receiver printing each datagram (PirateBox-Dev/openwrt-piratebox-feed#10).
+        let line = "Received message  <3>Jun  8 11:15:26 LEDE kernel: [  350.072170] Killed process 2588 (opkg) total-vm:1620kB ";
+        assert!(split_points(line).is_empty());
+        let (m, t) = kernel(line);
+        assert_eq!(t, "Killed process 2588 (opkg) total-vm:1620kB ");
+        assert_eq!((m.time, m.host), (Some("Jun  8 11:15:26"), Some("LEDE")));
+        assert_eq!(m.kernel_time_s, Some(350.072170));
+        let (_, t) = kernel("got: <6>[  12.5] Out of memory: x");
+        assert_eq!(t, "Out of memory: x");
+        // Another program's record behind the label is still another program's.
+        assert_eq!(
+            strip("Received message  <30>Jun  8 11:15:26 LEDE dnsmasq[9]: Killed process 1 (x)"),
+            Stripped::NotKernel(NotKernel::OtherProgram)
+        );
+        // Not a label: nothing record-shaped after the level, or a bracket in the label.
+        for s in ["a <b> c", "size <6> [x]", "[x] y <6>[  1.5] z", "a, b <6>"] {
+            assert_eq!(kernel(s).1, s);
+        }
     }
 
     #[test]

@@ -434,3 +434,23 @@ May 10 14:48:20 ip-172-25-4-213 kernel: [4219389.090357] Out of memory: Kill pro
         assert_eq!(c.last(), Some(&lines::Column::OomScoreAdj));
     }
 }
+
+#[test]
+fn guest_console_log_keeps_rows_time_and_kill() {
+    // vmware.log lines of a guest's console (vmware/photon#1535): rows without their header
+    // give the victim's uid and oom_score_adj; the log's own time is the record's time.
+    let ev = parse(
+        "2023-12-04T10:49:30.125Z In(05) vcpu-5 - Guest: <6>[39290745.072508] [   2625]  1000  2625  5588903   137935  8011776        0           999 node\n\
+         2023-12-04T10:49:30.125Z In(05) vcpu-5 - Guest: <3>[39290745.072552] Memory cgroup out of memory: Kill process 2625 (node) score 1905 or sacrifice child\n\
+         2023-12-04T10:49:30.125Z In(05) vcpu-5 - Guest: <3>[39290745.072599] Killed process 2625 (node) total-vm:22355612kB, anon-rss:517580kB, file-rss:34160kB, shmem-rss:0kB\n",
+    );
+    assert_eq!(ev.len(), 1);
+    let e = &ev[0];
+    assert_eq!(
+        (e.pid, e.uid, e.oom_score_adj),
+        (Some(2625), Some(1000), Some(999))
+    );
+    assert_eq!(e.time.as_deref(), Some("2023-12-04T10:49:30.125Z"));
+    assert_eq!(e.kernel_time_s, Some(39290745.072599));
+    assert_eq!(e.tasks.len(), 1);
+}
