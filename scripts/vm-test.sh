@@ -12,7 +12,7 @@
 #     installed with apt, scripts/vm/systemd-suite.sh run by a unit at boot.
 # It ends with `vm: N passed, M failed` and exits 0 only if M = 0 and nothing was skipped.
 #
-# Usage: scripts/vm-test.sh [kernel|systemd|bench|all]    (default: all but bench)
+# Usage: scripts/vm-test.sh [kernel|systemd|bench|thrash|all]    (default: all but bench, thrash)
 #   VM_KERNELS   space-separated "suite:package" (default: bullseye's 5.10, bookworm's 6.1 and
 #                bookworm-backports' 6.12 linux-image-amd64; buster's 4.19 is no longer on
 #                Debian's mirror, so no kernel of the 4.17-5.8 badness era can be had here)
@@ -233,8 +233,30 @@ run_kernel_suite() {
   done
 }
 
+# The thrash rule's machine scope over long idle and one-pass runs (a benchmark, not in CI):
+# the first kernel of the matrix, 1 GiB of RAM so the files can be larger than it, a 4 GiB disk.
+run_thrash_bench() {
+  local spec rel initrd secs=${VM_THRASH_SECS:-600}
+  spec=${kernels%% *}
+  rel=$(fetch_kernel "$spec") || { failed=$((failed + 1)); return; }
+  initrd=$(build_initramfs "$rel")
+  probe_accel "$rel" "$initrd"
+  log "kernel guest $rel ($spec): thrash-machine.sh, ${secs} s per phase"
+  local disk=$cache/disk-thrash.img suite_log=$share/out/thrash-machine.sh.$rel.log
+  rm -f "$disk" "$suite_log"; truncate -s 4G "$disk"; mke2fs -q -t ext4 -F "$disk"
+  VM_MEM_MIB=${VM_MEM_MIB:-1024} VM_APPEND="oomguard.secs=$secs ${VM_APPEND:-}" \
+    qemu "$rel" "$initrd" kernel thrash-machine.sh $((secs * 3 + 1200)) \
+    -drive "file=$disk,if=virtio,format=raw,cache=unsafe" > "$cache/console-thrash-$rel.log" 2>&1 || true
+  rm -f "$disk"
+  [ -f "$suite_log" ] || { echo "vm: no suite log; console:" >&2; tail -30 "$cache/console-thrash-$rel.log" >&2; failed=$((failed + 1)); return; }
+  cp "$suite_log" "$cache/"
+  cat "$suite_log" >&2
+  tally "$suite_log"
+}
+
 case "$what" in
   kernel|default|all) run_kernel_suite ;;
+  thrash) run_thrash_bench ;;
 esac
 if [ "$what" = systemd ] || [ "$what" = default ] || [ "$what" = all ] || [ "$what" = bench ]; then
   # shellcheck source=scripts/vm/systemd-guest.sh
