@@ -9,7 +9,8 @@
 #     entries), so no page is ever read twice: the workload thrash-protect and lmkd must not
 #     mistake for thrashing. (128 MiB and the rest keep the disk writes of a 10-minute run near
 #     25 GB on a shared machine.)
-# The machine scope is off: on this shared machine it would measure the other users' builds.
+# The machine scope is off: on this shared machine it would measure the other users' builds
+# (`scripts/vm-test.sh thrash` measures it in an otherwise idle guest).
 # Prints the decisions (must be 0), the passes read, and each cgroup's refault counter.
 # Usage: bench/thrash_false.sh [SECONDS]   (default 600)   Needs root and cgroup v1 memory.
 set -euo pipefail
