@@ -990,3 +990,133 @@ fn thrash_restart_runs_systemctl_with_the_units_name_or_is_refused() {
         "{r}"
     );
 }
+
+/// `["restart", "kill"]` with a systemctl that hangs (systemd busy, as on a machine that
+/// thrashes): the loop does not wait for it (each step returns at once while it runs), the
+/// restart's outcome is `failed` ("no answer within") once its timeout passes and the child is
+/// killed, and the chain escalates to the kill then. A systemctl that fails at once escalates
+/// the same way.
+#[test]
+fn thrash_restart_never_blocks_the_loop_and_a_late_failure_escalates() {
+    use oomguard::act::restart::SystemctlRestarter;
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let booted = t.path().join("run/systemd/system");
+    std::fs::create_dir_all(&booted).unwrap();
+    let script = |name: &str, body: &str| {
+        let p = t.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let pidfile = t.path().join("hung.pid");
+    let hung = script(
+        "systemctl-hung",
+        &format!("echo $$ > {}; exec sleep 30", pidfile.display()),
+    );
+    // The restart's window (5 s) outlasts systemctl's timeout: the failure, not the window's
+    // end, is what moves the chain on.
+    let world = |state: &str| {
+        let p = "/system.slice/app.service";
+        world_with(
+            "1M",
+            "512K",
+            &format!(
+                "\n[[cgroups]]\npath = \"{p}\"\nheadroom = \"0\"\n{}machine = false\nstate_file = \"{}\"\n",
+                THRASH_FAST
+                    .replace("[\"notify\", \"kill\"]", "[\"restart\", \"kill\"]")
+                    .replace("step_window = \"100ms\"", "step_window = \"5s\""),
+                t.path().join(state).display()
+            ),
+            move |host, pid| {
+                host.write(&format!("proc/{pid}/cgroup"), &format!("0::{p}\n"));
+                host.add_memcg_v2(p, 60 << 20, Some(64 << 20), 0, &[pid]);
+            },
+        )
+    };
+    let mut w = world("r.json");
+    w.daemon.set_unit_restarter(Box::new(SystemctlRestarter {
+        systemctl: Some(hung),
+        booted_marker: booted.clone(),
+        timeout: std::time::Duration::from_millis(600),
+    }));
+    let mut slowest = std::time::Duration::ZERO;
+    let mut waits = Vec::new();
+    for i in 0..14 {
+        thrash_stat(&w.host, "system.slice/app.service", i);
+        let t0 = std::time::Instant::now();
+        waits.push(w.daemon.step());
+        slowest = slowest.max(t0.elapsed());
+        std::thread::sleep(std::time::Duration::from_millis(120));
+    }
+    assert!(
+        slowest < std::time::Duration::from_millis(300),
+        "a step waited {slowest:?} for systemctl"
+    );
+    // While systemctl runs, the loop wakes often enough to hear its answer.
+    assert!(
+        waits
+            .iter()
+            .any(|w| *w <= std::time::Duration::from_millis(20)),
+        "{waits:?}"
+    );
+    let ev = events(&w);
+    assert_eq!(step_outcomes(&ev, "restart"), vec!["failed"], "{ev:?}");
+    let r = ev
+        .iter()
+        .find(|e| e["step"]["action"] == "restart")
+        .unwrap();
+    assert!(
+        r["step"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within"),
+        "{r}"
+    );
+    let ri = ev
+        .iter()
+        .position(|e| e["step"]["action"] == "restart")
+        .unwrap();
+    let ki = ev
+        .iter()
+        .position(|e| e["kind"] == "kill")
+        .unwrap_or_else(|| panic!("no kill after the late failure: {ev:?}"));
+    assert!(ri < ki, "{ev:?}");
+    // The hung systemctl was killed and reaped (the daemon's own child only).
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the hung systemctl {pid} is still there"
+    );
+
+    // A systemctl that fails at once: `failed` with its status and stderr, then the kill.
+    let failing = script(
+        "systemctl-fails",
+        "echo 'Failed to restart app.service: Access denied' >&2; exit 4",
+    );
+    let mut w = world("r2.json");
+    w.daemon.set_unit_restarter(Box::new(SystemctlRestarter {
+        systemctl: Some(failing),
+        booted_marker: booted,
+        timeout: std::time::Duration::from_secs(5),
+    }));
+    step_slowly(&mut w, 10, |h, i| {
+        thrash_stat(h, "system.slice/app.service", i)
+    });
+    let ev = events(&w);
+    assert_eq!(step_outcomes(&ev, "restart"), vec!["failed"], "{ev:?}");
+    let r = ev
+        .iter()
+        .find(|e| e["step"]["action"] == "restart")
+        .unwrap();
+    let detail = r["step"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("exit status: 4") && detail.contains("Access denied"),
+        "{r}"
+    );
+    assert!(ev.iter().any(|e| e["kind"] == "kill"), "{ev:?}");
+}

@@ -11,16 +11,116 @@
 //! systemd machine.
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Restarts systemd units.
 pub trait UnitRestarter {
     /// Whether units can be restarted here; `Err`: why not (the step is refused).
     fn ready(&self) -> Result<(), String>;
-    /// Asks for `unit`'s restart; `Ok`: what was done (for the event), `Err`: why it failed.
-    fn restart(&mut self, unit: &str) -> Result<String, String>;
+    /// Asks for `unit`'s restart and returns at once: the answer comes through
+    /// [`RestartJob::poll`], so the daemon's loop never waits on systemd (which can be slow
+    /// to answer on a machine that thrashes, exactly when this step runs).
+    fn start(&mut self, unit: &str) -> RestartJob;
+}
+
+/// One restart asked for: `systemctl` running, or its answer.
+#[derive(Debug)]
+pub struct RestartJob {
+    state: JobState,
+}
+
+#[derive(Debug)]
+enum JobState {
+    Running {
+        child: Child,
+        shown: String,
+        unit: String,
+        deadline: Instant,
+        timeout: Duration,
+    },
+    Answered(Option<Result<String, String>>),
+}
+
+impl RestartJob {
+    /// A job whose answer is known at once (it could not be started, or a test's fake).
+    pub fn answered(r: Result<String, String>) -> Self {
+        RestartJob {
+            state: JobState::Answered(Some(r)),
+        }
+    }
+
+    /// The answer, once: `Ok` what was done, `Err` why it failed (systemctl's status and
+    /// stderr, or killed at its deadline); `None` while systemctl still runs, and after the
+    /// answer was taken.
+    pub fn poll(&mut self, now: Instant) -> Option<Result<String, String>> {
+        let JobState::Running {
+            child,
+            shown,
+            unit,
+            deadline,
+            timeout,
+        } = &mut self.state
+        else {
+            let JobState::Answered(a) = &mut self.state else {
+                return None;
+            };
+            return a.take();
+        };
+        let answer = match child.try_wait() {
+            Ok(Some(st)) => answer(child, shown, unit, st),
+            Ok(None) if now >= *deadline => {
+                // Ours: the child only.
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("{shown}: no answer within {timeout:?}: killed"))
+            }
+            Ok(None) => return None,
+            Err(e) => Err(format!("{shown}: waiting: {e}")),
+        };
+        self.state = JobState::Answered(None);
+        Some(answer)
+    }
+
+    /// Whether systemctl still runs.
+    pub fn running(&self) -> bool {
+        matches!(self.state, JobState::Running { .. })
+    }
+}
+
+impl Drop for RestartJob {
+    /// A job dropped unanswered (the daemon exits) does not leave its systemctl behind.
+    fn drop(&mut self) {
+        if let JobState::Running { child, .. } = &mut self.state {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn answer(child: &mut Child, shown: &str, unit: &str, st: ExitStatus) -> Result<String, String> {
+    if st.success() {
+        return Ok(format!(
+            "systemctl restart --no-block -- {unit}: restart job queued"
+        ));
+    }
+    let mut err = String::new();
+    if let Some(mut s) = child.stderr.take() {
+        let mut b = Vec::new();
+        // Non-blocking (set at spawn): a grandchild holding the pipe open cannot stall this.
+        let _ = s.by_ref().take(4096).read_to_end(&mut b);
+        err = String::from_utf8_lossy(&b).trim().replace('\n', "; ");
+    }
+    Err(format!(
+        "{shown}: {st}{}",
+        if err.is_empty() {
+            String::new()
+        } else {
+            format!(": {err}")
+        }
+    ))
 }
 
 /// Runs `systemctl`.
@@ -64,54 +164,67 @@ impl UnitRestarter for SystemctlRestarter {
         }
     }
 
-    fn restart(&mut self, unit: &str) -> Result<String, String> {
-        let bin = self.systemctl.as_deref().ok_or("no systemctl")?;
-        run_bounded(bin, &["restart", "--no-block", "--", unit], self.timeout)
-            .map(|()| format!("systemctl restart --no-block -- {unit}: restart job queued"))
+    fn start(&mut self, unit: &str) -> RestartJob {
+        let Some(bin) = self.systemctl.as_deref() else {
+            return RestartJob::answered(Err("no systemctl".to_owned()));
+        };
+        spawn(
+            bin,
+            &["restart", "--no-block", "--", unit],
+            unit,
+            self.timeout,
+        )
     }
 }
 
-/// Runs `bin args` with no shell, stdin and stdout closed, stderr kept for the error; killed
-/// (the child only: it is ours) after `timeout`.
-fn run_bounded(bin: &Path, args: &[&str], timeout: Duration) -> Result<(), String> {
+/// Starts `bin args` with no shell, stdin and stdout closed, stderr kept (non-blocking) for
+/// the error; the job kills it (the child only: it is ours) after `timeout`.
+fn spawn(bin: &Path, args: &[&str], unit: &str, timeout: Duration) -> RestartJob {
     let shown = format!("{} {}", bin.display(), args.join(" "));
-    let mut child = Command::new(bin)
+    match Command::new(bin)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{shown}: cannot run: {e}"))?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{shown}: no answer within {timeout:?}: killed"));
+    {
+        Ok(child) => {
+            if let Some(e) = &child.stderr {
+                // SAFETY: fcntl on a pipe fd this process owns.
+                unsafe {
+                    let fd = e.as_raw_fd();
+                    let fl = libc::fcntl(fd, libc::F_GETFL);
+                    if fl >= 0 {
+                        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+                    }
+                }
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("{shown}: waiting: {e}")),
+            RestartJob {
+                state: JobState::Running {
+                    child,
+                    shown,
+                    unit: unit.to_owned(),
+                    deadline: Instant::now() + timeout,
+                    timeout,
+                },
+            }
         }
-    };
-    if status.success() {
-        return Ok(());
+        Err(e) => RestartJob::answered(Err(format!("{shown}: cannot run: {e}"))),
     }
-    let mut err = String::new();
-    if let Some(mut s) = child.stderr.take() {
-        let mut b = Vec::new();
-        let _ = s.by_ref().take(4096).read_to_end(&mut b);
-        err = String::from_utf8_lossy(&b).trim().replace('\n', "; ");
-    }
-    Err(format!(
-        "{shown}: {status}{}",
-        if err.is_empty() {
-            String::new()
-        } else {
-            format!(": {err}")
+}
+
+/// Polls `job` until it answers or `limit` passes (tests, and nothing in the daemon's loop).
+pub fn wait(job: &mut RestartJob, limit: Duration) -> Option<Result<String, String>> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(a) = job.poll(Instant::now()) {
+            return Some(a);
         }
-    ))
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[cfg(test)]
@@ -150,8 +263,10 @@ mod tests {
         r.ready().unwrap();
         // A name with shell characters would be one argument, never a command (and the core
         // refuses it before this: valid_unit_name).
-        let done = r.restart("a b;touch x.service").unwrap();
+        let mut job = r.start("a b;touch x.service");
+        let done = wait(&mut job, Duration::from_secs(5)).unwrap().unwrap();
         assert!(done.contains("restart job queued"), "{done}");
+        assert!(job.poll(Instant::now()).is_none(), "answered twice");
         assert_eq!(
             std::fs::read_to_string(&argv).unwrap(),
             "restart\n--no-block\n--\na b;touch x.service\n"
@@ -161,15 +276,28 @@ mod tests {
             t.path(),
             "echo 'Unit x.service not found.' >&2; exit 5",
         ));
-        let e = r.restart("x.service").unwrap_err();
+        let e = wait(&mut r.start("x.service"), Duration::from_secs(5))
+            .unwrap()
+            .unwrap_err();
         assert!(
             e.contains("exit status: 5") && e.contains("not found"),
             "{e}"
         );
+        // A systemctl that hangs: start returns at once, polls say nothing until the deadline,
+        // then the child is killed and the step fails.
         r.systemctl = Some(fake(t.path(), "exec sleep 30"));
-        r.timeout = Duration::from_millis(200);
-        let e = r.restart("x.service").unwrap_err();
+        r.timeout = Duration::from_millis(300);
+        let t0 = Instant::now();
+        let mut job = r.start("x.service");
+        assert!(t0.elapsed() < Duration::from_millis(200), "start waited");
+        assert!(job.poll(Instant::now()).is_none());
+        assert!(job.running());
+        let e = wait(&mut job, Duration::from_secs(5)).unwrap().unwrap_err();
         assert!(e.contains("no answer within"), "{e}");
+        assert!(!job.running());
+        // Dropped while running: its systemctl is killed and reaped.
+        let job = r.start("x.service");
+        drop(job);
         r.systemctl = None;
         assert!(r.ready().unwrap_err().contains("no systemctl"));
     }

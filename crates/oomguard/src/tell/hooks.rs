@@ -57,7 +57,8 @@ fn index(e: HookEvent) -> usize {
     }
 }
 
-/// Runs and failures per hook event (failures include timeouts and spawn errors).
+/// Runs (counted when over) and failures per hook event (failures include timeouts and spawn
+/// errors).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HookStats {
     pub runs: [u64; N_HOOK_EVENTS],
@@ -176,7 +177,6 @@ impl Hooks {
             if h.on != on {
                 continue;
             }
-            self.stats.runs[index(on)] += 1;
             let spec = Spec {
                 label: label(h, i),
                 argv: h.command.clone(),
@@ -193,6 +193,7 @@ impl Hooks {
                     }
                 }
                 Err(f) => {
+                    self.stats.runs[index(on)] += 1;
                     self.stats.failures[index(on)] += 1;
                     self.results.push(f);
                 }
@@ -254,6 +255,11 @@ impl Hooks {
             };
             if on == HookEvent::PreKill && !matches!(f.outcome, Outcome::SpawnFailed(_)) {
                 self.running_pre_kill = self.running_pre_kill.saturating_sub(1);
+            }
+            // A run is counted when it is over, with its failure if it failed: a scrape (the
+            // drill's, a dashboard's ratio) never sees a run without its outcome.
+            if !matches!(f.outcome, Outcome::SpawnFailed(_)) {
+                self.stats.runs[index(on)] += 1;
             }
             match f.outcome {
                 Outcome::Exited(0) => {}

@@ -709,7 +709,9 @@ mod tests {
         let mut ev = OomEvent::new(EventKind::Exit);
         ev.source = Source::Oomguard;
         let ev = t.record(ev, now);
-        assert_eq!(t.hooks.stats().runs(HookEvent::Exit), 1);
+        // Started, not over yet: a run is counted with its outcome.
+        assert_eq!(t.children_running(), 1);
+        assert_eq!(t.hooks.stats().runs(HookEvent::Exit), 0);
         assert_eq!(
             t.metrics.kills_total,
             [[0; crate::tell::metrics::TRIGGERS.len()]; 2]
@@ -722,5 +724,7 @@ mod tests {
         }
         let out = std::fs::read_to_string(dir.path().join("hook.out")).unwrap();
         assert_eq!(out.trim(), format!("exit {}", ev.id.unwrap()));
+        assert_eq!(t.hooks.stats().runs(HookEvent::Exit), 1);
+        assert_eq!(t.hooks.stats().failures(HookEvent::Exit), 0);
     }
 }

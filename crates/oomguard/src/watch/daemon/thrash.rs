@@ -28,7 +28,7 @@ use oomguard_core::decision::{self, Decision, Scope, Snapshot};
 use oomguard_core::event::{EventKind, OomEvent, Source};
 use oomguard_core::host::system::{parse_vmstat, MemInfo};
 use oomguard_core::host::zram::ZramDevice;
-use oomguard_core::restrain::{Chain, ChainInput, Change, Command, StepInfo};
+use oomguard_core::restrain::{Chain, ChainInput, ChainState, Change, Command, StepInfo};
 use oomguard_core::size::format_bytes;
 use oomguard_core::thrash::{
     swap_exhausted, SwapExhausted, ThrashCounters, ThrashDetector, ThrashReason, ThrashVerdict,
@@ -36,6 +36,7 @@ use oomguard_core::thrash::{
 use oomguard_core::trigger::{Level, Sample};
 
 use super::{log, Daemon};
+use crate::act::restart::RestartJob;
 use crate::act::restrain::{DryRunRestrainer, RealRestrainer, Restrainer, StateFile, Target};
 use crate::host::{CgroupFs, ProcFs, ZramFs};
 use crate::sense::reread;
@@ -106,7 +107,24 @@ pub(super) struct ThrashWatch {
     undo_failed: Vec<(Change, Target)>,
     /// The state file left by an earlier daemon has been read and undone.
     stale_restored: bool,
+    /// `restart` steps whose systemctl has not answered yet (polled every tick).
+    restarts: Vec<PendingRestart>,
 }
+
+/// A `restart` step whose systemctl still runs (`more_steps.rs`): the step's outcome and, on
+/// a failure, the escalation come when it answers.
+pub(super) struct PendingRestart {
+    job: RestartJob,
+    /// The guarded cgroup's directory (its index may shift at a rescan).
+    key: PathBuf,
+    d: Decision,
+    n: u64,
+    idx: usize,
+    of: usize,
+}
+
+/// How often the loop wakes to poll a `restart` step's systemctl while one runs.
+const RESTART_POLL: Duration = Duration::from_millis(20);
 
 /// The detector's verdict that fired, with what the decision's line needs.
 #[derive(Debug, Clone, Copy)]
@@ -179,6 +197,7 @@ impl ThrashWatch {
             changes: Vec::new(),
             undo_failed: Vec::new(),
             stale_restored: false,
+            restarts: Vec::new(),
         }))
     }
 
@@ -361,12 +380,17 @@ impl Daemon {
             self.thrash_restore_stale();
         }
         self.thrash_retry_undos();
+        let restart_pending = self.thrash_poll_restarts(now);
         let since = now.duration_since(self.started);
         let Some(t) = self.thrash.as_ref() else {
             return Duration::MAX;
         };
         let mut due = Vec::new();
-        let mut next = Duration::MAX;
+        let mut next = if restart_pending {
+            RESTART_POLL
+        } else {
+            Duration::MAX
+        };
         for (key, sc) in std::iter::once((Path::new(""), &t.machine))
             .chain(t.cgroups.iter().map(|(k, v)| (k.as_path(), v)))
         {
@@ -457,7 +481,51 @@ impl Daemon {
         let Some(sc) = t.scope_mut(&key) else {
             return;
         };
-        let mut cmd = sc.chain.tick(&steps, window, since, input);
+        let cmd = sc.chain.tick(&steps, window, since, input);
+        self.thrash_run(scope, key, cmd, verdict, memory, cgroup, now);
+    }
+
+    /// A step that was taken failed later (a `restart` whose systemctl answered with an
+    /// error): when the chain still runs that step, the next one follows now, as after a step
+    /// refused at once; when the chain has moved on, the failure is only told.
+    pub(super) fn thrash_failed_later(&mut self, key: PathBuf, idx: usize, now: Instant) {
+        let Some(i) = self.cgroups.iter().position(|w| w.dir == key) else {
+            return;
+        };
+        let scope = Scope::Cgroup(i);
+        let since = now.duration_since(self.started);
+        let held = self.kill_held_back(scope, now);
+        let Some(t) = self.thrash.as_mut() else {
+            return;
+        };
+        let (steps, window) = (t.cfg.actions.clone(), t.cfg.step_window);
+        let Some(sc) = t.scope_mut(&key) else {
+            return;
+        };
+        if !matches!(sc.chain.state, ChainState::Running { idx: r, .. } if r == idx) {
+            return;
+        }
+        let cmd = sc.chain.refused(&steps, idx, window, since, held);
+        self.thrash_run(scope, key, cmd, ThrashVerdict::default(), None, None, now);
+    }
+
+    /// Executes the chain's commands, starting with `cmd`, until none is left.
+    #[allow(clippy::too_many_arguments)]
+    fn thrash_run(
+        &mut self,
+        scope: Scope,
+        key: PathBuf,
+        mut cmd: Option<Command>,
+        verdict: ThrashVerdict,
+        memory: Option<Sample>,
+        cgroup: Option<oomguard_core::decision::CgroupReading>,
+        now: Instant,
+    ) {
+        let since = now.duration_since(self.started);
+        let Some(t) = self.thrash.as_ref() else {
+            return;
+        };
+        let (steps, window) = (t.cfg.actions.clone(), t.cfg.step_window);
         while let Some(c) = cmd.take() {
             match c {
                 Command::Take { idx, step } => {

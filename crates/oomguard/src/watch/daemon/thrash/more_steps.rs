@@ -14,6 +14,7 @@
 //!   `UnitRestarter` (`systemctl restart --no-block -- UNIT`, an argv).
 
 use std::path::Path;
+use std::time::Instant;
 
 use oomguard_core::config::ActionStep;
 use oomguard_core::decision::{Decision, Scope};
@@ -24,6 +25,7 @@ use oomguard_core::restrain::{
 use oomguard_core::size::format_bytes;
 
 use super::super::{log, Daemon};
+use super::PendingRestart;
 use crate::act::restrain::Target;
 
 /// A v2 limit file's value: bytes, `u64::MAX` for `max`, 0 when missing or unreadable.
@@ -243,15 +245,70 @@ impl Daemon {
             self.step_outcome(d, n, idx, of, act, "dry_run", detail);
             return false;
         }
-        match self.restarter.restart(&unit) {
-            Ok(done) => {
+        let mut job = self.restarter.start(&unit);
+        match job.poll(Instant::now()) {
+            Some(Ok(done)) => {
                 self.step_outcome(d, n, idx, of, act, "done", done);
                 false
             }
-            Err(why) => {
+            Some(Err(why)) => {
                 self.step_outcome(d, n, idx, of, act, "failed", why);
                 true
             }
+            None => {
+                // systemctl runs: its answer is polled every tick (`thrash_poll_restarts`);
+                // the loop goes on guarding meanwhile.
+                log(format_args!(
+                    "decision #{n}: {}: {}; restart asked of systemd for {unit}, waiting for systemctl",
+                    d.trigger.label(),
+                    d.detail
+                ));
+                if let Scope::Cgroup(i) = d.scope {
+                    let key = self.cgroups[i].dir.clone();
+                    if let Some(t) = self.thrash.as_mut() {
+                        t.restarts.push(PendingRestart {
+                            job,
+                            key,
+                            d: d.clone(),
+                            n,
+                            idx,
+                            of,
+                        });
+                    }
+                }
+                false
+            }
         }
+    }
+
+    /// Polls the `restart` steps whose systemctl has not answered: each answer is the step's
+    /// outcome (`done`, or `failed` and the chain escalates). Returns whether any still runs.
+    pub(in super::super) fn thrash_poll_restarts(&mut self, now: Instant) -> bool {
+        let Some(t) = self.thrash.as_mut() else {
+            return false;
+        };
+        if t.restarts.is_empty() {
+            return false;
+        }
+        let mut answered = Vec::new();
+        let mut i = 0;
+        while i < t.restarts.len() {
+            match t.restarts[i].job.poll(now) {
+                Some(a) => answered.push((t.restarts.swap_remove(i), a)),
+                None => i += 1,
+            }
+        }
+        let pending = !t.restarts.is_empty();
+        for (p, a) in answered {
+            let act = ActionStep::Restart;
+            match a {
+                Ok(done) => self.step_outcome(&p.d, p.n, p.idx, p.of, act, "done", done),
+                Err(why) => {
+                    self.step_outcome(&p.d, p.n, p.idx, p.of, act, "failed", why);
+                    self.thrash_failed_later(p.key, p.idx, now);
+                }
+            }
+        }
+        pending
     }
 }
