@@ -1,8 +1,9 @@
 //! The `restart` step's side effect (issue 16): restarting a guarded cgroup's systemd service
 //! with `systemctl restart --no-block -- UNIT`, run as an argv (never through a shell; the
 //! unit name is checked against systemd's rules first, `oomguard_core::restrain::restart_unit`),
-//! with a bounded wait, behind the [`UnitRestarter`] trait so that tests can point it at a fake
-//! `systemctl` that records its argv.
+//! started beside the daemon's loop and polled ([`RestartJob`], on `tell::child::Runner`, the
+//! runner of the hooks and diagnostics), behind the [`UnitRestarter`] trait so that tests can
+//! point it at a fake `systemctl` that records its argv.
 //!
 //! `--no-block` enqueues the restart job and returns: the daemon's loop never waits for a
 //! service's stop timeout (up to 90 s by default) while other scopes need it. Whether the
@@ -10,11 +11,10 @@
 //! step's). D-Bus would have needed a client crate for one call; systemctl is on every
 //! systemd machine.
 
-use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::tell::child::{Finished, Outcome, Runner, Spec};
 
 /// Restarts systemd units.
 pub trait UnitRestarter {
@@ -26,101 +26,76 @@ pub trait UnitRestarter {
     fn start(&mut self, unit: &str) -> RestartJob;
 }
 
-/// One restart asked for: `systemctl` running, or its answer.
+/// One restart asked for: `systemctl` running under the runner the hooks and diagnostics use
+/// (`tell::child`: argv only, its own process group, non-blocking pipes, killed through its
+/// pidfd at the timeout), or its answer.
 #[derive(Debug)]
 pub struct RestartJob {
-    state: JobState,
-}
-
-#[derive(Debug)]
-enum JobState {
-    Running {
-        child: Child,
-        shown: String,
-        unit: String,
-        deadline: Instant,
-        timeout: Duration,
-    },
-    Answered(Option<Result<String, String>>),
+    runner: Runner,
+    unit: String,
+    timeout: Duration,
+    answer: Option<Result<String, String>>,
 }
 
 impl RestartJob {
     /// A job whose answer is known at once (it could not be started, or a test's fake).
     pub fn answered(r: Result<String, String>) -> Self {
         RestartJob {
-            state: JobState::Answered(Some(r)),
+            runner: Runner::new(),
+            unit: String::new(),
+            timeout: Duration::ZERO,
+            answer: Some(r),
         }
     }
 
     /// The answer, once: `Ok` what was done, `Err` why it failed (systemctl's status and
-    /// stderr, or killed at its deadline); `None` while systemctl still runs, and after the
+    /// output, or killed at its timeout); `None` while systemctl still runs, and after the
     /// answer was taken.
     pub fn poll(&mut self, now: Instant) -> Option<Result<String, String>> {
-        let JobState::Running {
-            child,
-            shown,
-            unit,
-            deadline,
-            timeout,
-        } = &mut self.state
-        else {
-            let JobState::Answered(a) = &mut self.state else {
-                return None;
-            };
-            return a.take();
-        };
-        let answer = match child.try_wait() {
-            Ok(Some(st)) => answer(child, shown, unit, st),
-            Ok(None) if now >= *deadline => {
-                // Ours: the child only.
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("{shown}: no answer within {timeout:?}: killed"))
+        if self.answer.is_none() && self.runner.running() > 0 {
+            let mut done = Vec::with_capacity(1);
+            self.runner.on_tick(now, &mut done);
+            if let Some(f) = done.pop() {
+                self.answer = Some(answer(&f, &self.unit, self.timeout));
             }
-            Ok(None) => return None,
-            Err(e) => Err(format!("{shown}: waiting: {e}")),
-        };
-        self.state = JobState::Answered(None);
-        Some(answer)
+        }
+        self.answer.take()
     }
 
     /// Whether systemctl still runs.
     pub fn running(&self) -> bool {
-        matches!(self.state, JobState::Running { .. })
+        self.runner.running() > 0
     }
 }
 
 impl Drop for RestartJob {
-    /// A job dropped unanswered (the daemon exits) does not leave its systemctl behind.
+    /// A job dropped unanswered (the daemon exits or reloads) does not leave its systemctl
+    /// behind: killed as at a timeout.
     fn drop(&mut self) {
-        if let JobState::Running { child, .. } = &mut self.state {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let now = Instant::now();
+        self.runner.expire_all(now);
+        self.runner.on_tick(now, &mut Vec::new());
     }
 }
 
-fn answer(child: &mut Child, shown: &str, unit: &str, st: ExitStatus) -> Result<String, String> {
-    if st.success() {
-        return Ok(format!(
-            "systemctl restart --no-block -- {unit}: restart job queued"
-        ));
-    }
-    let mut err = String::new();
-    if let Some(mut s) = child.stderr.take() {
-        let mut b = Vec::new();
-        // Non-blocking (set at spawn): a grandchild holding the pipe open cannot stall this.
-        let _ = s.by_ref().take(4096).read_to_end(&mut b);
-        err = String::from_utf8_lossy(&b).trim().replace('\n', "; ");
-    }
-    Err(format!(
-        "{shown}: {st}{}",
-        if err.is_empty() {
-            String::new()
+fn answer(f: &Finished, unit: &str, timeout: Duration) -> Result<String, String> {
+    let out = f.output.trim().replace('\n', "; ");
+    let with_output = |what: String| {
+        if out.is_empty() {
+            what
         } else {
-            format!(": {err}")
+            format!("{what}: {out}")
         }
-    ))
+    };
+    match &f.outcome {
+        Outcome::Exited(0) => Ok(format!(
+            "systemctl restart --no-block -- {unit}: restart job queued"
+        )),
+        Outcome::Exited(c) => Err(with_output(format!("{}: exit status: {c}", f.label))),
+        Outcome::Signaled(sig) => Err(with_output(format!("{}: killed by signal {sig}", f.label))),
+        Outcome::TimedOut => Err(format!("{}: no answer within {timeout:?}: killed", f.label)),
+        Outcome::SpawnFailed(e) => Err(format!("{}: cannot run: {e}", f.label)),
+    }
 }
 
 /// Runs `systemctl`.
@@ -177,40 +152,29 @@ impl UnitRestarter for SystemctlRestarter {
     }
 }
 
-/// Starts `bin args` with no shell, stdin and stdout closed, stderr kept (non-blocking) for
-/// the error; the job kills it (the child only: it is ours) after `timeout`.
+/// Starts `bin args` (an argv, no shell, no stdin) under a runner of its own; the job kills it
+/// after `timeout`.
 fn spawn(bin: &Path, args: &[&str], unit: &str, timeout: Duration) -> RestartJob {
-    let shown = format!("{} {}", bin.display(), args.join(" "));
-    match Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => {
-            if let Some(e) = &child.stderr {
-                // SAFETY: fcntl on a pipe fd this process owns.
-                unsafe {
-                    let fd = e.as_raw_fd();
-                    let fl = libc::fcntl(fd, libc::F_GETFL);
-                    if fl >= 0 {
-                        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-                    }
-                }
-            }
-            RestartJob {
-                state: JobState::Running {
-                    child,
-                    shown,
-                    unit: unit.to_owned(),
-                    deadline: Instant::now() + timeout,
-                    timeout,
-                },
-            }
-        }
-        Err(e) => RestartJob::answered(Err(format!("{shown}: cannot run: {e}"))),
+    let mut argv = vec![bin.display().to_string()];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    let spec = Spec {
+        label: argv.join(" "),
+        argv,
+        env: Vec::new(),
+        stdin: None,
+        timeout,
+        user: None,
+    };
+    let mut job = RestartJob {
+        runner: Runner::new(),
+        unit: unit.to_owned(),
+        timeout,
+        answer: None,
+    };
+    if let Err(f) = job.runner.spawn(spec, Instant::now()) {
+        job.answer = Some(answer(&f, unit, timeout));
     }
+    job
 }
 
 /// Polls `job` until it answers or `limit` passes (tests, and nothing in the daemon's loop).
