@@ -314,9 +314,13 @@ pub fn global_totalpages(mem_total_bytes: u64, swap_total_bytes: u64, page_size_
 /// the kernel's. Each per-CPU delta stays below `percpu_counter_batch = max(32, 2 * cpus)`, and
 /// four counters are summed (file, anon, shmem, swap), which bounds the difference. Measured on
 /// this 2-CPU 6.18 VM: the OOM dump showed 22-50 pages less than `status` for idle processes;
-/// the bound is 248. Before 6.16 both sides read the same counter: 0.
+/// the bound is 248. Stable kernels from 6.2 on may carry that fix too: in the VM lab, on
+/// Debian's 6.12.95, one process's computed score stayed one display point from the kernel's
+/// over five reads 20 ms apart (computed 1359, kernel 1358), which a drift of 0 cannot explain;
+/// so the version cannot tell, and the bound applies from 6.2. Before 6.2 both sides read the
+/// same atomic counter: 0.
 pub fn rss_counter_drift_pages(version: KernelVersion, online_cpus: u64) -> u64 {
-    if version < KernelVersion::new(6, 16, 0) {
+    if version < KernelVersion::new(6, 2, 0) {
         return 0;
     }
     let cpus = online_cpus.max(1);
