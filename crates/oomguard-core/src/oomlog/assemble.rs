@@ -465,13 +465,24 @@ impl Parser {
             && ev.oom_group.is_none()
             && (ev.time.is_some() || ev.kernel_time_s.is_some())
         {
+            // Either every stamp agrees, or both copies carry the same printk stamp and the
+            // other stamps agree where both have one: the same record read from a syslog file
+            // and again from `dmesg` (`grep -r` over /var/log, then `dmesg | grep`, pasted one
+            // after the other) has a host and a wall-clock time only once. A printk stamp is to
+            // the microsecond, so one pid killed twice at the same stamp is not a real case.
+            let agree = |a: &Option<String>, b: &Option<String>| a.is_none() || b.is_none() || a == b;
             let same = |e: &OomEvent| {
                 e.kind == EventKind::Kill
                     && e.pid == ev.pid
                     && e.comm == ev.comm
-                    && e.host == ev.host
-                    && e.time == ev.time
-                    && e.kernel_time_s == ev.kernel_time_s
+                    && ((e.host == ev.host
+                        && e.time == ev.time
+                        && e.kernel_time_s == ev.kernel_time_s)
+                        || (e.kernel_time_s.is_some()
+                            && e.kernel_time_s == ev.kernel_time_s
+                            && e.anon_rss_kb == ev.anon_rss_kb
+                            && agree(&e.host, &ev.host)
+                            && agree(&e.time, &ev.time)))
             };
             if self.pending.iter().any(same) || self.ready.iter().any(same) {
                 return;

@@ -454,3 +454,24 @@ fn guest_console_log_keeps_rows_time_and_kill() {
     assert_eq!(e.kernel_time_s, Some(39290745.072599));
     assert_eq!(e.tasks.len(), 1);
 }
+
+#[test]
+fn a_record_from_a_syslog_file_and_again_from_dmesg_is_one_kill() {
+    // `grep -r` over /var/log (the same line in kern.log and syslog), then `dmesg | grep`.
+    let k = "Memory cgroup out of memory: Killed process 3985 (malloc) total-vm:1211812kB, anon-rss:205140kB, file-rss:872kB, shmem-rss:0kB, UID:1000 pgtables:524kB oom_score_adj:0";
+    let log = format!(
+        "/var/log/kern.log:Jan 10 01:27:05 vbox kernel: [ 1683.797227] {k}\n\
+         /var/log/syslog:Jan 10 01:27:05 vbox kernel: [ 1683.797227] {k}\n\
+         [ 1683.797227] {k}\n"
+    );
+    let ev = parse(&log);
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    assert_eq!(ev[0].host.as_deref(), Some("vbox"));
+    // Another stamp, or another host's copy with the same stamp, is another kill.
+    let other = format!("[ 1683.797227] {k}\n[ 1690.000001] {k}\n");
+    assert_eq!(parse(&other).len(), 2);
+    let hosts = format!(
+        "Jan 10 01:27:05 a kernel: [ 1683.797227] {k}\nJan 10 01:27:05 b kernel: [ 1683.797227] {k}\n"
+    );
+    assert_eq!(parse(&hosts).len(), 2);
+}
