@@ -470,7 +470,8 @@ impl Parser {
             // and again from `dmesg` (`grep -r` over /var/log, then `dmesg | grep`, pasted one
             // after the other) has a host and a wall-clock time only once. A printk stamp is to
             // the microsecond, so one pid killed twice at the same stamp is not a real case.
-            let agree = |a: &Option<String>, b: &Option<String>| a.is_none() || b.is_none() || a == b;
+            let agree =
+                |a: &Option<String>, b: &Option<String>| a.is_none() || b.is_none() || a == b;
             let same = |e: &OomEvent| {
                 e.kind == EventKind::Kill
                     && e.pid == ev.pid
